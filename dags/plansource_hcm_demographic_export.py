@@ -1,0 +1,92 @@
+"""
+# PlanSource HCM Demographic Export
+
+Sends employees from the HCM to PlanSource every hour: new hires are created, changed employees are
+updated (only the fields that changed), terminations and rehires are passed on. A full run (Delta off)
+also delivers a census file to PlanSource's SFTP inbound folder.
+
+## Params (the trigger form)
+| Param | What to enter |
+|---|---|
+| Integration Run Name | Optional. A name to find this run by; empty = name + date/time. |
+| Delta | On: only employees changed in the window. Off: everyone (full run, with census file). |
+| Include Employees | Optional. Person numbers, comma-separated, **no spaces**. Empty = everyone. |
+| Lookback Days | 1-31. Empty: since the last successful run (what the hourly schedule uses). |
+| Qualify Delta | On: skip employees whose exported fields did not change since the last delivery. |
+
+## Stages
+`validate` (params, window) → `extract` (HCM, PlanSource's current records) → `transform` (SSN rules,
+cross-reference tables, subscriber id / username / SSN checked against PlanSource) → `deliver`
+(PlanSource API; census file to SFTP on a full run) → `summary` (the Run Summary, in XCom).
+
+## Statuses
+- **Completed**: every employee in scope was checked and PlanSource is up to date.
+- **Completed with Errors**: some employees were rejected (see the error file); the good ones were
+  delivered. The run is marked failed so that an integration set stops.
+- **Failed**: the run could not finish (a refused param, a vendor or database outage after retries).
+  Nothing after the failing stage ran; a failed run never moves the delta window.
+
+## First three things to check
+1. The `summary` task's log or XCom: status, counts, `failure_reason`, the error file's path.
+2. The error file: one row per rejected employee, the field, the rule and what to fix (SSNs masked).
+   Mismatched subscriber id / username / SSN are fixed in the HCM or PlanSource, never overwritten.
+3. The failing stage's log: a refused param names the param; vendor errors show PlanSource's status
+   and error code; retries with backoff are logged before a failure.
+
+## Re-running safely
+Re-running the same window is safe: updates send only fields that differ from PlanSource, creates
+of employees PlanSource already has are reported, not duplicated. Clear the whole run (not just
+`deliver`) so `transform` compares with PlanSource's current state. A narrowed run (Include
+Employees) never moves the hourly window.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG, CronDataIntervalTimetable
+
+from benefits_hub.operators.stages import IntegrationStageOperator, RunSummaryOperator
+from benefits_hub.params import (
+    delta_param,
+    include_employees_param,
+    integration_run_name_param,
+    lookback_days_param,
+    qualify_delta_param,
+)
+
+INTEGRATION = "benefits_hub.demographics.export:DemographicExport"
+
+with DAG(
+    dag_id="plansource_hcm_demographic_export",
+    description="HCM employees to PlanSource subscribers (hourly)",
+    doc_md=__doc__,
+    # A data-interval timetable: each hourly run's interval is the past hour (a plain "@hourly"
+    # gives a zero-length interval in Airflow 3).
+    schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["plansource", "export", "demographics"],
+    default_args={
+        "owner": "benefits-integrations",
+        "retries": 3,
+        "retry_delay": timedelta(minutes=1),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=15),
+    },
+    params={
+        "integration_run_name": integration_run_name_param(),
+        "delta": delta_param(default=True),
+        "include_employees": include_employees_param(),
+        "lookback_days": lookback_days_param(),
+        "qualify_delta": qualify_delta_param(default=False),
+    },
+) as dag:
+    validate = IntegrationStageOperator(task_id="validate", integration=INTEGRATION)
+    extract = IntegrationStageOperator(task_id="extract", integration=INTEGRATION)
+    transform = IntegrationStageOperator(task_id="transform", integration=INTEGRATION)
+    deliver = IntegrationStageOperator(task_id="deliver", integration=INTEGRATION)
+    summary = RunSummaryOperator(task_id="summary", integration=INTEGRATION)
+
+    validate >> extract >> transform >> deliver >> summary

@@ -1,0 +1,446 @@
+"""PlanSource HCM Demographic Export: HCM employees to PlanSource subscribers.
+
+validate  - params parsed; the window worked out (DESIGN.md section 4); nothing touched yet.
+extract   - the HCM's primary-EIN employees in scope, streamed to the staging area (the source file),
+            and PlanSource's current record for each of them (looked up one by one for a small scope,
+            paged in bulk for a large one).
+transform - per employee: SSN by the SSA's rules, codes through the cross-reference tables, subscriber
+            id / username / SSN against PlanSource; good employees become the changes to send (and,
+            on a full run, census rows); bad ones become error rows.
+deliver   - creates and updates (changed fields only) in batches, terminations and rehires; on a full
+            run the census file too, to SFTP, atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from benefits_hub.demographics.rules import (
+    CENSUS_COLUMNS,
+    CrossReferences,
+    fingerprint,
+    identity_problems,
+    map_subscriber,
+    plan_changes,
+)
+from benefits_hub.integration import Integration, StageRefused, record_error
+from benefits_hub.lookup import DiskLookup
+from benefits_hub.models import ErrorRow, IntegrationType, RunSummary, StageResult
+from benefits_hub.params import PlanSourceRunParams
+from benefits_hub.pii import redact
+from benefits_hub.window import RunWindow, compute_window, next_watermark
+
+# Up to this many employees, PlanSource is asked one by one; above it, its whole list is paged
+# (fewer calls for a full run, far fewer bytes for an hourly delta).
+PER_EMPLOYEE_LOOKUP_LIMIT = 2000
+BATCH_SIZE = 500  # PlanSource's bulk endpoints take at most 500 records
+CENSUS_FOLDER = "inbound"
+FINGERPRINTS_STATE = "delivered_fingerprints.jsonl"
+WATERMARK_KEY = "watermark"
+
+
+def _parse_ts(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+class DemographicExport(Integration):
+    integration_name = "PlanSource HCM Demographic Export"
+    integration_type = IntegrationType.EXPORT
+    hcm_conn_id: ClassVar[str] = "hcm_db"
+    plansource_conn_id: ClassVar[str] = "plansource_api"
+    sftp_conn_id: ClassVar[str] = "plansource_sftp"
+
+    # -- helpers ----------------------------------------------------------------------------------
+    @property
+    def params(self) -> PlanSourceRunParams:
+        return PlanSourceRunParams.parse(self.run.params)
+
+    def _hcm(self) -> Any:
+        from benefits_hub.hooks.hcm import HcmHook
+
+        return HcmHook(self.hcm_conn_id)
+
+    def _plansource(self) -> Any:
+        from benefits_hub.hooks.plansource import PlanSourceHook
+
+        return PlanSourceHook(self.plansource_conn_id)
+
+    def _window(self) -> RunWindow:
+        window = self.run.result("validate").details["window"]
+        return RunWindow(_parse_ts(window["start"]), _parse_ts(window["end"]), window["basis"])  # type: ignore[arg-type]
+
+    # -- validate ---------------------------------------------------------------------------------
+    def validate(self) -> StageResult:
+        params = self.params  # raises ParamError naming the param
+        watermark = _parse_ts(self.run.state_get(WATERMARK_KEY))
+        window = compute_window(
+            delta=params.delta,
+            lookback_days=params.lookback_days,
+            run_start=self.run.run_start,
+            watermark=watermark,
+            data_interval_start=self.run.data_interval_start,
+        )
+        try:
+            CrossReferences.load()
+        except (OSError, KeyError) as exc:
+            raise StageRefused(f"A cross-reference table cannot be read: {exc}") from None
+        scope = "everyone" if not params.include_employees else f"{len(params.include_employees)} person(s)"
+        return StageResult(
+            stage="validate",
+            details={
+                "window": {
+                    "start": window.start.isoformat() if window.start else None,
+                    "end": window.end.isoformat(),
+                    "basis": window.basis,
+                },
+                "scope": scope,
+                "narrowed": bool(params.include_employees),
+                "full_run": window.is_full and not params.include_employees,
+            },
+            warnings=[],
+        )
+
+    # -- extract ----------------------------------------------------------------------------------
+    def extract(self) -> StageResult:
+        params = self.params
+        window = self._window()
+        hcm = self._hcm()
+        staging = self.run.staging
+        assert staging is not None
+        with self.run.error_file("extract") as errors:
+            if params.include_employees:
+                known = hcm.known_person_numbers(params.include_employees)
+                for number in params.include_employees:
+                    if number not in known:
+                        record_error(
+                            errors,
+                            ErrorRow(
+                                record_key=number,
+                                field="include_employees",
+                                value=number,
+                                rule="hcm:unknown_person",
+                                reason=f"Person number {number} is not in the HCM. Check Include Employees.",
+                            ),
+                            "extract",
+                        )
+            with staging.records("source/hcm_employees.jsonl") as hcm_file:
+                hcm_file.write_many(
+                    hcm.iter_primary_employees(
+                        changed_since=window.start,
+                        changed_before=window.end if window.start else None,
+                        person_numbers=params.include_employees,
+                    )
+                )
+        plansource = self._plansource()
+        with staging.records("source/plansource_subscribers.jsonl") as ps_file:
+            if hcm_file.rows <= PER_EMPLOYEE_LOOKUP_LIMIT:
+                numbers = (row["person_number"] for row in staging.read_records(hcm_file.manifest))
+                for _number, subscriber in plansource.lookup_many(numbers):
+                    if subscriber is not None:
+                        ps_file.write(subscriber)
+            else:
+                ps_file.write_many(plansource.iter_subscribers())
+        self.log_counts(hcm_file.rows, ps_file.rows, window)
+        return StageResult(
+            stage="extract",
+            counters={"records_processed": hcm_file.rows, "error_records": errors.records},
+            files={
+                "source_hcm": hcm_file.manifest,
+                "source_plansource": ps_file.manifest,
+                "errors": errors.manifest,
+            },
+        )
+
+    def log_counts(self, hcm_rows: int, plansource_rows: int, window: RunWindow) -> None:
+        import logging
+
+        logging.getLogger(__name__).info(
+            "Window %s -> %s (%s): %d HCM employee(s) in scope, %d PlanSource record(s) to compare",
+            window.start,
+            window.end,
+            window.basis,
+            hcm_rows,
+            plansource_rows,
+        )
+
+    # -- transform --------------------------------------------------------------------------------
+    def _previous_fingerprints(self) -> Iterator[tuple[str, str]]:
+        staging = self.run.staging
+        assert staging is not None
+        path = staging.state_root / FINGERPRINTS_STATE
+        if not path.exists():
+            return
+        for record in staging.read_records({"path": str(path)}):
+            yield record["n"], record["f"]
+
+    def transform(self) -> StageResult:
+        params = self.params
+        extract = self.run.result("extract")
+        full_run = bool(self.run.result("validate").details["full_run"])
+        xref = CrossReferences.load()
+        staging = self.run.staging
+        assert staging is not None
+        counters = {"records_skipped": 0, "employees_processed": 0, "not_exported_status": 0}
+        with DiskLookup() as plansource, DiskLookup() as previous:
+            plansource.load(
+                (r["employee_number"], r) for r in staging.read_records(extract.files["source_plansource"])
+            )
+            if params.qualify_delta:
+                previous.load(self._previous_fingerprints())
+            with (
+                self.run.error_file("transform") as errors,
+                staging.records("changes/subscriber_changes.jsonl") as changes,
+                staging.text_file("output/census.csv") as (census_stream, census_path),
+            ):
+                census = csv.DictWriter(census_stream, fieldnames=CENSUS_COLUMNS, extrasaction="ignore")
+                census.writeheader()
+                census_rows = 0
+                for employee in staging.read_records(extract.files["source_hcm"]):
+                    mapped = map_subscriber(employee, xref)
+                    current = plansource.get(mapped.person_number)
+                    problems = mapped.errors + identity_problems(
+                        mapped.person_number,
+                        employee.get("plansource_subscriber_id"),
+                        employee.get("plansource_username"),
+                        mapped.fields["ssn"],
+                        current,
+                    )
+                    if problems:
+                        for problem in problems:
+                            record_error(errors, problem, "transform")
+                        continue
+                    if not mapped.exported_status:
+                        counters["not_exported_status"] += 1
+                        counters["records_skipped"] += 1
+                        continue
+                    counters["employees_processed"] += 1
+                    desired = mapped.fields
+                    if full_run:
+                        census.writerow(desired)
+                        census_rows += 1
+                    digest = fingerprint(desired)
+                    if params.qualify_delta and previous.get(mapped.person_number) == digest:
+                        counters["records_skipped"] += 1
+                        continue
+                    change = plan_changes(desired, current)
+                    if change is None:
+                        counters["records_skipped"] += 1
+                        continue
+                    changes.write(change.as_record(digest))
+        files = {"changes": changes.manifest, "errors": errors.manifest}
+        if full_run:
+            from benefits_hub.models import StagedFile
+
+            files["census"] = StagedFile(path=str(census_path), rows=census_rows, sha256="")
+        counters["error_records"] = errors.records
+        counters["changes_to_send"] = changes.rows
+        return StageResult(stage="transform", counters=counters, files=files)
+
+    # -- deliver ----------------------------------------------------------------------------------
+    def deliver(self) -> StageResult:
+        transform = self.run.result("transform")
+        staging = self.run.staging
+        assert staging is not None
+        plansource = self._plansource()
+        counters = {"records_created": 0, "records_updated": 0, "terminations": 0, "rehires": 0}
+        delivered: list[tuple[str, str]] = []
+        with (
+            self.run.error_file("deliver") as errors,
+            staging.text_file("output/delivered.csv") as (output_stream, output_path),
+        ):
+            output = csv.writer(output_stream)
+            output.writerow(["employee_number", "actions", "fields_sent", "result"])
+            output_rows = 0
+            sender = _BatchSender(plansource, errors, counters)
+            for change in staging.read_records(transform.files["changes"]):
+                for number, actions, fields, ok in sender.add(change):
+                    output.writerow([number, "+".join(actions), " ".join(sorted(fields)), ok])
+                    output_rows += 1
+            for number, actions, fields, ok in sender.flush():
+                output.writerow([number, "+".join(actions), " ".join(sorted(fields)), ok])
+                output_rows += 1
+            delivered = sender.delivered_fingerprints
+        self._save_fingerprints(delivered)
+        census_file = transform.files.get("census")
+        remote_census = None
+        if census_file is not None:
+            remote_census = self._upload_census(census_file.path)
+        from benefits_hub.models import StagedFile
+
+        return StageResult(
+            stage="deliver",
+            counters={**counters, "error_records": errors.records},
+            files={
+                "output": StagedFile(path=str(output_path), rows=output_rows, sha256=""),
+                "errors": errors.manifest,
+            },
+            details={"census_file": remote_census},
+        )
+
+    def _upload_census(self, staged_path: str) -> str:
+        from benefits_hub.hooks.sftp import VendorSftpHook
+        from benefits_hub.staging import StagingArea
+
+        stamp = self.run.run_start.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+        remote = f"{CENSUS_FOLDER}/census_{stamp}.csv"
+        hook = VendorSftpHook(ssh_conn_id=self.sftp_conn_id)
+        with StagingArea.open_binary(staged_path) as source:
+            size = hook.upload_atomic(source, remote)
+        import logging
+
+        logging.getLogger(__name__).info("Census file delivered to SFTP %s (%d bytes)", remote, size)
+        return remote
+
+    def _save_fingerprints(self, delivered: list[tuple[str, str]]) -> None:
+        """Merge this run's delivered fingerprints into the state qualify_delta compares with."""
+        if not delivered:
+            return
+        staging = self.run.staging
+        assert staging is not None
+        with DiskLookup() as merged:
+            merged.load(self._previous_fingerprints())
+            merged.load(delivered)
+            with staging.text_file(FINGERPRINTS_STATE + ".new", state=True) as (stream, new_path):
+                import json
+
+                for number, digest in merged.items():
+                    stream.write(json.dumps({"n": number, "f": digest}) + "\n")
+        new_path.rename(staging.state_root / FINGERPRINTS_STATE)
+
+    # -- after the summary ------------------------------------------------------------------------
+    def after_summary(self, summary: RunSummary) -> None:
+        if summary.status.fails_the_run or "validate" not in self.run.results:
+            return  # a failed run never moves the window
+        validate = self.run.results["validate"]
+        window = RunWindow(
+            _parse_ts(validate.details["window"]["start"]),
+            _parse_ts(validate.details["window"]["end"]),  # type: ignore[arg-type]
+            validate.details["window"]["basis"],
+        )
+        watermark = _parse_ts(self.run.state_get(WATERMARK_KEY))
+        moved = next_watermark(window, narrowed=bool(validate.details["narrowed"]), watermark=watermark)
+        if moved is not None:
+            self.run.state_set(WATERMARK_KEY, moved.isoformat())
+
+
+class _BatchSender:
+    """Sends subscriber changes in PlanSource's batch sizes, in the order each employee needs."""
+
+    def __init__(self, plansource: Any, errors: Any, counters: dict[str, int]) -> None:
+        self.plansource = plansource
+        self.errors = errors
+        self.counters = counters
+        self.creates: list[dict[str, Any]] = []
+        self.updates: list[dict[str, Any]] = []
+        self.delivered_fingerprints: list[tuple[str, str]] = []
+
+    def _fail(self, number: str, action: str, message: str) -> None:
+        record_error(
+            self.errors,
+            ErrorRow(
+                record_key=number,
+                field=action,
+                value="",
+                rule=f"plansource:{action}",
+                reason=f"PlanSource refused the {action}: {redact(message)}",
+            ),
+            "deliver",
+        )
+
+    def add(self, change: dict[str, Any]) -> list[tuple[str, list[str], list[str], str]]:
+        number = change["employee_number"]
+        actions = change["actions"]
+        fields = change["fields"]
+        done: list[tuple[str, list[str], list[str], str]] = []
+        if "create" in actions:
+            self.creates.append(change)
+            if len(self.creates) >= BATCH_SIZE:
+                done += self._flush_creates()
+            return done
+        if "rehire" in actions:
+            try:
+                self.plansource.rehire_subscriber(number, fields.get("hire_date"))
+                self.counters["rehires"] += 1
+            except Exception as exc:
+                if getattr(exc, "status", 500) >= 500:
+                    raise
+                self._fail(number, "rehire", getattr(exc, "vendor_message", str(exc)))
+                return [(number, actions, [], "failed")]
+        if "update" in actions:
+            update_fields = {
+                k: v
+                for k, v in fields.items()
+                if k not in ("termination_date", "termination_reason", "is_voluntary_termination")
+            }
+            self.updates.append({"change": change, "payload": {"employee_number": number, **update_fields}})
+            if len(self.updates) >= BATCH_SIZE:
+                done += self._flush_updates()
+            return done
+        done.append(self._finish(change))
+        return done
+
+    def _finish(self, change: dict[str, Any]) -> tuple[str, list[str], list[str], str]:
+        number = change["employee_number"]
+        fields = change["fields"]
+        if "terminate" in change["actions"]:
+            try:
+                self.plansource.terminate_subscriber(
+                    number,
+                    {
+                        "termination_date": fields.get("termination_date"),
+                        "termination_reason": fields.get("termination_reason"),
+                        "is_voluntary_termination": fields.get("is_voluntary_termination"),
+                    },
+                )
+                self.counters["terminations"] += 1
+            except Exception as exc:
+                if getattr(exc, "status", 500) >= 500:
+                    raise
+                self._fail(number, "terminate", getattr(exc, "vendor_message", str(exc)))
+                return (number, change["actions"], list(fields), "failed")
+        self.counters["records_updated"] += 1
+        self.delivered_fingerprints.append((number, change["fingerprint"]))
+        return (number, change["actions"], list(fields), "sent")
+
+    def _flush_creates(self) -> list[tuple[str, list[str], list[str], str]]:
+        batch, self.creates = self.creates, []
+        if not batch:
+            return []
+        results = self.plansource.create_subscribers([c["fields"] for c in batch])
+        by_number = {r.get("employee_number"): r for r in results}
+        done = []
+        for change in batch:
+            number = change["employee_number"]
+            result = by_number.get(number, {"status": "failed", "message": "no answer for this record"})
+            if result.get("status") == "created":
+                self.counters["records_created"] += 1
+                self.delivered_fingerprints.append((number, change["fingerprint"]))
+                done.append((number, change["actions"], list(change["fields"]), "sent"))
+            else:
+                self._fail(number, "create", str(result.get("message") or "rejected"))
+                done.append((number, change["actions"], list(change["fields"]), "failed"))
+        return done
+
+    def _flush_updates(self) -> list[tuple[str, list[str], list[str], str]]:
+        batch, self.updates = self.updates, []
+        if not batch:
+            return []
+        results = self.plansource.update_subscribers([u["payload"] for u in batch])
+        by_number = {r.get("employee_number"): r for r in results}
+        done = []
+        for item in batch:
+            change = item["change"]
+            number = change["employee_number"]
+            result = by_number.get(number, {"status": "failed", "message": "no answer for this record"})
+            if result.get("status") == "updated":
+                done.append(self._finish(change))
+            else:
+                self._fail(number, "update", str(result.get("message") or "rejected"))
+                done.append((number, change["actions"], list(change["fields"]), "failed"))
+        return done
+
+    def flush(self) -> list[tuple[str, list[str], list[str], str]]:
+        return self._flush_creates() + self._flush_updates()

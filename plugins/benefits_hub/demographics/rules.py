@@ -1,0 +1,363 @@
+"""HCM Demographic Export rules: pure functions, no Airflow, no I/O.
+
+- :func:`ssn_problem`: the SSA's rules (python-stdnum), in a clerk's words.
+- :func:`map_subscriber`: an HCM employee (primary EIN) to PlanSource subscriber fields, through the
+  cross-reference tables; a missing mapping is an error naming the table.
+- :func:`identity_problems`: subscriber id, username and SSN held by the HCM against PlanSource's
+  record for the same employee number; a mismatch is an error, never an overwrite.
+- :func:`plan_changes`: what to send (create, update only the changed fields, terminate, rehire).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from benefits_hub.models import ErrorRow
+from benefits_hub.pii import mask_field
+from benefits_hub.xref import CrossReference, load_table
+
+TERMINATED_STATUSES = frozenset({"Terminated", "Retired", "Deceased"})
+
+# Fields compared with PlanSource and sent on update. Identity fields (ssn, user_name, id) are
+# checked, never overwritten; status and termination move through terminate/rehire.
+UPDATABLE_FIELDS: tuple[str, ...] = (
+    "first_name", "middle_name", "last_name", "birthdate", "gender", "marital_status",
+    "address_1", "address_2", "city", "state", "zip_code", "country", "home_phone", "email",
+    "hire_date", "original_hire_date", "union_code", "org_payroll_id", "org_class",
+    "employment_level", "division", "location", "business_title", "current_salary",
+)  # fmt: skip
+MONEY_FIELDS = frozenset({"current_salary"})
+DATE_FIELDS = frozenset({"birthdate", "hire_date", "original_hire_date", "termination_date"})
+
+# The census file's columns, in order (the file layout PlanSource ingests from SFTP).
+CENSUS_COLUMNS: tuple[str, ...] = (
+    "employee_number", "user_name", "ssn", "first_name", "middle_name", "last_name", "birthdate",
+    "gender", "marital_status", "address_1", "address_2", "city", "state", "zip_code", "country",
+    "home_phone", "email", "hire_date", "original_hire_date", "union_code", "org_payroll_id",
+    "org_class", "employment_level", "division", "location", "business_title", "current_salary",
+    "subscriber_status", "termination_date", "termination_reason", "is_voluntary_termination",
+)  # fmt: skip
+
+
+def ssn_problem(ssn: str | None) -> str | None:
+    """``None`` if ``ssn`` is a valid SSN by the SSA's rules, else a plain-language reason."""
+    from stdnum import exceptions
+    from stdnum.us import ssn as us_ssn
+
+    if not ssn or not str(ssn).strip():
+        return "The HCM has no SSN for this employee."
+    compact = re.sub(r"[-\s]", "", str(ssn))
+    if not compact.isdigit():
+        return "The SSN has characters other than digits and dashes."
+    if len(compact) != 9:
+        return "The SSN does not have 9 digits."
+    try:
+        us_ssn.validate(compact)
+    except exceptions.InvalidComponent:
+        return (
+            "The SSN is not one the SSA issues (area 000, 666 or 900-999, group 00, serial 0000, "
+            "or a known advertising number)."
+        )
+    except exceptions.ValidationError:
+        return "The SSN is not valid."
+    return None
+
+
+def normalise_ssn(ssn: str | None) -> str:
+    return re.sub(r"\D", "", ssn or "")
+
+
+@dataclass(frozen=True)
+class CrossReferences:
+    """The tables the export maps through, loaded once per task."""
+
+    employment_type: CrossReference
+    pay_group: CrossReference
+    pay_type: CrossReference
+    termination_reason: CrossReference
+    union_code: CrossReference
+    gender: CrossReference
+    marital_status: CrossReference
+    employee_status: CrossReference
+
+    @classmethod
+    def load(cls, directory: str | None = None) -> CrossReferences:
+        return cls(**{name: load_table(name, directory) for name in cls.__dataclass_fields__})
+
+
+@dataclass
+class MappedEmployee:
+    person_number: str
+    fields: dict[str, Any]
+    errors: list[ErrorRow] = field(default_factory=list)
+    exported_status: bool = True  # False: the status is not one the tables export
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _date(value: Any) -> str | None:
+    # Calendar dates as written: take the date part, never convert through a time zone.
+    text = _text(value)
+    return text[:10].replace("/", "-") if text else None
+
+
+def _money(value: Any) -> str | None:
+    text = _text(value)
+    if text is None:
+        return None
+    try:
+        return str(Decimal(text).quantize(Decimal("0.01")))
+    except InvalidOperation:
+        return None
+
+
+def map_subscriber(employee: dict[str, Any], xref: CrossReferences) -> MappedEmployee:
+    """Map one HCM employee row (person joined with the primary employment) to PlanSource fields."""
+    person_number = str(employee["person_number"])
+    mapped = MappedEmployee(person_number=person_number, fields={})
+    errors = mapped.errors
+
+    def through(
+        table: CrossReference, hcm_field: str, required: bool = True, column: str = "plansource_code"
+    ):
+        code = _text(employee.get(hcm_field))
+        if code is None:
+            if required:
+                errors.append(
+                    ErrorRow(
+                        record_key=person_number,
+                        field=hcm_field,
+                        value="",
+                        rule="required",
+                        reason=f"The HCM has no {hcm_field.replace('_', ' ')} for this employee.",
+                    )
+                )
+            return None
+        value = table.lookup(code, column)
+        if value is None:
+            errors.append(
+                ErrorRow(
+                    record_key=person_number,
+                    field=hcm_field,
+                    value=mask_field(hcm_field, code),
+                    rule=f"xref:{table.table}",
+                    reason=(
+                        f"HCM code '{code}' has no row in the {table.table} cross-reference table; "
+                        f"add it to include/xref/{table.table}.csv."
+                    ),
+                )
+            )
+        return value
+
+    status = through(xref.employee_status, "employee_status_code")
+    if status is not None:
+        mapped.exported_status = xref.employee_status.lookup(employee["employee_status_code"], "export") or ""
+        mapped.exported_status = str(mapped.exported_status).lower() == "true"
+
+    problem = ssn_problem(employee.get("ssn"))
+    if problem:
+        errors.append(
+            ErrorRow(
+                record_key=person_number,
+                field="ssn",
+                value=mask_field("ssn", employee.get("ssn")),
+                rule="ssn:ssa",
+                reason=problem,
+            )
+        )
+
+    termination_reason = None
+    voluntary = None
+    terminated = status in TERMINATED_STATUSES
+    if terminated and _text(employee.get("termination_reason_code")):
+        termination_reason = through(xref.termination_reason, "termination_reason_code")
+        flag = xref.termination_reason.lookup(employee.get("termination_reason_code"), "voluntary")
+        voluntary = None if flag is None else flag.lower() == "true"
+
+    mapped.fields = {
+        "employee_number": person_number,
+        "user_name": _text(employee.get("plansource_username")),
+        "ssn": normalise_ssn(employee.get("ssn")),
+        "first_name": _text(employee.get("first_name")),
+        "middle_name": _text(employee.get("middle_name")),
+        "last_name": _text(employee.get("last_name")),
+        "birthdate": _date(employee.get("birth_date")),
+        "gender": through(xref.gender, "gender_code"),
+        "marital_status": through(xref.marital_status, "marital_status_code", required=False),
+        "address_1": _text(employee.get("address_1")),
+        "address_2": _text(employee.get("address_2")),
+        "city": _text(employee.get("city")),
+        "state": _text(employee.get("state")),
+        "zip_code": _text(employee.get("zip_code")),
+        "country": _text(employee.get("country")),
+        "home_phone": _text(employee.get("home_phone")),
+        "email": _text(employee.get("work_email")),
+        "hire_date": _date(employee.get("hire_date")),
+        "original_hire_date": _date(employee.get("original_hire_date")),
+        "union_code": through(xref.union_code, "union_code", required=False),
+        "org_payroll_id": through(xref.pay_group, "pay_group_code"),
+        "org_class": through(xref.pay_type, "pay_type_code"),
+        "employment_level": through(xref.employment_type, "employment_type_code"),
+        "division": _text(employee.get("division")),
+        "location": _text(employee.get("location")),
+        "business_title": _text(employee.get("job_title")),
+        "current_salary": _money(employee.get("annual_salary")),
+        "subscriber_status": status,
+        "termination_date": _date(employee.get("termination_date")) if terminated else None,
+        "termination_reason": termination_reason,
+        "is_voluntary_termination": voluntary,
+    }
+    return mapped
+
+
+def identity_problems(
+    person_number: str,
+    hcm_subscriber_id: str | None,
+    hcm_username: str | None,
+    hcm_ssn: str,
+    plansource: dict[str, Any] | None,
+) -> list[ErrorRow]:
+    """Subscriber id, username and SSN held by the HCM checked against PlanSource's record."""
+    problems: list[ErrorRow] = []
+    hcm_subscriber_id = _text(hcm_subscriber_id)
+    hcm_username = _text(hcm_username)
+    if plansource is None:
+        if hcm_subscriber_id:
+            problems.append(
+                ErrorRow(
+                    record_key=person_number,
+                    field="plansource_subscriber_id",
+                    value=hcm_subscriber_id,
+                    rule="identity:subscriber_id",
+                    reason=(
+                        "The HCM holds a PlanSource subscriber id for this employee, but PlanSource has "
+                        "no subscriber with this employee number. Check the employee number in PlanSource."
+                    ),
+                )
+            )
+        return problems
+    plansource_id = _text(plansource.get("id"))
+    if hcm_subscriber_id and plansource_id and hcm_subscriber_id != plansource_id:
+        problems.append(
+            ErrorRow(
+                record_key=person_number,
+                field="plansource_subscriber_id",
+                value=hcm_subscriber_id,
+                rule="identity:subscriber_id",
+                reason=(
+                    f"The subscriber id in the HCM ({hcm_subscriber_id}) is not PlanSource's id for this "
+                    f"employee ({plansource_id}). Correct it in the HCM; the export never overwrites it."
+                ),
+            )
+        )
+    plansource_username = _text(plansource.get("user_name"))
+    if hcm_username and plansource_username and hcm_username.lower() != plansource_username.lower():
+        problems.append(
+            ErrorRow(
+                record_key=person_number,
+                field="user_name",
+                value=hcm_username,
+                rule="identity:user_name",
+                reason=(
+                    "The PlanSource username in the HCM is not the one PlanSource holds for this "
+                    "employee. Correct it in the HCM or in PlanSource; the export never overwrites it."
+                ),
+            )
+        )
+    plansource_ssn = normalise_ssn(plansource.get("ssn"))
+    if hcm_ssn and plansource_ssn and hcm_ssn != plansource_ssn:
+        problems.append(
+            ErrorRow(
+                record_key=person_number,
+                field="ssn",
+                value=mask_field("ssn", hcm_ssn),
+                rule="identity:ssn",
+                reason=(
+                    "The SSN in the HCM is not the SSN PlanSource holds for this employee. Confirm the "
+                    "right SSN and correct the wrong system; the export never overwrites an SSN."
+                ),
+            )
+        )
+    return problems
+
+
+def _comparable(field_name: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if field_name in MONEY_FIELDS:
+        return _money(value) or ""
+    if field_name in DATE_FIELDS:
+        return _date(value) or ""
+    return str(value).strip()
+
+
+def changed_fields(desired: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """The updatable fields whose HCM value differs from PlanSource's (PUT sends only these)."""
+    return {
+        name: desired.get(name)
+        for name in UPDATABLE_FIELDS
+        if _comparable(name, desired.get(name)) != _comparable(name, current.get(name))
+    }
+
+
+@dataclass(frozen=True)
+class SubscriberChange:
+    employee_number: str
+    actions: tuple[str, ...]  # in order: create | rehire | update | terminate
+    fields: dict[str, Any]
+    subscriber_id: str | None
+
+    def as_record(self, fingerprint: str) -> dict[str, Any]:
+        return {
+            "employee_number": self.employee_number,
+            "actions": list(self.actions),
+            "fields": self.fields,
+            "subscriber_id": self.subscriber_id,
+            "fingerprint": fingerprint,
+        }
+
+
+def plan_changes(desired: dict[str, Any], plansource: dict[str, Any] | None) -> SubscriberChange | None:
+    """What to send PlanSource for one employee; ``None`` when PlanSource is already right."""
+    number = desired["employee_number"]
+    hcm_terminated = desired.get("subscriber_status") in TERMINATED_STATUSES
+    if plansource is None:
+        if hcm_terminated:
+            return None  # never known to PlanSource and gone: nothing to enrol
+        create = {k: v for k, v in desired.items() if v is not None and k not in ("termination_date",)}
+        return SubscriberChange(number, ("create",), create, None)
+
+    actions: list[str] = []
+    fields = changed_fields(desired, plansource)
+    plansource_terminated = plansource.get("subscriber_status") in TERMINATED_STATUSES or bool(
+        _text(plansource.get("termination_date"))
+    )
+    if plansource_terminated and not hcm_terminated:
+        actions.append("rehire")
+        fields.setdefault("hire_date", desired.get("hire_date"))
+    if fields:
+        actions.append("update")
+    if hcm_terminated and not plansource_terminated:
+        actions.append("terminate")
+        fields["termination_date"] = desired.get("termination_date")
+        fields["termination_reason"] = desired.get("termination_reason")
+        fields["is_voluntary_termination"] = desired.get("is_voluntary_termination")
+    if not actions:
+        return None
+    return SubscriberChange(number, tuple(actions), fields, _text(plansource.get("id")))
+
+
+def fingerprint(desired: dict[str, Any]) -> str:
+    """A digest of everything the export sends for one employee (qualify_delta compares these)."""
+    canonical = json.dumps(desired, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]

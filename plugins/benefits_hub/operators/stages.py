@@ -1,0 +1,157 @@
+"""The shared stage operators: every integration DAG is five of these in a row.
+
+``IntegrationStageOperator`` runs one stage (validate, extract, transform, deliver) of an integration
+named by its import path (imported when the task runs, never at DAG parse time).
+``RunSummaryOperator`` runs whatever happened upstream (``all_done``), pushes the Run Summary to XCom,
+and then fails the run if the status is Completed with Errors or Failed (DESIGN.md section 8: the
+run's state comes from its leaf task, and nothing that succeeds may run after it).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator, TriggerRule
+from airflow.sdk.exceptions import AirflowFailException
+
+from benefits_hub.integration import STAGES, Integration, RunContext, StageRefused
+from benefits_hub.models import RunSummary, StageResult
+from benefits_hub.params import ParamError
+from benefits_hub.pii import redact
+from benefits_hub.staging import StagingArea
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+FAILURE_XCOM_KEY = "stage_failure"
+STATE_VARIABLE_PREFIX = "benefits_hub"
+
+
+def load_integration(path: str) -> type[Integration]:
+    """``package.module:ClassName`` to the class."""
+    module_name, _, class_name = path.partition(":")
+    integration = getattr(importlib.import_module(module_name), class_name)
+    if not (isinstance(integration, type) and issubclass(integration, Integration)):
+        raise TypeError(f"{path} is not an Integration")
+    return integration
+
+
+def _state_key(dag_id: str, key: str) -> str:
+    return f"{STATE_VARIABLE_PREFIX}.{dag_id}.{key}"
+
+
+def build_run_context(context: Context, upstream: Sequence[str]) -> RunContext:
+    """The stage's view of its run, from Airflow's task context and the upstream stages' XComs."""
+    from airflow.sdk import Variable
+
+    dag_run = context["dag_run"]
+    ti = context["ti"]
+    dag_id = dag_run.dag_id
+    run_type = str(getattr(dag_run.run_type, "value", dag_run.run_type))
+    triggered_by = dag_run.triggering_user_name or ("scheduler" if run_type == "scheduled" else "unknown")
+    results: dict[str, StageResult] = {}
+    failures: dict[str, str] = {}
+    for stage in upstream:
+        value = ti.xcom_pull(task_ids=stage)
+        if value:
+            results[stage] = StageResult.model_validate(value)
+        else:
+            reason = ti.xcom_pull(task_ids=stage, key=FAILURE_XCOM_KEY)
+            if reason:
+                failures[stage] = str(reason)
+    return RunContext(
+        dag_id=dag_id,
+        run_id=dag_run.run_id,
+        run_type=run_type,
+        params=dict(context["params"]),
+        run_start=dag_run.start_date or dag_run.run_after or datetime.now(UTC),
+        triggered_by=triggered_by,
+        data_interval_start=dag_run.data_interval_start,
+        data_interval_end=dag_run.data_interval_end,
+        staging=StagingArea(dag_id, dag_run.run_id),
+        results=results,
+        failures=failures,
+        state_get=lambda key: Variable.get(_state_key(dag_id, key), default=None),
+        state_set=lambda key, value: Variable.set(_state_key(dag_id, key), value),
+    )
+
+
+class IntegrationStageOperator(BaseOperator):
+    """Runs one stage of an integration and returns its :class:`StageResult` (a small manifest)."""
+
+    ui_color = "#e8f4ea"
+
+    def __init__(self, *, integration: str, stage: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.integration = integration
+        self.stage = stage or self.task_id
+        if self.stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, not {self.stage!r}")
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        upstream = STAGES[: STAGES.index(self.stage)]
+        run = build_run_context(context, upstream)
+        integration = load_integration(self.integration)(run)
+        self.log.info("%s: %s stage of run %s", integration.integration_name, self.stage, run.run_id)
+        try:
+            result: StageResult = getattr(integration, self.stage)()
+        except (StageRefused, ParamError) as exc:
+            # A person must act; retrying would only repeat the refusal.
+            message = redact(str(exc))
+            context["ti"].xcom_push(key=FAILURE_XCOM_KEY, value=message)
+            self.log.error("Run refused at %s: %s", self.stage, message)
+            raise AirflowFailException(message) from None
+        except Exception as exc:
+            message = f"{type(exc).__name__}: {redact(str(exc))}"
+            context["ti"].xcom_push(key=FAILURE_XCOM_KEY, value=message)
+            raise
+        for name, value in sorted(result.counters.items()):
+            self.log.info("  %-28s %s", name, value)
+        for warning in result.warnings:
+            self.log.warning("  warning: %s", warning)
+        return result.model_dump(mode="json")
+
+
+class RunSummaryOperator(BaseOperator):
+    """Builds, logs and pushes the Run Summary; then fails the run if its status says so."""
+
+    ui_color = "#fdf1d6"
+
+    def __init__(self, *, integration: str, **kwargs: Any) -> None:
+        kwargs.setdefault("trigger_rule", TriggerRule.ALL_DONE)
+        kwargs.setdefault("retries", 0)
+        super().__init__(**kwargs)
+        self.integration = integration
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        run = build_run_context(context, STAGES)
+        integration = load_integration(self.integration)(run)
+        summary, error_parts = integration.build_summary()
+        if error_parts and run.staging is not None:
+            with run.staging.errors("error_file.csv") as merged:
+                StagingArea.copy_error_rows(error_parts, merged)
+            summary.error_files = [merged.manifest.path] if merged.manifest else []
+        integration.after_summary(summary)
+        payload = summary.as_xcom()
+        self.log.info("Run Summary\n%s", format_summary(summary))
+        # Pushed before any failure below, so a failed run still has its summary.
+        context["ti"].xcom_push(key="return_value", value=payload)
+        if summary.status.fails_the_run:
+            reason = summary.failure_reason or f"{summary.errors} record(s) with errors; see the error file."
+            raise AirflowFailException(f"{summary.integration_name} ended {summary.status}: {reason}")
+        return payload
+
+
+def format_summary(summary: RunSummary) -> str:
+    """The Run Summary as an aligned two-column table, for task logs and the demo command."""
+    rows = summary.as_xcom()
+    width = max(len(k) for k in rows)
+    lines = []
+    for key, value in rows.items():
+        if isinstance(value, list):
+            value = ", ".join(str(v) for v in value) if value else "-"
+        lines.append(f"  {key.ljust(width)}  {'-' if value in (None, '') else value}")
+    return "\n".join(lines)

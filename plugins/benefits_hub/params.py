@@ -1,0 +1,183 @@
+"""Trigger-form params shared by the integrations, and their validation.
+
+Two layers refuse a bad value, both naming the param:
+- the JSON schema on each :class:`~airflow.sdk.Param` (Airflow checks it at trigger time: the UI and the
+  REST API answer 400, ``airflow dags test`` exits 1);
+- :class:`PlanSourceRunParams`, parsed in the ``validate`` stage, which also covers rules a JSON schema
+  cannot express and gives a payroll clerk's wording.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any, TypeVar
+
+from airflow.sdk import Param
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+# Person numbers separated by commas, no spaces (the seed's rule).
+INCLUDE_EMPLOYEES_PATTERN = r"^[A-Za-z0-9_.-]+(,[A-Za-z0-9_.-]+)*$"
+DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+LOOKBACK_DAYS_MIN = 1
+LOOKBACK_DAYS_MAX = 31
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+class ParamError(ValueError):
+    """A trigger param was refused; the message names the param and says why."""
+
+    def __init__(self, param: str, reason: str) -> None:
+        super().__init__(f"Param '{param}': {reason}")
+        self.param = param
+        self.reason = reason
+
+
+def integration_run_name_param() -> Param:
+    return Param(
+        None,
+        type=["null", "string"],
+        maxLength=200,
+        title="Integration Run Name",
+        description=(
+            "Optional. A unique name that makes this run easy to find in the Run Summary. "
+            "Left empty, the name is the integration's name with a date and time stamp."
+        ),
+    )
+
+
+def delta_param(default: bool = True) -> Param:
+    return Param(
+        default,
+        type="boolean",
+        title="Delta",
+        description=(
+            "On: send only employees changed in the window (Lookback Days, or since the last "
+            "successful run). Off: send everyone."
+        ),
+    )
+
+
+def include_employees_param() -> Param:
+    return Param(
+        None,
+        type=["null", "string"],
+        pattern=f"{INCLUDE_EMPLOYEES_PATTERN}|^$",
+        title="Include Employees",
+        description=(
+            "Optional. Person numbers as the HCM knows them, separated by a comma and no spaces "
+            "(E000101,E000102). Empty means everyone. A person number the HCM does not know is "
+            "reported as an error row."
+        ),
+    )
+
+
+def lookback_days_param() -> Param:
+    return Param(
+        None,
+        type=["null", "integer"],
+        minimum=LOOKBACK_DAYS_MIN,
+        maximum=LOOKBACK_DAYS_MAX,
+        title="Lookback Days",
+        description=(
+            "1 to 31. With Delta on, how many days of changes to include. Leave empty on a schedule: "
+            "the run then covers the time since the last successful run."
+        ),
+    )
+
+
+def qualify_delta_param(default: bool = False) -> Param:
+    return Param(
+        default,
+        type="boolean",
+        title="Qualify Delta",
+        description=(
+            "On: compare each changed employee with what was last delivered and send only real "
+            "changes (an HCM edit to a field PlanSource does not receive sends nothing)."
+        ),
+    )
+
+
+def _blank_to_none(value: Any) -> Any:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+class PlanSourceRunParams(BaseModel):
+    """The params every PlanSource integration takes, parsed and checked."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    integration_run_name: str | None = None
+    delta: bool = True
+    include_employees: tuple[str, ...] = ()
+    lookback_days: int | None = None
+    qualify_delta: bool = False
+
+    @field_validator("integration_run_name", mode="before")
+    @classmethod
+    def _name(cls, value: Any) -> Any:
+        return _blank_to_none(value)
+
+    @field_validator("include_employees", mode="before")
+    @classmethod
+    def _include(cls, value: Any) -> tuple[str, ...]:
+        value = _blank_to_none(value)
+        if value is None:
+            return ()
+        if not isinstance(value, str):
+            raise ValueError("must be text: person numbers separated by commas")
+        if " " in value or "\t" in value:
+            raise ValueError("person numbers must be separated by commas with no spaces")
+        numbers = value.split(",")
+        if any(not n for n in numbers):
+            raise ValueError("has an empty person number (two commas in a row, or a comma at an end)")
+        bad = [n for n in numbers if not re.fullmatch(r"[A-Za-z0-9_.-]+", n)]
+        if bad:
+            raise ValueError(f"'{bad[0][:20]}' is not a person number (letters, digits, '-', '_', '.')")
+        return tuple(dict.fromkeys(numbers))  # keep order, drop repeats
+
+    @field_validator("lookback_days", mode="before")
+    @classmethod
+    def _lookback(cls, value: Any) -> Any:
+        value = _blank_to_none(value)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ValueError("must be a whole number of days from 1 to 31")
+        try:
+            days = int(value)
+        except ValueError:
+            raise ValueError("must be a whole number of days from 1 to 31") from None
+        if not LOOKBACK_DAYS_MIN <= days <= LOOKBACK_DAYS_MAX:
+            raise ValueError(f"must be from 1 to 31 days, got {days}")
+        return days
+
+    @classmethod
+    def parse(cls, params: dict[str, Any]) -> PlanSourceRunParams:
+        """Parse trigger params; raise :class:`ParamError` naming the first bad param."""
+        return parse_params(cls, params)
+
+
+def parse_params(model: type[_M], params: dict[str, Any]) -> _M:
+    try:
+        return model.model_validate(dict(params))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        param = str(first["loc"][0]) if first["loc"] else "params"
+        reason = first["msg"].removeprefix("Value error, ")
+        raise ParamError(param, reason) from None
+
+
+def parse_iso_date(param: str, value: Any) -> date | None:
+    """``YYYY-MM-DD`` or empty; anything else is refused naming ``param``."""
+    value = _blank_to_none(value)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not re.fullmatch(DATE_PATTERN, value):
+        raise ParamError(param, "must be a date written YYYY-MM-DD")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ParamError(param, f"'{value}' is not a real calendar date") from None

@@ -1,0 +1,196 @@
+"""The staging area: files that stages hand each other, keyed by DAG id and run id.
+
+Built on Airflow's ``ObjectStoragePath``: ``file://`` on one machine, ``s3://...`` (or any fsspec
+store) on a cluster, so no task ever reads another task's local disk. Set it with the Airflow config
+option ``[benefits_hub] staging_url`` (env ``AIRFLOW__BENEFITS_HUB__STAGING_URL``) and, for object
+stores, ``[benefits_hub] staging_conn_id``.
+
+Records are JSON lines, written and read one at a time: memory stays flat whatever the row count.
+XCom carries only the :class:`~benefits_hub.models.StagedFile` manifest (path, rows, sha256).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from benefits_hub.models import ErrorRow, StagedFile
+
+DEFAULT_STAGING_DIRNAME = "benefits_hub_staging"
+
+
+def staging_base_url() -> str:
+    from airflow.configuration import conf
+
+    configured = conf.get("benefits_hub", "staging_url", fallback=None)
+    if configured:
+        return configured
+    airflow_home = os.environ.get("AIRFLOW_HOME") or str(Path.home() / "airflow")
+    return Path(airflow_home, DEFAULT_STAGING_DIRNAME).resolve().as_uri()
+
+
+def staging_conn_id() -> str | None:
+    from airflow.configuration import conf
+
+    return conf.get("benefits_hub", "staging_conn_id", fallback=None) or None
+
+
+def _safe(part: str) -> str:
+    # Run ids carry ':' and '+' (timestamps); keep object keys portable.
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", part)
+
+
+class _HashingWriter(io.RawIOBase):
+    """Counts and hashes bytes on their way to the underlying file."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self.sha256 = hashlib.sha256()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.sha256.update(data)
+        return self._raw.write(data)
+
+
+class RecordWriter:
+    """Writes dict records as JSON lines and counts them."""
+
+    def __init__(self, text: IO[str]) -> None:
+        self._text = text
+        self.rows = 0
+        self.manifest: StagedFile | None = None  # set when the file is closed
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._text.write(json.dumps(record, separators=(",", ":"), default=str))
+        self._text.write("\n")
+        self.rows += 1
+
+    def write_many(self, records: Iterable[dict[str, Any]]) -> None:
+        for record in records:
+            self.write(record)
+
+
+class ErrorWriter:
+    """Writes :class:`ErrorRow` rows as CSV (values already masked) and counts distinct records."""
+
+    def __init__(self, text: IO[str]) -> None:
+        self._csv = csv.writer(text)
+        self._csv.writerow(ErrorRow.CSV_COLUMNS)
+        self.rows = 0
+        self._records: set[str] = set()
+        self.manifest: StagedFile | None = None  # set when the file is closed
+
+    def add(self, row: ErrorRow) -> None:
+        self._csv.writerow([_csv_safe(getattr(row, c)) for c in ErrorRow.CSV_COLUMNS])
+        self.rows += 1
+        self._records.add(row.record_key)
+
+    @property
+    def records(self) -> int:
+        return len(self._records)
+
+
+def _csv_safe(value: object) -> str:
+    # A cell starting with = + - @ runs as a formula when a clerk opens the file in a spreadsheet.
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+class StagingArea:
+    """One run's folder in the staging store."""
+
+    def __init__(self, dag_id: str, run_id: str, base_url: str | None = None, conn_id: str | None = None):
+        from airflow.sdk import ObjectStoragePath
+
+        base = base_url or staging_base_url()
+        conn = conn_id if conn_id is not None else staging_conn_id()
+        self.base = ObjectStoragePath(base, conn_id=conn) if conn else ObjectStoragePath(base)
+        self.root = self.base / _safe(dag_id) / _safe(run_id)
+        self.state_root = self.base / "_state" / _safe(dag_id)
+
+    def path(self, name: str) -> Any:
+        return self.root / name
+
+    @staticmethod
+    def _ensure_parent(path: Any) -> None:
+        # Object stores have no folders; local ones need them.
+        if getattr(path, "protocol", "file") in ("file", "local", ""):
+            path.parent.mkdir(parents=True, exist_ok=True)
+
+    @contextmanager
+    def _open_text(self, path: Any) -> Iterator[tuple[IO[str], _HashingWriter]]:
+        self._ensure_parent(path)
+        with path.open("wb") as raw:
+            hashing = _HashingWriter(raw)
+            buffered = io.BufferedWriter(hashing, buffer_size=1 << 20)
+            text = io.TextIOWrapper(buffered, encoding="utf-8", newline="")
+            try:
+                yield text, hashing
+            finally:
+                text.flush()
+                buffered.flush()
+                text.detach()
+
+    @contextmanager
+    def records(self, name: str) -> Iterator[RecordWriter]:
+        """Write ``name`` as JSON lines; the manifest is on ``writer.manifest`` afterwards."""
+        path = self.path(name)
+        with self._open_text(path) as (text, hashing):
+            writer = RecordWriter(text)
+            yield writer
+        writer.manifest = StagedFile(path=str(path), rows=writer.rows, sha256=hashing.sha256.hexdigest())
+
+    @contextmanager
+    def errors(self, name: str) -> Iterator[ErrorWriter]:
+        path = self.path(name)
+        with self._open_text(path) as (text, hashing):
+            writer = ErrorWriter(text)
+            yield writer
+        writer.manifest = StagedFile(path=str(path), rows=writer.rows, sha256=hashing.sha256.hexdigest())
+
+    @contextmanager
+    def text_file(self, name: str, *, state: bool = False) -> Iterator[tuple[IO[str], Any]]:
+        """A plain text file (a census CSV, say); yields (stream, path)."""
+        path = (self.state_root if state else self.root) / name
+        with self._open_text(path) as (text, _hashing):
+            yield text, path
+
+    @staticmethod
+    def read_records(manifest: StagedFile | dict[str, Any]) -> Iterator[dict[str, Any]]:
+        from airflow.sdk import ObjectStoragePath
+
+        path = manifest.path if isinstance(manifest, StagedFile) else manifest["path"]
+        with ObjectStoragePath(path).open("r", encoding="utf-8") as handle:
+            for line in handle:
+                if line.strip():
+                    yield json.loads(line)
+
+    @staticmethod
+    def open_binary(path: str) -> IO[bytes]:
+        from airflow.sdk import ObjectStoragePath
+
+        return ObjectStoragePath(path).open("rb")
+
+    @staticmethod
+    def copy_error_rows(sources: Iterable[str], target: ErrorWriter) -> None:
+        """Append the rows of staged error CSVs to ``target`` (used to merge stage error files)."""
+        from airflow.sdk import ObjectStoragePath
+
+        for source in sources:
+            with ObjectStoragePath(source).open("r", encoding="utf-8", newline="") as handle:
+                reader = csv.DictReader(handle)
+                for row in reader:
+                    target._csv.writerow([row.get(c, "") for c in ErrorRow.CSV_COLUMNS])
+                    target.rows += 1
+                    target._records.add(row.get("record_key", ""))

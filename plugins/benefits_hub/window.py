@@ -1,0 +1,65 @@
+"""The window of a run: which changes it covers, and when it may move the next run's start.
+
+Pure functions, no Airflow: the rules of DESIGN.md section 4 in one place.
+
+- ``delta`` off: everyone, no window.
+- ``lookback_days`` set: the last ``lookback_days`` days before the run started.
+- ``lookback_days`` empty: since the hub's watermark, the end of the window of the last successful
+  full-scope run (never the last *attempt*: a failed run does not move it). Before any success the
+  window falls back to the run's data interval, or the last day.
+
+The watermark is the hub's own record rather than Airflow's ``prev_start_date_success``, which also
+counts narrowed manual runs (DESIGN.md section 8).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+
+@dataclass(frozen=True)
+class RunWindow:
+    start: datetime | None  # None = no lower bound (everyone)
+    end: datetime
+    basis: str  # why these bounds, for the run's log and summary
+
+    @property
+    def is_full(self) -> bool:
+        return self.start is None
+
+
+def compute_window(
+    *,
+    delta: bool,
+    lookback_days: int | None,
+    run_start: datetime,
+    watermark: datetime | None,
+    data_interval_start: datetime | None = None,
+) -> RunWindow:
+    if not delta:
+        return RunWindow(None, run_start, "full run (Delta off): every employee")
+    if lookback_days:
+        start = run_start - timedelta(days=lookback_days)
+        return RunWindow(start, run_start, f"last {lookback_days} day(s) (Lookback Days)")
+    if watermark is not None:
+        return RunWindow(min(watermark, run_start), run_start, "since the last successful run")
+    if data_interval_start is not None and data_interval_start < run_start:
+        return RunWindow(data_interval_start, run_start, "no successful run yet: the schedule's interval")
+    return RunWindow(run_start - timedelta(days=1), run_start, "no successful run yet: the last day")
+
+
+def next_watermark(window: RunWindow, *, narrowed: bool, watermark: datetime | None) -> datetime | None:
+    """The watermark after a *successful* run with ``window``; ``None`` means leave it where it is.
+
+    A run moves it only if it covered everyone from the current watermark on: a narrowed run
+    (``include_employees``) or a lookback that starts after the watermark leaves a gap behind it.
+    """
+    if narrowed:
+        return None
+    covers_from_watermark = window.start is None or watermark is None or window.start <= watermark
+    if not covers_from_watermark:
+        return None
+    if watermark is not None and window.end <= watermark:
+        return None
+    return window.end

@@ -1,0 +1,22 @@
+"""Test-wide Airflow settings: an isolated AIRFLOW_HOME, this repo's dags/ and plugins/, no examples.
+
+Set before anything imports Airflow, so every test (and every ``airflow`` subprocess a test starts)
+sees the same configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+_HOME = Path(os.environ.get("HUB_TEST_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="hub-airflow-home-"))
+
+os.environ["AIRFLOW_HOME"] = str(_HOME)
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(REPO / "plugins")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
+os.environ["AIRFLOW__BENEFITS_HUB__STAGING_URL"] = (_HOME / "staging").as_uri()
+os.environ["AIRFLOW__LOGGING__BASE_LOG_FOLDER"] = str(_HOME / "logs")

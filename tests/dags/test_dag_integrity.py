@@ -1,0 +1,103 @@
+"""Every DAG file imports fast, with no network or DB at parse time, and carries what on-call needs."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DAG_FILES = sorted(p for p in (REPO / "dags").glob("*.py") if not p.name.startswith("_"))
+
+
+@pytest.fixture(scope="session")
+def dag_bag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(str(REPO / "dags"))
+
+
+def test_no_import_errors(dag_bag) -> None:
+    assert dag_bag.import_errors == {}
+
+
+def test_every_dag_file_is_a_dag_named_after_it(dag_bag) -> None:
+    assert DAG_FILES, "no DAG files found"
+    assert {p.stem for p in DAG_FILES} == set(dag_bag.dag_ids)
+
+
+@pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.stem)
+def test_dag_has_owner_tags_retries_doc(dag_bag, dag_file: Path) -> None:
+    dag = dag_bag.dags[dag_file.stem]
+    assert dag.tags, "tags missing"
+    assert dag.doc_md and "Statuses" in dag.doc_md and "First three things to check" in dag.doc_md
+    assert dag.max_active_runs == 1
+    assert dag.catchup is False
+    for task in dag.tasks:
+        assert task.owner and task.owner != "airflow", f"{task.task_id} has no owner"
+        if task.task_id != "summary":
+            assert task.retries >= 1, f"{task.task_id} has no retries"
+            assert task.retry_exponential_backoff, f"{task.task_id} does not back off"
+
+
+@pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.stem)
+def test_five_stages_in_order(dag_bag, dag_file: Path) -> None:
+    dag = dag_bag.dags[dag_file.stem]
+    stages = ["validate", "extract", "transform", "deliver", "summary"]
+    for upstream, downstream in zip(stages, stages[1:], strict=False):
+        assert downstream in dag.get_task(upstream).downstream_task_ids
+    assert dag.get_task("summary").trigger_rule == "all_done"
+    assert not dag.get_task("summary").downstream_task_ids, "nothing may run after summary"
+
+
+@pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.stem)
+def test_params_have_title_description_and_type(dag_bag, dag_file: Path) -> None:
+    dag = dag_bag.dags[dag_file.stem]
+    for name, param in dag.params.items():
+        schema = param.schema
+        assert schema.get("title"), f"{name} has no title"
+        assert param.description, f"{name} has no description"
+        assert schema.get("type"), f"{name} has no type"
+        # A scheduled DAG's defaults must be valid, or the scheduler cannot create runs.
+        param.resolve()
+
+
+@pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.stem)
+def test_parses_fast_without_network_or_database(dag_file: Path, tmp_path: Path) -> None:
+    """Parse in a fresh interpreter where any socket or sqlite connect fails loudly."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "import socket, sqlite3, time, runpy, sys\n"
+        "def refuse(*a, **k):\n"
+        "    raise RuntimeError('network or database access at parse time')\n"
+        "import airflow.sdk  # Airflow itself is not what we time\n"
+        "socket.socket.connect = refuse\n"
+        "sqlite3.connect = refuse\n"
+        "start = time.perf_counter()\n"
+        f"runpy.run_path({str(dag_file)!r})\n"
+        "print(time.perf_counter() - start)\n"
+    )
+    out = subprocess.run([sys.executable, str(probe)], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    seconds = float(out.stdout.strip().splitlines()[-1])
+    assert seconds < 1.0, f"{dag_file.name} took {seconds:.2f}s to parse"
+
+
+def test_socket_guard_really_refuses() -> None:
+    """The parse probe above would be worthless if its guard did not bite."""
+    original = socket.socket.connect
+
+    def refuse(*_a, **_k):
+        raise RuntimeError("refused")
+
+    socket.socket.connect = refuse  # type: ignore[method-assign]
+    try:
+        with pytest.raises(RuntimeError):
+            socket.create_connection(("127.0.0.1", 9), timeout=0.1)
+    finally:
+        socket.socket.connect = original  # type: ignore[method-assign]
+    assert time.perf_counter() > 0
