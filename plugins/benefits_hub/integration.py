@@ -55,6 +55,8 @@ class RunContext:
     # Reads/writes the hub's small per-DAG state (Airflow Variables in a run; a dict in unit tests).
     state_get: Callable[[str], Any] = lambda key: None
     state_set: Callable[[str, Any], None] = lambda key, value: None
+    # The task's logger, so what a stage says lands in its Airflow task log.
+    log: Any = field(default_factory=lambda: logging.getLogger("benefits_hub.integration"))
 
     @property
     def is_scheduled(self) -> bool:

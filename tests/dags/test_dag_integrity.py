@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import socket
 import subprocess
 import sys
@@ -48,7 +49,7 @@ def test_dag_has_owner_tags_retries_doc(dag_bag, dag_file: Path) -> None:
 def test_five_stages_in_order(dag_bag, dag_file: Path) -> None:
     dag = dag_bag.dags[dag_file.stem]
     stages = ["validate", "extract", "transform", "deliver", "summary"]
-    for upstream, downstream in zip(stages, stages[1:], strict=False):
+    for upstream, downstream in itertools.pairwise(stages):
         assert downstream in dag.get_task(upstream).downstream_task_ids
     assert dag.get_task("summary").trigger_rule == "all_done"
     assert not dag.get_task("summary").downstream_task_ids, "nothing may run after summary"

@@ -45,8 +45,14 @@ def test_include_employees_parsed_deduplicated() -> None:
 
 
 def test_blank_values_mean_empty() -> None:
-    params = PlanSourceRunParams.parse({"include_employees": " ", "lookback_days": "", "integration_run_name": ""})
-    assert params.include_employees == () and params.lookback_days is None and params.integration_run_name is None
+    params = PlanSourceRunParams.parse(
+        {"include_employees": " ", "lookback_days": "", "integration_run_name": ""}
+    )
+    assert (
+        params.include_employees == ()
+        and params.lookback_days is None
+        and params.integration_run_name is None
+    )
 
 
 @pytest.mark.parametrize("value", ["2026/01/01", "01-01-2026", "2026-1-1", "tomorrow"])

@@ -9,7 +9,9 @@ from benefits_hub.staging import StagingArea
 
 
 def test_records_round_trip_with_manifest(tmp_path: Path) -> None:
-    staging = StagingArea("dag_x", "manual__2026-11-25T10:00:00+00:00", base_url=tmp_path.as_uri(), conn_id="")
+    staging = StagingArea(
+        "dag_x", "manual__2026-11-25T10:00:00+00:00", base_url=tmp_path.as_uri(), conn_id=""
+    )
     with staging.records("source/rows.jsonl") as writer:
         for i in range(3):
             writer.write({"n": i, "amount": "1.10"})
@@ -24,8 +26,11 @@ def test_records_round_trip_with_manifest(tmp_path: Path) -> None:
 def test_error_file_counts_records_and_defuses_formulas(tmp_path: Path) -> None:
     staging = StagingArea("dag_x", "run", base_url=tmp_path.as_uri(), conn_id="")
     with staging.errors("errors/x.csv") as errors:
-        errors.add(ErrorRow(record_key="E1", field="last_name", value="=cmd|' /C calc'!A0", rule="r", reason="x"))
+        errors.add(
+            ErrorRow(record_key="E1", field="last_name", value="=cmd|' /C calc'!A0", rule="r", reason="x")
+        )
         errors.add(ErrorRow(record_key="E1", field="ssn", value="***-**-1234", rule="r", reason="y"))
     assert errors.rows == 2 and errors.records == 1
-    rows = list(csv.DictReader(Path(errors.manifest.path.removeprefix("file://")).open()))
+    with Path(errors.manifest.path.removeprefix("file://")).open() as handle:
+        rows = list(csv.DictReader(handle))
     assert rows[0]["value"].startswith("'=")

@@ -25,7 +25,9 @@ def test_since_last_successful_run() -> None:
 
 def test_first_scheduled_run_uses_data_interval() -> None:
     start = NOW - timedelta(hours=1)
-    window = compute_window(delta=True, lookback_days=None, run_start=NOW, watermark=None, data_interval_start=start)
+    window = compute_window(
+        delta=True, lookback_days=None, run_start=NOW, watermark=None, data_interval_start=start
+    )
     assert window.start == start
 
 
@@ -52,4 +54,6 @@ def test_contiguous_run_moves_watermark() -> None:
 
 def test_full_run_moves_watermark_and_never_backwards() -> None:
     assert next_watermark(RunWindow(None, NOW, "x"), narrowed=False, watermark=None) == NOW
-    assert next_watermark(RunWindow(None, NOW, "x"), narrowed=False, watermark=NOW + timedelta(hours=1)) is None
+    assert (
+        next_watermark(RunWindow(None, NOW, "x"), narrowed=False, watermark=NOW + timedelta(hours=1)) is None
+    )

@@ -3,8 +3,14 @@ from __future__ import annotations
 from benefits_hub.xref import load_table, xref_dir
 
 TABLES = [
-    "employment_type", "pay_group", "pay_type", "termination_reason", "union_code", "gender",
-    "marital_status", "employee_status",
+    "employment_type",
+    "pay_group",
+    "pay_type",
+    "termination_reason",
+    "union_code",
+    "gender",
+    "marital_status",
+    "employee_status",
 ]
 
 

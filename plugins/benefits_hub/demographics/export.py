@@ -155,9 +155,7 @@ class DemographicExport(Integration):
         )
 
     def log_counts(self, hcm_rows: int, plansource_rows: int, window: RunWindow) -> None:
-        import logging
-
-        logging.getLogger(__name__).info(
+        self.run.log.info(
             "Window %s -> %s (%s): %d HCM employee(s) in scope, %d PlanSource record(s) to compare",
             window.start,
             window.end,
@@ -289,9 +287,7 @@ class DemographicExport(Integration):
         hook = VendorSftpHook(ssh_conn_id=self.sftp_conn_id)
         with StagingArea.open_binary(staged_path) as source:
             size = hook.upload_atomic(source, remote)
-        import logging
-
-        logging.getLogger(__name__).info("Census file delivered to SFTP %s (%d bytes)", remote, size)
+        self.run.log.info("Census file delivered to SFTP %s (%d bytes)", remote, size)
         return remote
 
     def _save_fingerprints(self, delivered: list[tuple[str, str]]) -> None:

@@ -122,7 +122,8 @@ class PlanSourceHook(HttpHook):
 
     def _fetch_token(self) -> None:
         client_id, client_secret = self._credentials
-        response = self.session.post(
+        session = self.session
+        response = session.post(
             self.base_url + TOKEN_PATH,
             data={
                 "grant_type": "client_credentials",
@@ -161,12 +162,13 @@ class PlanSourceHook(HttpHook):
         raise PlanSourceError(response.status_code, path, error_code, message)
 
     def _send_once(self, method: str, path: str, params: dict | None, json: Any | None) -> requests.Response:
+        session = self.session  # building the session also sets base_url from the connection
         url = self.base_url + API_PATH + path
-        response = self.session.request(method, url, params=params, json=json, timeout=self.timeout)
+        response = session.request(method, url, params=params, json=json, timeout=self.timeout)
         if response.status_code == 401:
             # Expired token: PlanSource's documented fix is a new token and the same call again.
             self._token = None
-            response = self.session.request(method, url, params=params, json=json, timeout=self.timeout)
+            response = session.request(method, url, params=params, json=json, timeout=self.timeout)
         return response
 
     def call(

@@ -43,7 +43,7 @@ def _state_key(dag_id: str, key: str) -> str:
     return f"{STATE_VARIABLE_PREFIX}.{dag_id}.{key}"
 
 
-def build_run_context(context: Context, upstream: Sequence[str]) -> RunContext:
+def build_run_context(context: Context, upstream: Sequence[str], log: Any = None) -> RunContext:
     """The stage's view of its run, from Airflow's task context and the upstream stages' XComs."""
     from airflow.sdk import Variable
 
@@ -76,6 +76,7 @@ def build_run_context(context: Context, upstream: Sequence[str]) -> RunContext:
         failures=failures,
         state_get=lambda key: Variable.get(_state_key(dag_id, key), default=None),
         state_set=lambda key, value: Variable.set(_state_key(dag_id, key), value),
+        **({"log": log} if log is not None else {}),
     )
 
 
@@ -93,7 +94,7 @@ class IntegrationStageOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         upstream = STAGES[: STAGES.index(self.stage)]
-        run = build_run_context(context, upstream)
+        run = build_run_context(context, upstream, self.log)
         integration = load_integration(self.integration)(run)
         self.log.info("%s: %s stage of run %s", integration.integration_name, self.stage, run.run_id)
         try:
@@ -127,7 +128,7 @@ class RunSummaryOperator(BaseOperator):
         self.integration = integration
 
     def execute(self, context: Context) -> dict[str, Any]:
-        run = build_run_context(context, STAGES)
+        run = build_run_context(context, STAGES, self.log)
         integration = load_integration(self.integration)(run)
         summary, error_parts = integration.build_summary()
         if error_parts and run.staging is not None:

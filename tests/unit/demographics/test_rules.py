@@ -21,7 +21,8 @@ def employee(**overrides: Any) -> dict[str, Any]:
     row = {
         "person_number": "E000001", "first_name": "Ada", "middle_name": None, "last_name": "Lovelace",
         "ssn": "123-45-6789", "birth_date": "1980-02-03", "gender_code": "F", "marital_status_code": "M",
-        "address_1": "1 Main St", "address_2": None, "city": "Springfield", "state": "IL", "zip_code": "62701",
+        "address_1": "1 Main St", "address_2": None, "city": "Springfield", "state": "IL",
+        "zip_code": "62701",
         "country": "USA", "home_phone": "555-0100", "work_email": "ada@example.com",
         "plansource_subscriber_id": "PS00000001", "plansource_username": "alovelace",
         "ein": "12-3456789", "employee_status_code": "A", "employment_type_code": "FT",
@@ -93,7 +94,8 @@ def test_missing_mapping_is_error_naming_table(field: str, code: str, table: str
 
 def test_termination_reason_mapped_and_voluntary() -> None:
     mapped = map_subscriber(
-        employee(employee_status_code="T", termination_date="2026-10-31", termination_reason_code="RESIGN"), XREF
+        employee(employee_status_code="T", termination_date="2026-10-31", termination_reason_code="RESIGN"),
+        XREF,
     )
     assert mapped.errors == []
     assert mapped.fields["termination_reason"] == "Voluntary Resignation"
@@ -168,13 +170,18 @@ def test_plan_create_update_terminate_rehire() -> None:
     assert moved is not None and moved.actions == ("update",) and moved.fields == {"city": "Shelbyville"}
 
     terminated = map_subscriber(
-        employee(employee_status_code="T", termination_date="2026-10-31", termination_reason_code="LAYOFF"), XREF
+        employee(employee_status_code="T", termination_date="2026-10-31", termination_reason_code="LAYOFF"),
+        XREF,
     ).fields
     change = plan_changes(terminated, dict(desired, id="PS1"))
     assert change is not None and change.actions == ("terminate",)
-    assert change.fields["termination_reason"] == "Layoff" and change.fields["is_voluntary_termination"] is False
+    assert (
+        change.fields["termination_reason"] == "Layoff" and change.fields["is_voluntary_termination"] is False
+    )
 
-    rehire = plan_changes(desired, dict(desired, id="PS1", subscriber_status="Terminated", termination_date="2025-01-01"))
+    rehire = plan_changes(
+        desired, dict(desired, id="PS1", subscriber_status="Terminated", termination_date="2025-01-01")
+    )
     assert rehire is not None and rehire.actions[0] == "rehire"
 
     assert plan_changes(terminated, None) is None  # never enrolled, already gone

@@ -1,0 +1,167 @@
+"""The sandbox process: the PlanSource-like API (uvicorn) and the SFTP server (asyncssh) on one asyncio loop.
+
+Run as ``python -m hub_sandbox.server --dir DIR ...`` (the CLI and :class:`hub_sandbox.Sandbox` start it
+detached). It binds to loopback only, because it serves demo credentials, and writes
+``DIR/sandbox.ready.json`` with the ports it actually bound once both servers listen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ipaddress
+import json
+import os
+import signal
+import socket
+import sys
+from collections.abc import Generator
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from hub_sandbox.plansource_api import create_app
+from hub_sandbox.sftp_server import start_sftp_server
+
+# Demo credentials: fine only because the servers answer on loopback alone.
+CLIENT_ID = "hub-sandbox-client"
+CLIENT_SECRET = "hub-sandbox-secret"
+SFTP_USER = "hub"
+SFTP_PASSWORD = "hub-sandbox-password"
+READY_FILE = "sandbox.ready.json"
+
+
+@dataclass(frozen=True)
+class SandboxPaths:
+    """Where everything of one sandbox lives, under one directory."""
+
+    root: Path
+
+    @property
+    def hcm_db(self) -> Path:
+        return self.root / "hcm.sqlite"
+
+    @property
+    def plansource_state(self) -> Path:
+        return self.root / "plansource.sqlite"
+
+    @property
+    def sftp_root(self) -> Path:
+        return self.root / "sftp"
+
+    @property
+    def ready(self) -> Path:
+        return self.root / READY_FILE
+
+    @property
+    def info(self) -> Path:
+        return self.root / "sandbox.json"
+
+    @property
+    def env(self) -> Path:
+        return self.root / "airflow-connections.env"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "sandbox.log"
+
+    @property
+    def seed_marker(self) -> Path:
+        return self.root / "seed.json"
+
+
+def check_loopback(host: str) -> None:
+    """Refuse anything but 127.0.0.0/8 or ::1: the sandbox's credentials are public."""
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"sandbox host must be a loopback IP address, not {host!r}") from None
+    if not addr.is_loopback:
+        raise ValueError(f"refusing to bind the sandbox to non-loopback address {host}")
+
+
+class _Server(uvicorn.Server):
+    # uvicorn re-raises SIGTERM after serving, which would kill us before the SFTP server closes;
+    # the signals are handled by serve() below instead.
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def _write_json_atomic(path: Path, data: object) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)
+
+
+async def _exit_with_parent(server: uvicorn.Server, parent_pid: int) -> None:
+    # A test run killed before its teardown must not leave servers behind.
+    while not server.should_exit:
+        if os.getppid() != parent_pid:
+            server.should_exit = True
+        await asyncio.sleep(0.5)
+
+
+async def serve(
+    directory: Path, host: str, http_port: int, sftp_port: int, token_ttl: int, parent_pid: int | None = None
+) -> None:
+    check_loopback(host)
+    paths = SandboxPaths(Path(directory).resolve())
+    paths.ready.unlink(missing_ok=True)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, http_port))
+    acceptor = await start_sftp_server(host, sftp_port, paths.sftp_root, paths.root, SFTP_USER, SFTP_PASSWORD)
+    app = create_app(paths.plansource_state, paths.sftp_root, CLIENT_ID, CLIENT_SECRET, token_ttl)
+    server = _Server(uvicorn.Config(app, lifespan="on", log_level="info", access_log=False))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    watcher = asyncio.create_task(_exit_with_parent(server, parent_pid)) if parent_pid else None
+    try:
+        while not server.started:
+            if task.done():
+                task.result()  # raises what stopped uvicorn from starting
+                raise RuntimeError("the HTTP server stopped before it started")
+            await asyncio.sleep(0.02)
+        ready = {
+            "pid": os.getpid(),
+            "host": host,
+            "http_port": sock.getsockname()[1],
+            "sftp_port": acceptor.get_port(),
+        }
+        _write_json_atomic(paths.ready, ready)
+        print(f"sandbox ready: {ready}", flush=True)
+        await task
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+        acceptor.close()
+        await acceptor.wait_closed()
+        paths.ready.unlink(missing_ok=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hub_sandbox.server")
+    parser.add_argument("--dir", type=Path, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--http-port", type=int, default=0)
+    parser.add_argument("--sftp-port", type=int, default=0)
+    parser.add_argument("--token-ttl", type=int, default=300)
+    parser.add_argument("--parent-pid", type=int, default=None, help="exit when this parent process ends")
+    args = parser.parse_args(argv)
+    try:
+        check_loopback(args.host)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    asyncio.run(serve(args.dir, args.host, args.http_port, args.sftp_port, args.token_ttl, args.parent_pid))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""End-to-end fixtures: a real Airflow metadata DB, the real sandbox servers, real DAG runs.
+
+No mocks here. Each test gets a freshly seeded sandbox (SFTP server, PlanSource-like API, HCM
+database) on free loopback ports, its connections exported as ``AIRFLOW_CONN_*`` variables (as
+mozilla/telemetry-airflow does with dev connections), and clean hub state (watermark, fingerprints).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+SSN_LOG = Path(os.environ["AIRFLOW_HOME"]) / "seeded_ssns.txt"
+TASK_LOG_DIR = Path(os.environ["AIRFLOW_HOME"]) / "logs" / "e2e"
+
+
+@contextmanager
+def _capture_output(path: Path) -> Iterator[None]:
+    """Send everything this process prints (Python streams and file descriptors 1, 2) to ``path``."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved_fds = os.dup(1), os.dup(2)
+    saved_streams = sys.stdout, sys.stderr
+    with path.open("a", encoding="utf-8", buffering=1) as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        sys.stdout = sys.stderr = sink
+        try:
+            yield
+        finally:
+            sys.stdout, sys.stderr = saved_streams
+            os.dup2(saved_fds[0], 1)
+            os.dup2(saved_fds[1], 2)
+            os.close(saved_fds[0])
+            os.close(saved_fds[1])
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """``airflow db migrate`` once per session into the test AIRFLOW_HOME (SQLite)."""
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        check=True,
+        capture_output=True,
+        env=os.environ.copy(),
+    )
+
+
+@pytest.fixture
+def sandbox(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    from hub_sandbox import Sandbox
+
+    directory = tmp_path_factory.mktemp("sandbox")
+    box = Sandbox.start(directory, employees=200, seed=42, token_ttl=300)
+    try:
+        for name, value in box.connection_env().items():
+            monkeypatch.setenv(name, value)
+        _remember_ssns(box.hcm_db_path, box.plansource_state_path)
+        yield box
+    finally:
+        box.stop()
+
+
+def _remember_ssns(hcm_db: Path, plansource_state: Path) -> None:
+    """Every seeded SSN, HCM's and PlanSource's, for the log scan (tests/e2e/test_zz_no_pii_in_logs.py)."""
+    import sqlite3
+
+    ssns: set[str] = set()
+    for db, sql in ((hcm_db, "SELECT ssn FROM hcm_person"), (plansource_state, "SELECT ssn FROM subscriber")):
+        with sqlite3.connect(db) as conn:
+            ssns.update(row[0] for row in conn.execute(sql) if row[0])
+    with SSN_LOG.open("a") as handle:
+        handle.writelines(f"{ssn}\n" for ssn in ssns)
+
+
+@pytest.fixture
+def clean_hub_state(airflow_db: None) -> None:
+    """Forget watermarks and delivered fingerprints left by earlier tests (they share DAG ids)."""
+    from airflow.models.variable import Variable as VariableModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        session.query(VariableModel).filter(VariableModel.key.like("benefits_hub.%")).delete(
+            synchronize_session=False
+        )
+    staging = Path(os.environ["AIRFLOW__BENEFITS_HUB__STAGING_URL"].removeprefix("file://"))
+    shutil.rmtree(staging / "_state", ignore_errors=True)
+
+
+@dataclass
+class RunOutcome:
+    state: str
+    run_id: str
+    summary: dict[str, Any] | None
+    task_states: dict[str, str]
+
+    def error_rows(self) -> list[dict[str, str]]:
+        import csv
+
+        assert self.summary and self.summary["error_files"], "the run has no error file"
+        path = Path(self.summary["error_files"][0].removeprefix("file://"))
+        with path.open(newline="") as handle:
+            return list(csv.DictReader(handle))
+
+
+def run_dag(dag_id: str, conf: dict[str, Any] | None = None) -> RunOutcome:
+    """Run a DAG with ``dag.test()`` in this process, against whatever connections are in the env."""
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    repo = Path(__file__).resolve().parents[2]
+    bag = DagBag(str(repo / "dags" / f"{dag_id}.py"))
+    assert not bag.import_errors, bag.import_errors
+    dag = bag.dags[dag_id]
+    for task in dag.tasks:
+        # Keep the DAG's retries (they are part of what is tested) but not minutes of waiting.
+        task.retry_delay = timedelta(seconds=1)
+        task.max_retry_delay = timedelta(seconds=2)
+    # Everything the tasks log goes to a file per run: these are the task logs the PII scan reads.
+    log_dir = TASK_LOG_DIR / dag_id
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with _capture_output(log_dir / f"run-{len(list(log_dir.iterdir())):03d}.log"):
+        dag_run = dag.test(run_conf=conf or {})
+    with create_session() as session:
+        states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances(session=session)}
+        row = (
+            session.query(XComModel)
+            .filter_by(dag_id=dag_id, run_id=dag_run.run_id, task_id="summary", key="return_value")
+            .first()
+        )
+        summary = None
+        if row is not None:
+            summary = row.value if isinstance(row.value, dict) else json.loads(row.value)
+    return RunOutcome(state=str(dag_run.state), run_id=dag_run.run_id, summary=summary, task_states=states)
+
+
+@pytest.fixture
+def plansource_admin(sandbox: Any):
+    """Read the sandbox PlanSource's raw state (its /sandbox admin routes)."""
+
+    class Admin:
+        base = sandbox.plansource_url
+
+        def subscriber(self, employee_number: str) -> dict[str, Any] | None:
+            response = requests.get(f"{self.base}/sandbox/subscribers/{employee_number}", timeout=10)
+            if response.status_code == 404:
+                return None
+            response.raise_for_status()
+            body = response.json()
+            return body.get("data", body)
+
+        def stats(self) -> dict[str, Any]:
+            body = requests.get(f"{self.base}/sandbox/stats", timeout=10).json()
+            return body.get("data", body)
+
+        def census_imports(self) -> list[dict[str, Any]]:
+            body = requests.get(f"{self.base}/sandbox/census_imports", timeout=10).json()
+            return body.get("data", body)
+
+    return Admin()

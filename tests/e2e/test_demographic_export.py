@@ -1,0 +1,238 @@
+"""The HCM Demographic Export, run for real (dag.test) against the sandbox's real servers."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from hub_sandbox.generator import special_people, touch_employees
+from tests.e2e.conftest import run_dag
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("clean_hub_state")]
+DAG_ID = "plansource_hcm_demographic_export"
+SPECIAL = special_people(200)
+BAD = {
+    cat: SPECIAL[cat][0]
+    for cat in ("invalid_ssn", "subscriber_id_mismatch", "username_mismatch", "ssn_mismatch", "unmapped_code")
+}
+NEW_HIRE = SPECIAL["new_hire"][0]
+_special = {n for people in SPECIAL.values() for n in people}
+GOOD = [f"E{i:06d}" for i in range(10, 200) if f"E{i:06d}" not in _special][:6]
+
+
+def hcm_edit(sandbox: Any, person_numbers: list[str], changes: dict[str, Any]) -> None:
+    """An HCM edit now. HCM timestamps have whole seconds, and a window ends before the second its run
+    started in (that second belongs to the next window): wait for the next second, so the run that
+    follows covers this edit."""
+    touch_employees(sandbox.hcm_db_path, person_numbers, datetime.now(UTC), changes)
+    time.sleep(1.05)
+
+
+def changes_for(sandbox: Any, employee_number: str) -> list[dict[str, Any]]:
+    body = requests.get(
+        f"{sandbox.plansource_url}/sandbox/changes", params={"employee_number": employee_number}, timeout=10
+    ).json()
+    return body["data"]
+
+
+def wait_for_census(plansource_admin: Any, timeout: float = 15.0) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        imports = plansource_admin.census_imports()
+        if imports:
+            return imports
+        time.sleep(0.3)
+    return []
+
+
+def test_full_run_delivers_good_employees_and_ends_completed_with_errors(
+    sandbox: Any, plansource_admin: Any
+) -> None:
+    assert plansource_admin.subscriber(NEW_HIRE) is None
+    before = plansource_admin.stats()
+
+    outcome = run_dag(DAG_ID, {"delta": False})
+
+    # Completed with Errors: the run is failed, but its summary is there.
+    assert outcome.state == "failed"
+    assert outcome.task_states["deliver"] == "success"
+    summary = outcome.summary
+    assert summary is not None and summary["status"] == "Completed with Errors"
+    assert summary["records_processed"] == 200
+    assert summary["errors"] == len(BAD)
+    assert summary["records_created"] == 1
+    assert summary["integration_type"] == "Export"
+    assert summary["integration_reference_id"] == outcome.run_id
+
+    # Good employees still flowed: the new hire now exists in PlanSource, once.
+    created = plansource_admin.subscriber(NEW_HIRE)
+    assert created is not None and created["employee_number"] == NEW_HIRE
+    assert plansource_admin.stats()["subscribers"] == before["subscribers"] + 1
+
+    # The error file: one row per bad employee, the field named, SSNs masked.
+    rows = outcome.error_rows()
+    by_person = {row["record_key"]: row for row in rows}
+    assert set(by_person) == set(BAD.values())
+    assert by_person[BAD["invalid_ssn"]]["field"] == "ssn"
+    assert by_person[BAD["invalid_ssn"]]["value"].startswith("***-**-")
+    assert by_person[BAD["subscriber_id_mismatch"]]["field"] == "plansource_subscriber_id"
+    assert by_person[BAD["username_mismatch"]]["field"] == "user_name"
+    assert by_person[BAD["ssn_mismatch"]]["field"] == "ssn"
+    assert by_person[BAD["ssn_mismatch"]]["rule"] == "identity:ssn"
+    assert by_person[BAD["unmapped_code"]]["rule"] == "xref:pay_group"
+    for row in rows:
+        assert row["reason"], row
+        assert not any(ch.isdigit() for ch in row["value"].replace("***-**-", "")[:0])
+    # A mismatch is never an overwrite.
+    mismatched = plansource_admin.subscriber(BAD["subscriber_id_mismatch"])
+    assert changes_for(sandbox, BAD["subscriber_id_mismatch"]) == []
+    assert mismatched is not None
+
+    # A full run also delivers the census file, atomically (no temporary file left behind).
+    imports = wait_for_census(plansource_admin)
+    assert len(imports) == 1
+    assert imports[0]["rows"] == summary["employees_processed"]
+    inbound = sandbox.sftp_root / "inbound"
+    assert not [p for p in inbound.iterdir() if p.name.endswith(".part")]
+
+
+def test_rerun_of_the_same_window_creates_no_duplicates(sandbox: Any, plansource_admin: Any) -> None:
+    first = run_dag(DAG_ID, {"delta": False})
+    assert first.summary["records_created"] == 1
+    after_first = plansource_admin.stats()
+
+    second = run_dag(DAG_ID, {"delta": False})
+    assert second.summary["status"] == "Completed with Errors"  # the same bad employees, still explained
+    assert second.summary["records_created"] == 0
+    assert second.summary["records_updated"] == 0
+    after_second = plansource_admin.stats()
+    assert after_second["subscribers"] == after_first["subscribers"]
+    assert after_second["creates"] == after_first["creates"]
+    assert after_second["updates"] == after_first["updates"]
+    assert [c["kind"] for c in changes_for(sandbox, NEW_HIRE)] == ["created"]
+
+
+def test_delta_sends_only_changed_employees_and_only_changed_fields(
+    sandbox: Any, plansource_admin: Any
+) -> None:
+    changed = GOOD[:3]
+    hcm_edit(sandbox, changed, {"city": "Shelbyville"})
+
+    outcome = run_dag(DAG_ID, {"delta": True, "lookback_days": 1})
+
+    summary = outcome.summary
+    assert outcome.state == "success", summary
+    assert summary["status"] == "Completed"
+    assert summary["records_processed"] == len(changed)
+    assert summary["records_updated"] == len(changed)
+    assert summary["records_created"] == 0
+    for number in changed:
+        [change] = changes_for(sandbox, number)
+        assert change["changed_fields"] == ["city"] and change["fields"] == ["city"]
+        assert plansource_admin.subscriber(number)["city"] == "Shelbyville"
+    untouched = GOOD[3]
+    assert changes_for(sandbox, untouched) == []
+    assert wait_for_census(plansource_admin, timeout=1.5) == []  # a delta sends no census file
+
+
+def test_scheduled_style_delta_covers_the_time_since_the_last_successful_run(sandbox: Any) -> None:
+    hcm_edit(sandbox, GOOD[:1], {"city": "Ogdenville"})
+    first = run_dag(DAG_ID, {"delta": True, "lookback_days": 1})
+    assert first.summary["status"] == "Completed"
+
+    # Lookback Days empty: the window starts where the last successful full-scope run ended.
+    hcm_edit(sandbox, GOOD[1:3], {"city": "North Haverbrook"})
+    second = run_dag(DAG_ID, {"delta": True})
+    assert second.summary["status"] == "Completed"
+    assert second.summary["window_start"] == first.summary["window_end"]
+    assert second.summary["records_processed"] == 2
+    assert second.summary["records_updated"] == 2
+
+
+def test_narrowed_run_does_not_move_the_window(sandbox: Any) -> None:
+    hcm_edit(sandbox, GOOD[:1], {"city": "Capital City"})
+    baseline = run_dag(DAG_ID, {"delta": True, "lookback_days": 1})
+    assert baseline.summary["status"] == "Completed"
+    narrowed = run_dag(DAG_ID, {"delta": True, "include_employees": GOOD[4]})
+    assert narrowed.summary["status"] == "Completed"
+    hcm_edit(sandbox, GOOD[1:2], {"city": "Cypress Creek"})
+    after = run_dag(DAG_ID, {"delta": True})
+    assert after.summary["window_start"] == baseline.summary["window_end"]
+
+
+def test_include_employees_narrows_and_reports_unknown_person(sandbox: Any) -> None:
+    hcm_edit(sandbox, GOOD[:2], {"city": "Brockway"})
+    outcome = run_dag(DAG_ID, {"delta": False, "include_employees": f"{GOOD[0]},{GOOD[1]},E999999"})
+
+    summary = outcome.summary
+    assert summary["status"] == "Completed with Errors" and outcome.state == "failed"
+    assert summary["records_processed"] == 2
+    assert summary["records_updated"] == 2
+    assert summary["errors"] == 1
+    [row] = outcome.error_rows()
+    assert row["record_key"] == "E999999" and row["rule"] == "hcm:unknown_person"
+    assert "not in the HCM" in row["reason"]
+
+
+def test_termination_then_rehire(sandbox: Any, plansource_admin: Any) -> None:
+    person = GOOD[5]
+    hcm_edit(
+        sandbox, [person],
+        {"employee_status_code": "T", "termination_date": "2026-11-20", "termination_reason_code": "RESIGN"},
+    )  # fmt: skip
+    terminated = run_dag(DAG_ID, {"delta": True, "lookback_days": 1})
+    assert terminated.summary["status"] == "Completed"
+    assert terminated.summary["terminations"] == 1
+    record = plansource_admin.subscriber(person)
+    assert record["termination_date"] == "2026-11-20"
+    assert record["termination_reason"] == "Voluntary Resignation"
+
+    hcm_edit(
+        sandbox, [person],
+        {"employee_status_code": "A", "termination_date": None, "termination_reason_code": None,
+         "hire_date": "2026-11-24"},
+    )  # fmt: skip
+    rehired = run_dag(DAG_ID, {"delta": True, "lookback_days": 1})
+    assert rehired.summary["status"] == "Completed"
+    assert rehired.summary["rehires"] == 1
+    record = plansource_admin.subscriber(person)
+    assert not record["termination_date"] and record["hire_date"] == "2026-11-24"
+
+
+@pytest.mark.parametrize(
+    ("conf", "param"),
+    [
+        ('{"lookback_days": 0}', "lookback_days"),
+        ('{"lookback_days": 32}', "lookback_days"),
+        ('{"include_employees": "E000010, E000011"}', "include_employees"),
+        ('{"delta": "sometimes"}', "delta"),
+    ],
+)
+def test_bad_params_are_refused_naming_the_param(conf: str, param: str) -> None:
+    """Airflow's own trigger-time check (the same JSON schema the UI and REST API apply)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow", "dags", "test", DAG_ID, "-c", conf],
+        capture_output=True, text=True, env=os.environ.copy(), timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert f"Invalid input for param {param}" in result.stdout + result.stderr
+    assert "Run Summary" not in result.stdout  # refused before any data moved
+
+
+def test_error_file_is_a_csv_a_clerk_can_open(sandbox: Any) -> None:
+    outcome = run_dag(DAG_ID, {"delta": False, "include_employees": BAD["invalid_ssn"]})
+    path = Path(outcome.summary["error_files"][0].removeprefix("file://"))
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        assert reader.fieldnames == ["record_key", "field", "value", "rule", "reason", "stage"]
+        [row] = list(reader)
+    assert row["value"].startswith("***-**-") and len(row["value"]) == 11
