@@ -113,6 +113,9 @@ async def serve(
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted sockets inherit this: without it, a keep-alive client waits out the 40 ms delayed ACK
+    # on every response that is written in two parts (headers, then body).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, http_port))
     acceptor = await start_sftp_server(host, sftp_port, paths.sftp_root, paths.root, SFTP_USER, SFTP_PASSWORD)
     app = create_app(paths.plansource_state, paths.sftp_root, CLIENT_ID, CLIENT_SECRET, token_ttl)

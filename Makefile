@@ -1,0 +1,62 @@
+# The two commands a newcomer needs (README): `make demo` and `make test`. Everything they need is
+# installed by these targets; nothing is done by hand.
+
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+SANDBOX_DIR := $(CURDIR)/.sandbox
+
+# One Airflow home per checkout, SQLite metadata, this repo's DAGs and plugins, file:// staging.
+export AIRFLOW_HOME ?= $(CURDIR)/.airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__BENEFITS_HUB__STAGING_URL ?= file://$(AIRFLOW_HOME)/staging
+
+.PHONY: install demo test test-fast lint bench sandbox-start sandbox-stop airflow clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+$(AIRFLOW_HOME)/airflow.db: | $(VENV)/.installed
+	mkdir -p $(AIRFLOW_HOME)
+	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (tail -20 $(AIRFLOW_HOME)/db-migrate.log; exit 1)
+
+## demo: set up everything and run every integration end to end on the sandbox, printing Run Summaries
+demo: install $(AIRFLOW_HOME)/airflow.db
+	$(BIN)/python -m hub_sandbox.demo --dir $(SANDBOX_DIR)
+
+## test: the whole test suite (what .ci/run runs)
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## bench: print the benchmark figures (not a test)
+bench: install $(AIRFLOW_HOME)/airflow.db
+	$(BIN)/python benchmarks/bench_demographic_export.py
+
+## sandbox-start / sandbox-stop: the vendor stand-ins, for `make airflow`
+sandbox-start: install
+	$(BIN)/hub-sandbox start --dir $(SANDBOX_DIR)
+
+sandbox-stop: install
+	$(BIN)/hub-sandbox stop --dir $(SANDBOX_DIR)
+
+## airflow: the Airflow UI (airflow standalone) wired to a running sandbox; stop it with Ctrl-C
+airflow: install $(AIRFLOW_HOME)/airflow.db
+	. $(SANDBOX_DIR)/airflow-connections.env && $(BIN)/airflow standalone
+
+clean:
+	-$(BIN)/hub-sandbox stop --dir $(SANDBOX_DIR)
+	rm -rf $(AIRFLOW_HOME) $(SANDBOX_DIR)
