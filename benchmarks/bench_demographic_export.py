@@ -30,7 +30,9 @@ def stage_times(run_id: str) -> dict[str, float]:
     with create_session() as session:
         tis = session.query(TaskInstance).filter_by(dag_id=DAG_ID, run_id=run_id).all()
         return {
-            ti.task_id: (ti.end_date - ti.start_date).total_seconds() for ti in tis if ti.start_date and ti.end_date
+            ti.task_id: (ti.end_date - ti.start_date).total_seconds()
+            for ti in tis
+            if ti.start_date and ti.end_date
         }
 
 
@@ -57,10 +59,9 @@ def main() -> int:
             log = Path(scratch) / "run.log"
             started = time.perf_counter()
             with log.open("w") as sink:
-                subprocess.run(
-                    [sys.executable, "-m", "airflow", "dags", "test", DAG_ID, "-c", json.dumps({"delta": False})],
-                    stdout=sink, stderr=subprocess.STDOUT, env=env, check=False,
-                )  # fmt: skip
+                command = [sys.executable, "-m", "airflow", "dags", "test", DAG_ID]
+                command += ["-c", json.dumps({"delta": False})]
+                subprocess.run(command, stdout=sink, stderr=subprocess.STDOUT, env=env, check=False)
             wall = time.perf_counter() - started
             peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
             run_id, summary = latest_run()
@@ -68,7 +69,9 @@ def main() -> int:
         finally:
             sandbox.stop()
 
-    print(f"Full HCM Demographic Export, {args.employees:,} employees (sandbox seeded in {seed_seconds:.1f}s)")
+    print(
+        f"Full HCM Demographic Export, {args.employees:,} employees (sandbox seeded in {seed_seconds:.1f}s)"
+    )
     print(f"  status                 {summary['status']}")
     print(f"  records processed      {summary['records_processed']:,}")
     print(f"  wall time              {wall:.1f} s  (airflow dags test, including Airflow start-up)")

@@ -54,7 +54,9 @@ def _forget_hub_state() -> None:
         shutil.rmtree(Path(base.removeprefix("file://")) / "_state", ignore_errors=True)
 
 
-def run_integration(dag_id: str, conf: dict[str, Any], env: dict[str, str], log_dir: Path, label: str) -> dict:
+def run_integration(
+    dag_id: str, conf: dict[str, Any], env: dict[str, str], log_dir: Path, label: str
+) -> dict:
     """``airflow dags test`` one run; returns its Run Summary from XCom."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{dag_id}-{label}.log"
