@@ -25,21 +25,22 @@ class DiskLookup:
         self._db.execute("PRAGMA synchronous=OFF")
         self._db.execute("CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID")
 
-    def load(self, items: Iterable[tuple[str, Any]]) -> int:
-        """Insert (key, value) pairs; a later value for the same key wins."""
+    def load(self, items: Iterable[tuple[str, Any]], *, keep_existing: bool = False) -> int:
+        """Insert (key, value) pairs; a later value for a key wins, unless ``keep_existing``."""
+        verb = "INSERT OR IGNORE" if keep_existing else "INSERT OR REPLACE"
         count = 0
         batch: list[tuple[str, str]] = []
         for key, value in items:
             batch.append((key, json.dumps(value, separators=(",", ":"), default=str)))
             if len(batch) >= BATCH:
-                count += self._flush(batch)
-        count += self._flush(batch)
+                count += self._flush(batch, verb)
+        count += self._flush(batch, verb)
         return count
 
-    def _flush(self, batch: list[tuple[str, str]]) -> int:
+    def _flush(self, batch: list[tuple[str, str]], verb: str) -> int:
         if not batch:
             return 0
-        self._db.executemany("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)", batch)
+        self._db.executemany(f"{verb} INTO kv (k, v) VALUES (?, ?)", batch)
         self._db.commit()
         size = len(batch)
         batch.clear()

@@ -236,3 +236,54 @@ def test_error_file_is_a_csv_a_clerk_can_open(sandbox: Any) -> None:
         assert reader.fieldnames == ["record_key", "field", "value", "rule", "reason", "stage"]
         [row] = list(reader)
     assert row["value"].startswith("***-**-") and len(row["value"]) == 11
+
+
+def test_qualify_delta_sends_only_real_changes_since_last_delivery(
+    sandbox: Any, plansource_admin: Any
+) -> None:
+    from benefits_hub.hooks.plansource import PlanSourceHook
+
+    person = GOOD[2]
+    baseline = run_dag(DAG_ID, {"delta": False})
+    assert baseline.summary["errors"] == len(BAD)
+    # Someone edits PlanSource directly; the HCM record is touched but no exported field changes.
+    PlanSourceHook().update_subscribers([{"employee_number": person, "city": "Vendor Edit"}])
+    hcm_edit(sandbox, [person], {})
+
+    qualified = run_dag(DAG_ID, {"delta": True, "lookback_days": 1, "qualify_delta": True})
+    assert qualified.summary["status"] == "Completed"
+    assert qualified.summary["records_processed"] == 1
+    assert qualified.summary["records_skipped"] == 1 and qualified.summary["records_updated"] == 0
+    assert plansource_admin.subscriber(person)["city"] == "Vendor Edit"
+
+    # Without Qualify Delta the export compares with PlanSource itself and restores the HCM's value.
+    unqualified = run_dag(DAG_ID, {"delta": True, "lookback_days": 1})
+    assert unqualified.summary["records_updated"] == 1
+    assert plansource_admin.subscriber(person)["city"] != "Vendor Edit"
+
+
+def test_only_the_primary_ein_record_is_exported(sandbox: Any, plansource_admin: Any) -> None:
+    import sqlite3
+
+    outcome = run_dag(DAG_ID, {"delta": False})
+    assert wait_for_census(plansource_admin)
+    [census] = sorted((sandbox.sftp_root / "inbound" / "processed").glob("census_*.csv"))
+    with census.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    numbers = [row["employee_number"] for row in rows]
+    assert len(numbers) == len(set(numbers)) == outcome.summary["employees_processed"]
+    multi = SPECIAL["multi_ein"][0]
+    with sqlite3.connect(sandbox.hcm_db_path) as conn:
+        (primary_pay_group,) = conn.execute(
+            "SELECT pay_group_code FROM hcm_employment WHERE person_number = ? AND is_primary = 1", (multi,)
+        ).fetchone()
+        assert (
+            conn.execute("SELECT COUNT(*) FROM hcm_employment WHERE person_number = ?", (multi,)).fetchone()[
+                0
+            ]
+            > 1
+        )
+    from benefits_hub.xref import load_table
+
+    [row] = [r for r in rows if r["employee_number"] == multi]
+    assert row["org_payroll_id"] == load_table("pay_group").lookup(primary_pay_group)

@@ -14,7 +14,8 @@ deliver   - creates and updates (changed fields only) in batches, terminations a
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+import itertools
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -191,6 +192,7 @@ class DemographicExport(Integration):
             with (
                 self.run.error_file("transform") as errors,
                 staging.records("changes/subscriber_changes.jsonl") as changes,
+                staging.records("changes/in_sync.jsonl") as in_sync,
                 staging.text_file("output/census.csv") as (census_stream, census_path),
             ):
                 census = csv.DictWriter(census_stream, fieldnames=CENSUS_COLUMNS, extrasaction="ignore")
@@ -225,10 +227,12 @@ class DemographicExport(Integration):
                         continue
                     change = plan_changes(desired, current)
                     if change is None:
+                        # PlanSource already holds exactly this: as good as delivered, for qualify_delta.
+                        in_sync.write({"n": mapped.person_number, "f": digest})
                         counters["records_skipped"] += 1
                         continue
                     changes.write(change.as_record(digest))
-        files = {"changes": changes.manifest, "errors": errors.manifest}
+        files = {"changes": changes.manifest, "in_sync": in_sync.manifest, "errors": errors.manifest}
         if full_run:
             from benefits_hub.models import StagedFile
 
@@ -261,7 +265,8 @@ class DemographicExport(Integration):
                 output.writerow([number, "+".join(actions), " ".join(sorted(fields)), ok])
                 output_rows += 1
             delivered = sender.delivered_fingerprints
-        self._save_fingerprints(delivered)
+        in_sync = ((r["n"], r["f"]) for r in staging.read_records(transform.files["in_sync"]))
+        self._save_fingerprints(itertools.chain(delivered, in_sync))
         census_file = transform.files.get("census")
         remote_census = None
         if census_file is not None:
@@ -290,15 +295,14 @@ class DemographicExport(Integration):
         self.run.log.info("Census file delivered to SFTP %s (%d bytes)", remote, size)
         return remote
 
-    def _save_fingerprints(self, delivered: list[tuple[str, str]]) -> None:
+    def _save_fingerprints(self, delivered: Iterable[tuple[str, str]]) -> None:
         """Merge this run's delivered fingerprints into the state qualify_delta compares with."""
-        if not delivered:
-            return
         staging = self.run.staging
         assert staging is not None
         with DiskLookup() as merged:
-            merged.load(self._previous_fingerprints())
-            merged.load(delivered)
+            if not merged.load(delivered):
+                return
+            merged.load(self._previous_fingerprints(), keep_existing=True)
             with staging.text_file(FINGERPRINTS_STATE + ".new", state=True) as (stream, new_path):
                 import json
 

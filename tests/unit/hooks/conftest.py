@@ -1,0 +1,47 @@
+"""Hooks are tested against the sandbox's real servers on loopback, not against mocks."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from hub_sandbox import Sandbox
+
+    box = Sandbox.start(tmp_path_factory.mktemp("hook-sandbox"), employees=200)
+    saved = {name: os.environ.get(name) for name in box.connection_env()}
+    os.environ.update(box.connection_env())
+    try:
+        yield box
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        box.stop()
+
+
+@pytest.fixture
+def faults(sandbox: Any) -> Iterator[Any]:
+    base = sandbox.plansource_url
+
+    def inject(status: int, count: int, retry_after: int | None = None) -> None:
+        body = {"status": status, "count": count, "path_prefix": "/admin/v2", "retry_after": retry_after}
+        requests.post(f"{base}/sandbox/faults", json=body, timeout=5).raise_for_status()
+
+    yield inject
+    requests.delete(f"{base}/sandbox/faults", timeout=5)
+    requests.post(f"{base}/sandbox/token_ttl", json={"seconds": 300}, timeout=5)
+
+
+def status_counts(sandbox: Any) -> dict[str, int]:
+    return requests.get(f"{sandbox.plansource_url}/sandbox/stats", timeout=5).json()["data"][
+        "requests_by_status"
+    ]

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from benefits_hub.hooks.plansource import PlanSourceError, PlanSourceHook, PlanSourceTransientError
+from tests.unit.hooks.conftest import status_counts
+
+
+def test_lookup_by_employee_number(sandbox: Any) -> None:
+    hook = PlanSourceHook()
+    found = hook.get_subscriber("E000010")
+    assert found is not None and found["employee_number"] == "E000010"
+    assert hook.get_subscriber("E999999") is None
+
+
+def test_pages_through_every_subscriber(sandbox: Any) -> None:
+    numbers = [s["employee_number"] for s in PlanSourceHook().iter_subscribers(per_page=50)]
+    assert len(numbers) == len(set(numbers)) == 199  # everyone but the seeded new hire
+
+
+def test_retries_5xx_bursts_with_backoff(sandbox: Any, faults: Any) -> None:
+    before = status_counts(sandbox)
+    faults(503, 1)
+    faults(502, 1)
+    started = time.monotonic()
+    assert PlanSourceHook().get_subscriber("E000010") is not None
+    assert time.monotonic() - started >= 0.5  # backed off before retrying
+    after = status_counts(sandbox)
+    assert after.get("503", 0) - before.get("503", 0) == 1
+    assert after.get("502", 0) - before.get("502", 0) == 1
+
+
+def test_honours_retry_after_on_429(sandbox: Any, faults: Any) -> None:
+    faults(429, 1, retry_after=2)
+    started = time.monotonic()
+    assert PlanSourceHook().get_subscriber("E000010") is not None
+    assert time.monotonic() - started >= 2.0
+
+
+def test_gives_up_after_the_configured_attempts(sandbox: Any, faults: Any) -> None:
+    faults(500, 10)
+    with pytest.raises(PlanSourceTransientError) as failed:
+        PlanSourceHook(request_attempts=2).get_subscriber("E000010")
+    assert failed.value.status == 500
+    assert "PlanSource answered 500" in str(failed.value)
+
+
+def test_expired_token_is_renewed_and_the_call_retried(sandbox: Any, faults: Any) -> None:
+    import requests
+
+    requests.post(f"{sandbox.plansource_url}/sandbox/token_ttl", json={"seconds": 1}, timeout=5)
+    hook = PlanSourceHook()
+    assert hook.get_subscriber("E000010") is not None
+    first_token = hook._token
+    # The hook believes its token is still good (a clock skew, say); PlanSource says it has expired.
+    hook._token_expires_at = time.monotonic() + 3600
+    time.sleep(1.2)
+    before = status_counts(sandbox)
+    assert hook.get_subscriber("E000011") is not None
+    assert hook._token != first_token
+    assert status_counts(sandbox).get("401", 0) - before.get("401", 0) == 1
+
+
+def test_wrong_credentials_fail_clearly(sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+    import os
+
+    conn = json.loads(os.environ["AIRFLOW_CONN_PLANSOURCE_API"])
+    conn["password"] = "not-the-secret"
+    monkeypatch.setenv("AIRFLOW_CONN_PLANSOURCE_BAD", json.dumps(conn))
+    with pytest.raises(PlanSourceError) as refused:
+        PlanSourceHook("plansource_bad").get_subscriber("E000010")
+    assert refused.value.status == 401
+    assert "not-the-secret" not in str(refused.value)
+
+
+def test_bulk_update_sends_only_given_fields(sandbox: Any) -> None:
+    import requests
+
+    hook = PlanSourceHook()
+    [result] = hook.update_subscribers([{"employee_number": "E000012", "city": "Waverly Hills"}])
+    assert result["status"] == "updated"
+    changes = requests.get(
+        f"{sandbox.plansource_url}/sandbox/changes", params={"employee_number": "E000012"}, timeout=5
+    ).json()["data"]
+    assert changes[-1]["fields"] == ["city"]
+
+
+def test_connection_test(sandbox: Any) -> None:
+    assert PlanSourceHook().test_connection() == (True, "Connection successfully tested")
