@@ -728,7 +728,13 @@ def create_app(
                     results.append(one(rec))
                 except ApiError as exc:
                     results.append(
-                        {"employee_number": number, "id": None, "status": "failed", "message": exc.message}
+                        {
+                            "employee_number": number,
+                            "id": None,
+                            "status": "failed",
+                            "message": exc.message,
+                            "error_code": exc.error_code,
+                        }
                     )
         finally:
             state.db.execute("COMMIT")

@@ -247,7 +247,9 @@ class DemographicExport(Integration):
         staging = self.run.staging
         assert staging is not None
         plansource = self._plansource()
-        counters = {"records_created": 0, "records_updated": 0, "terminations": 0, "rehires": 0}
+        counters = {
+            "records_created": 0, "records_updated": 0, "terminations": 0, "rehires": 0, "already_delivered": 0,
+        }  # fmt: skip
         delivered: list[tuple[str, str]] = []
         with (
             self.run.error_file("deliver") as errors,
@@ -419,6 +421,11 @@ class _BatchSender:
                 self.counters["records_created"] += 1
                 self.delivered_fingerprints.append((number, change["fingerprint"]))
                 done.append((number, change["actions"], list(change["fields"]), "sent"))
+            elif result.get("error_code") == "conflict" and self.plansource.get_subscriber(number):
+                # A retried deliver: this employee was created by the attempt that failed later on.
+                self.counters["already_delivered"] += 1
+                self.delivered_fingerprints.append((number, change["fingerprint"]))
+                done.append((number, change["actions"], list(change["fields"]), "already in PlanSource"))
             else:
                 self._fail(number, "create", str(result.get("message") or "rejected"))
                 done.append((number, change["actions"], list(change["fields"]), "failed"))

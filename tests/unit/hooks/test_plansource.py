@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from benefits_hub.hooks.plansource import PlanSourceError, PlanSourceHook, PlanSourceTransientError
-from tests.unit.hooks.conftest import status_counts
+from tests.unit.conftest import status_counts
 
 
 def test_lookup_by_employee_number(sandbox: Any) -> None:
