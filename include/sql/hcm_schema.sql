@@ -48,3 +48,25 @@ CREATE TABLE IF NOT EXISTS hcm_employment (
 );
 CREATE INDEX IF NOT EXISTS ix_hcm_employment_updated_at ON hcm_employment (updated_at);
 CREATE INDEX IF NOT EXISTS ix_hcm_employment_primary ON hcm_employment (is_primary, person_number);
+
+-- Payroll deductions loaded from PlanSource by plansource_deductions_import.
+-- One row per (person, HCM deduction code, effective date): a change of amount is a new effective-dated
+-- row; an ended coverage sets end_date on its row (history is never deleted).
+CREATE TABLE IF NOT EXISTS hcm_payroll_deduction (
+    person_number            VARCHAR(20)    NOT NULL,
+    deduction_code           VARCHAR(20)    NOT NULL,  -- HCM code, via xref deduction_code.csv
+    effective_date           DATE           NOT NULL,  -- PlanSource change_effective_date
+    end_date                 DATE,                     -- PlanSource termination_date (NULL = open)
+    employee_amount          NUMERIC(12, 2) NOT NULL,  -- per pay period (subscriber_premium)
+    employer_amount          NUMERIC(12, 2) NOT NULL,  -- per pay period (org_premium)
+    pretax_amount            NUMERIC(12, 2) NOT NULL,
+    posttax_amount           NUMERIC(12, 2) NOT NULL,
+    coverage_level           VARCHAR(60),
+    benefit_name             VARCHAR(120),
+    plan_year_start          DATE           NOT NULL,  -- first day of the plan year
+    plansource_coverage_id   VARCHAR(40)    NOT NULL,
+    source_updated_at        TIMESTAMP,
+    loaded_at                TIMESTAMP      NOT NULL,
+    load_run_id              VARCHAR(250)   NOT NULL,
+    PRIMARY KEY (person_number, deduction_code, effective_date)
+);
