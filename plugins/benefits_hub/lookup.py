@@ -24,6 +24,7 @@ class DiskLookup:
         self._db.execute("PRAGMA journal_mode=OFF")
         self._db.execute("PRAGMA synchronous=OFF")
         self._db.execute("CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID")
+        self._pending: list[tuple[str, str]] = []
 
     def load(self, items: Iterable[tuple[str, Any]], *, keep_existing: bool = False) -> int:
         """Insert (key, value) pairs; a later value for a key wins, unless ``keep_existing``."""
@@ -46,15 +47,24 @@ class DiskLookup:
         batch.clear()
         return size
 
+    def add(self, key: str, value: Any = 1) -> None:
+        """Buffered single insert (a later value wins); for counting distinct keys as they stream by."""
+        self._pending.append((key, json.dumps(value, separators=(",", ":"), default=str)))
+        if len(self._pending) >= BATCH:
+            self._flush(self._pending, "INSERT OR REPLACE")
+
     def get(self, key: str) -> Any | None:
+        self._flush(self._pending, "INSERT OR REPLACE")
         row = self._db.execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
 
     def items(self) -> Iterator[tuple[str, Any]]:
+        self._flush(self._pending, "INSERT OR REPLACE")
         for key, value in self._db.execute("SELECT k, v FROM kv ORDER BY k"):
             yield key, json.loads(value)
 
     def __len__(self) -> int:
+        self._flush(self._pending, "INSERT OR REPLACE")
         return int(self._db.execute("SELECT COUNT(*) FROM kv").fetchone()[0])
 
     def close(self) -> None:

@@ -100,6 +100,34 @@ def qualify_delta_param(default: bool = False) -> Param:
     )
 
 
+def date_param(title: str, description: str) -> Param:
+    return Param(
+        None,
+        type=["null", "string"],
+        format="date",
+        pattern=f"{DATE_PATTERN}|^$",
+        title=title,
+        description=description,
+    )
+
+
+def deduction_start_date_param() -> Param:
+    return date_param(
+        "Deduction Start Date",
+        "YYYY-MM-DD. The date of the earliest PlanSource change to include. For the initial import of a "
+        "plan year, the first date of change in PlanSource for that plan year (e.g. 2025-10-01 for a plan "
+        "year starting 2026-01-01). Leave empty on the nightly schedule.",
+    )
+
+
+def plan_year_start_date_param() -> Param:
+    return date_param(
+        "Plan Year Start Date",
+        "YYYY-MM-DD, the day BEFORE the plan year starts (2025-12-31 for a plan year starting 2026-01-01). "
+        "Empty: the plan year of the last initial import.",
+    )
+
+
 def _blank_to_none(value: Any) -> Any:
     return None if isinstance(value, str) and not value.strip() else value
 
@@ -158,6 +186,28 @@ class PlanSourceRunParams(BaseModel):
     def parse(cls, params: dict[str, Any]) -> PlanSourceRunParams:
         """Parse trigger params; raise :class:`ParamError` naming the first bad param."""
         return parse_params(cls, params)
+
+
+class DeductionsRunParams(PlanSourceRunParams):
+    """The deductions import's params: the PlanSource ones plus the two dates."""
+
+    deduction_start_date: date | None = None
+    plan_year_start_date: date | None = None
+
+    @field_validator("deduction_start_date", "plan_year_start_date", mode="before")
+    @classmethod
+    def _dates(cls, value: Any, info: Any) -> date | None:
+        try:
+            return parse_iso_date(info.field_name, value)
+        except ParamError as exc:
+            raise ValueError(exc.reason) from None
+
+    @property
+    def plan_year_start(self) -> date | None:
+        """The first day of the plan year (the param is the day before it)."""
+        from datetime import timedelta
+
+        return self.plan_year_start_date + timedelta(days=1) if self.plan_year_start_date else None
 
 
 def parse_params(model: type[_M], params: dict[str, Any]) -> _M:

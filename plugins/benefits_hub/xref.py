@@ -26,19 +26,20 @@ class CrossReference:
     table: str  # file stem, e.g. "pay_group": what an error row names
     rows: dict[str, dict[str, str]]
 
-    def lookup(self, hcm_code: str | None, column: str = "plansource_code") -> str | None:
-        if hcm_code is None:
+    def lookup(self, code: str | None, column: str = "plansource_code") -> str | None:
+        if code is None:
             return None
-        row = self.rows.get(hcm_code.strip())
+        row = self.rows.get(code.strip())
         return row.get(column) if row else None
 
-    def __contains__(self, hcm_code: object) -> bool:
-        return isinstance(hcm_code, str) and hcm_code.strip() in self.rows
+    def __contains__(self, code: object) -> bool:
+        return isinstance(code, str) and code.strip() in self.rows
 
 
 @cache
-def load_table(table: str, directory: str | None = None) -> CrossReference:
+def load_table(table: str, directory: str | None = None, key: str = "hcm_code") -> CrossReference:
+    """The table ``include/xref/<table>.csv``, keyed by its ``key`` column (the code being mapped)."""
     path = Path(directory) if directory else xref_dir()
     with (path / f"{table}.csv").open(encoding="utf-8-sig", newline="") as handle:
-        rows = {row["hcm_code"].strip(): row for row in csv.DictReader(handle) if row.get("hcm_code")}
+        rows = {row[key].strip(): row for row in csv.DictReader(handle) if row.get(key)}
     return CrossReference(table=table, rows=rows)

@@ -171,3 +171,23 @@ def plansource_admin(sandbox: Any):
             return body.get("data", body)
 
     return Admin()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """A real PostgreSQL server for the session: a private cluster on a free 127.0.0.1 port.
+
+    Yields a ``tests.postgres_server.PostgresServer``: ``host, port, user, password, dbname``, ``dsn``,
+    ``dsn_for(db)``, ``create_database(db)`` (fresh, returns its DSN) and ``connection_json(db)`` (an
+    Airflow ``postgres`` connection for ``AIRFLOW_CONN_*``). Fails, never skips, without the binaries.
+    """
+    from tests.postgres_server import PostgresUnavailable, start_postgres
+
+    try:
+        server = start_postgres()
+    except PostgresUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -247,9 +247,9 @@ class DemographicExport(Integration):
         staging = self.run.staging
         assert staging is not None
         plansource = self._plansource()
-        counters = {
-            "records_created": 0, "records_updated": 0, "terminations": 0, "rehires": 0, "already_delivered": 0,
-        }  # fmt: skip
+        counters = dict.fromkeys(
+            ("records_created", "records_updated", "terminations", "rehires", "already_delivered"), 0
+        )
         delivered: list[tuple[str, str]] = []
         with (
             self.run.error_file("deliver") as errors,

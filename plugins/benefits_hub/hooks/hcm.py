@@ -8,6 +8,7 @@ with a server-side cursor where the driver has one, ``fetchmany`` batches otherw
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
@@ -136,3 +137,96 @@ class HcmHook(BaseHook):
         except Exception as exc:
             return False, str(exc)
         return True, "Connection successfully tested"
+
+    # -- payroll deductions (the import's target) -------------------------------------------------
+    def latest_assignment_change(self) -> datetime | None:
+        """When any employment (assignment) last changed in the HCM, or ``None`` for an empty HCM."""
+        row = next(self._stream("SELECT MAX(updated_at) AS latest FROM hcm_employment", []), None)
+        latest = row["latest"] if row else None
+        if latest is None:
+            return None
+        if isinstance(latest, datetime):
+            return latest if latest.tzinfo else latest.replace(tzinfo=UTC)
+        return datetime.fromisoformat(str(latest)).replace(tzinfo=UTC)
+
+    @contextmanager
+    def deduction_writer(self, run_id: str) -> Iterator[DeductionWriter]:
+        """One connection for a delivery; each :meth:`DeductionWriter.apply` is one transaction."""
+        conn = self.db.get_conn()
+        try:
+            yield DeductionWriter(conn, self.db.placeholder, self.is_sqlite, run_id)
+        finally:
+            conn.close()
+
+
+class DeductionWriter:
+    """Upserts deduction rows on (person number, deduction code, effective date), a chunk per transaction.
+
+    Rows whose values already match are left alone, so a rerun of the same window changes nothing.
+    """
+
+    def __init__(self, conn: Any, placeholder: str, is_sqlite: bool, run_id: str) -> None:
+        from benefits_hub.deductions.rules import DEDUCTION_COLUMNS, KEY_COLUMNS
+
+        self.conn = conn
+        self.p = placeholder
+        self.is_sqlite = is_sqlite
+        self.run_id = run_id
+        columns = [*DEDUCTION_COLUMNS, "loaded_at", "load_run_id"]
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in KEY_COLUMNS)
+        self.columns = columns
+        self.upsert_sql = (
+            f"INSERT INTO hcm_payroll_deduction ({', '.join(columns)}) "
+            f"VALUES ({', '.join([placeholder] * len(columns))}) "
+            f"ON CONFLICT ({', '.join(KEY_COLUMNS)}) DO UPDATE SET {updates}"
+        )
+
+    def _bind(self, value: Any) -> Any:
+        # sqlite3 binds neither Decimal nor date; PostgreSQL drivers bind both exactly.
+        if self.is_sqlite and value is not None and not isinstance(value, str | int | float):
+            return str(value) if not hasattr(value, "isoformat") else value.isoformat()
+        return value
+
+    def existing(self, person_numbers: Sequence[str]) -> dict[tuple[str, str, str], dict[str, Any]]:
+        from benefits_hub.deductions.rules import DEDUCTION_COLUMNS
+
+        found: dict[tuple[str, str, str], dict[str, Any]] = {}
+        cursor = self.conn.cursor()
+        for start in range(0, len(person_numbers), MAX_BOUND_PARAMS):
+            chunk = list(person_numbers[start : start + MAX_BOUND_PARAMS])
+            cursor.execute(
+                f"SELECT {', '.join(DEDUCTION_COLUMNS)} FROM hcm_payroll_deduction "
+                f"WHERE person_number IN ({', '.join([self.p] * len(chunk))})",
+                tuple(chunk),
+            )
+            for values in cursor.fetchall():
+                row = dict(zip(DEDUCTION_COLUMNS, values, strict=True))
+                found[(row["person_number"], row["deduction_code"], str(row["effective_date"])[:10])] = row
+        cursor.close()
+        return found
+
+    def apply(self, rows: Sequence[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+        """Upsert one chunk in one transaction; returns (created|updated|unchanged, row) for each row."""
+        from benefits_hub.deductions.rules import differs
+
+        existing = self.existing(sorted({r["person_number"] for r in rows}))
+        loaded_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+        outcomes: list[tuple[str, dict[str, Any]]] = []
+        to_write: list[tuple[Any, ...]] = []
+        latest: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for row in rows:  # a key twice in one chunk: the later record wins
+            latest[(row["person_number"], row["deduction_code"], str(row["effective_date"])[:10])] = row
+        for key, row in latest.items():
+            before = existing.get(key)
+            if before is not None and not differs(row, before):
+                outcomes.append(("unchanged", row))
+                continue
+            outcomes.append(("created" if before is None else "updated", row))
+            values = {**row, "loaded_at": loaded_at, "load_run_id": self.run_id}
+            to_write.append(tuple(self._bind(values.get(c)) for c in self.columns))
+        if to_write:
+            cursor = self.conn.cursor()
+            cursor.executemany(self.upsert_sql, to_write)
+            cursor.close()
+        self.conn.commit()
+        return outcomes

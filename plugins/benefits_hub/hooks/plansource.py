@@ -252,6 +252,32 @@ class PlanSourceHook(HttpHook):
             json={"hire_date": hire_date},
         )
 
+    # -- payroll coverages ------------------------------------------------------------------------
+    def iter_payroll_coverage_pages(
+        self,
+        start_date: str,
+        end_date: str,
+        *,
+        include_test: bool = False,
+        per_page: int = MAX_PAGE_SIZE,
+    ) -> Iterator[dict[str, Any]]:
+        """Each page of payroll coverage changes in [start_date, end_date] as PlanSource sent it."""
+        page = 1
+        while True:
+            params = {
+                "start_date": start_date,
+                "end_date": end_date,
+                "page": page,
+                "per_page": min(per_page, MAX_PAGE_SIZE),
+                "include_test": str(include_test).lower(),
+            }
+            data = self.call("GET", "/payroll_coverages_subscribers", params=params)
+            yield data
+            records = data.get("payroll_coverages") or []
+            if not data.get("links", {}).get("next") or not records:
+                return
+            page += 1
+
     def lookup_many(self, employee_numbers: Iterable[str]) -> Iterator[tuple[str, dict[str, Any] | None]]:
         for number in employee_numbers:
             yield number, self.get_subscriber(number)

@@ -43,6 +43,13 @@ def _state_key(dag_id: str, key: str) -> str:
     return f"{STATE_VARIABLE_PREFIX}.{dag_id}.{key}"
 
 
+def read_state(dag_id: str, key: str) -> Any:
+    """Another integration's hub state (e.g. the export's watermark, read by the import)."""
+    from airflow.sdk import Variable
+
+    return Variable.get(_state_key(dag_id, key), default=None)
+
+
 def build_run_context(context: Context, upstream: Sequence[str], log: Any = None) -> RunContext:
     """The stage's view of its run, from Airflow's task context and the upstream stages' XComs."""
     from airflow.sdk import Variable

@@ -1,0 +1,97 @@
+"""
+# PlanSource Deductions Import
+
+Imports every employee's benefit deductions from PlanSource into the HCM's payroll deductions,
+nightly at the end of the payroll day. Test employees are left out (and counted); every bad record
+is explained in the error file; good records are loaded.
+
+## Params (the trigger form)
+| Param | What to enter |
+|---|---|
+| Integration Run Name | Optional. A name to find this run by; empty = name + date/time. |
+| Delta | On: only PlanSource changes in the window. Off: all changes for the plan year. |
+| Include Employees | Optional. Person numbers, comma-separated, **no spaces**. Empty = everyone. |
+| Lookback Days | 1-31. Empty: since the last successful run (the nightly schedule). |
+| Qualify Delta | On (the schedule's default): only rows that really changed are written (always true here: unchanged rows are never rewritten). |
+| Deduction Start Date | YYYY-MM-DD. For the **initial** import of a plan year: its earliest change in PlanSource. Empty on the schedule. |
+| Plan Year Start Date | YYYY-MM-DD, the **day before** the plan year starts. Empty: the plan year of the last initial import. |
+
+## Before any data moves
+- The nightly schedule refuses to run until an initial import of the plan year has completed.
+- Prior-year and current-year imports never run on the same day, and the prior year goes first.
+- If employee assignments changed after the last successful HCM Demographic Export, the run warns you
+  to run the export first (the Run Summary's `warnings`).
+
+## Statuses
+- **Completed**: every record in the window was loaded or already up to date.
+- **Completed with Errors**: some records were rejected (see the error file); the good ones were
+  loaded. The run is marked failed so an integration set stops. Fix the records in PlanSource or the
+  cross-reference table, then use the Transaction Assistant (`plansource_deductions_resubmit`) with
+  this run's `integration_reference_id`.
+- **Failed**: the run could not finish (a refused param or prerequisite, PlanSource or the HCM down after
+  retries). `failure_reason` in the summary says why; nothing is half-written (one transaction per chunk,
+  and a rerun is safe).
+
+## First three things to check
+1. The `summary` task's XCom/log: status, counts, `warnings`, `failure_reason`, file paths.
+2. The error file: one row per rejected record (`person#record id`), the field, the rule, what to fix.
+3. The failing task's log: refusals name the param or rule; PlanSource errors show status and code.
+
+## Re-running safely
+Deductions are upserted on (person number, deduction code, effective date): re-running the same window
+changes nothing, and an ended coverage end-dates its deduction instead of deleting it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG, CronDataIntervalTimetable
+
+from benefits_hub.operators.stages import IntegrationStageOperator, RunSummaryOperator
+from benefits_hub.params import (
+    deduction_start_date_param,
+    delta_param,
+    include_employees_param,
+    integration_run_name_param,
+    lookback_days_param,
+    plan_year_start_date_param,
+    qualify_delta_param,
+)
+
+INTEGRATION = "benefits_hub.deductions.importer:DeductionsImport"
+
+with DAG(
+    dag_id="plansource_deductions_import",
+    description="PlanSource payroll coverages to HCM payroll deductions (nightly)",
+    doc_md=__doc__,
+    # Nightly at the end of the payroll day (22:00 UTC), each run's interval the past day.
+    schedule=CronDataIntervalTimetable("0 22 * * *", timezone="UTC"),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["plansource", "import", "deductions"],
+    default_args={
+        "owner": "benefits-integrations",
+        "retries": 3,
+        "retry_delay": timedelta(minutes=2),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=30),
+    },
+    params={
+        "integration_run_name": integration_run_name_param(),
+        "delta": delta_param(default=True),
+        "include_employees": include_employees_param(),
+        "lookback_days": lookback_days_param(),
+        "qualify_delta": qualify_delta_param(default=True),
+        "deduction_start_date": deduction_start_date_param(),
+        "plan_year_start_date": plan_year_start_date_param(),
+    },
+) as dag:
+    validate = IntegrationStageOperator(task_id="validate", integration=INTEGRATION)
+    extract = IntegrationStageOperator(task_id="extract", integration=INTEGRATION)
+    transform = IntegrationStageOperator(task_id="transform", integration=INTEGRATION)
+    deliver = IntegrationStageOperator(task_id="deliver", integration=INTEGRATION)
+    summary = RunSummaryOperator(task_id="summary", integration=INTEGRATION)
+
+    validate >> extract >> transform >> deliver >> summary

@@ -1,0 +1,300 @@
+"""PlanSource Deductions Import: PlanSource payroll coverages to HCM payroll deductions.
+
+validate  - params; the plan year; the seed's rules before any data moves: the nightly schedule waits
+            for an initial import of the plan year, prior and current plan years are imported on
+            different days (prior first), and a warning when assignments changed after the last
+            successful HCM Demographic Export.
+extract   - PlanSource's payroll coverage changes in the window, page by page (the raw pages are the
+            run's source file).
+transform - Test employees dropped and counted; each record checked and mapped to an HCM deduction
+            (code through the cross-reference table, per-pay-period amounts, calendar dates).
+deliver   - upserted on (person number, deduction code, effective date), a transaction per chunk;
+            the output file lists what was loaded.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, ClassVar
+
+from benefits_hub.deductions.rules import (
+    DEDUCTION_COLUMNS,
+    deduction_codes,
+    is_test_employee,
+    map_coverage,
+    plan_year_of,
+)
+from benefits_hub.integration import Integration, StageRefused, record_error
+from benefits_hub.lookup import DiskLookup
+from benefits_hub.models import IntegrationType, RunStatus, RunSummary, StagedFile, StageResult
+from benefits_hub.params import DeductionsRunParams
+
+CHUNK = 500  # records per HCM lookup and per upsert transaction
+EXPORT_DAG_ID = "plansource_hcm_demographic_export"
+# Hub state (Airflow Variables benefits_hub.<dag_id>.<key>)
+INITIAL_IMPORTS_KEY = "initial_imports"  # {plan_year_start: {"date", "run_id"}}
+IMPORT_DAYS_KEY = "import_days"  # {run date: [plan_year_start, ...]} of finished imports
+WATERMARK_KEY = "watermark"  # date of the last successful full-scope window end
+
+
+def _load(value: Any) -> dict[str, Any]:
+    if not value:
+        return {}
+    return value if isinstance(value, dict) else json.loads(value)
+
+
+class DeductionsImport(Integration):
+    integration_name = "PlanSource Deductions Import"
+    integration_type = IntegrationType.IMPORT
+    hcm_conn_id: ClassVar[str] = "hcm_db"
+    plansource_conn_id: ClassVar[str] = "plansource_api"
+
+    @property
+    def params(self) -> DeductionsRunParams:
+        return DeductionsRunParams.parse(self.run.params)
+
+    def _hcm(self) -> Any:
+        from benefits_hub.hooks.hcm import HcmHook
+
+        return HcmHook(self.hcm_conn_id)
+
+    def _plansource(self) -> Any:
+        from benefits_hub.hooks.plansource import PlanSourceHook
+
+        return PlanSourceHook(self.plansource_conn_id)
+
+    @property
+    def run_date(self) -> date:
+        return self.run.run_start.astimezone(UTC).date()
+
+    # -- validate ---------------------------------------------------------------------------------
+    def validate(self) -> StageResult:
+        params = self.params
+        initial_imports = _load(self.run.state_get(INITIAL_IMPORTS_KEY))
+        import_days = _load(self.run.state_get(IMPORT_DAYS_KEY))
+        plan_year = params.plan_year_start
+        initial = params.deduction_start_date is not None
+        if plan_year is None:
+            if not initial_imports:
+                raise StageRefused(
+                    "No initial import of a plan year has completed yet, so the nightly import cannot run. "
+                    "Run this import once by hand with Deduction Start Date (the plan year's first change in "
+                    "PlanSource) and Plan Year Start Date, then let the schedule take over."
+                )
+            plan_year = max(date.fromisoformat(k) for k in initial_imports)
+        elif not initial and plan_year.isoformat() not in initial_imports:
+            raise StageRefused(
+                f"No initial import of the plan year starting {plan_year} has completed. Run it first with "
+                "Deduction Start Date set to the plan year's first change in PlanSource."
+            )
+        if initial:
+            later = sorted(k for k in initial_imports if date.fromisoformat(k) > plan_year)
+            if later:
+                raise StageRefused(
+                    f"The plan year starting {later[0]} was already imported; PlanSource requires the prior "
+                    f"plan year ({plan_year}) to be imported first. Ask PlanSource before re-importing it."
+                )
+        today = self.run_date.isoformat()
+        others_today = [y for y in import_days.get(today, []) if y != plan_year.isoformat()]
+        if others_today:
+            raise StageRefused(
+                f"An import of the plan year starting {others_today[0]} already ran today; PlanSource "
+                f"requires prior-year and current-year deductions on different days. Import the plan year "
+                f"starting {plan_year} tomorrow."
+            )
+        window_start, basis = self._window_start(params, plan_year)
+        warnings = self._assignment_warning()
+        return StageResult(
+            stage="validate",
+            details={
+                "plan_year_start": plan_year.isoformat(),
+                "initial_import": initial,
+                "window": {"start": window_start.isoformat(), "end": today, "basis": basis},
+                "narrowed": bool(params.include_employees),
+            },
+            warnings=warnings,
+        )
+
+    def _window_start(self, params: DeductionsRunParams, plan_year: date) -> tuple[date, str]:
+        if params.deduction_start_date is not None:
+            return params.deduction_start_date, "Deduction Start Date"
+        if not params.delta:
+            return plan_year - timedelta(days=366), "full plan year (Delta off)"
+        if params.lookback_days:
+            return self.run_date - timedelta(days=params.lookback_days), f"last {params.lookback_days} day(s)"
+        watermark = self.run.state_get(WATERMARK_KEY)
+        if watermark:
+            return date.fromisoformat(str(watermark)), "since the last successful run"
+        return self.run_date - timedelta(days=1), "no successful run yet: the last day"
+
+    def _assignment_warning(self) -> list[str]:
+        from benefits_hub.operators.stages import read_state
+
+        export_mark = read_state(EXPORT_DAG_ID, "watermark")
+        latest = self._hcm().latest_assignment_change()
+        if latest is None:
+            return []
+        if not export_mark:
+            return ["No successful HCM Demographic Export is on record: run it before importing deductions."]
+        if latest > datetime.fromisoformat(str(export_mark)):
+            return [
+                "Employee assignments changed in the HCM after the last successful HCM Demographic Export "
+                f"({export_mark}): run the export first, or deductions may land on outdated assignments."
+            ]
+        return []
+
+    # -- extract ----------------------------------------------------------------------------------
+    def extract(self) -> StageResult:
+        window = self.run.result("validate").details["window"]
+        staging = self.run.staging
+        assert staging is not None
+        pages = records = 0
+        # Test employees are asked for too, so that the summary can count what it leaves out.
+        with staging.records("source/payroll_coverages.pages.jsonl") as source:
+            for page in self._plansource().iter_payroll_coverage_pages(
+                window["start"], window["end"], include_test=True
+            ):
+                source.write(page)
+                pages += 1
+                records += len(page.get("payroll_coverages") or [])
+        self.run.log.info(
+            "PlanSource changes %s to %s (%s): %d record(s) in %d page(s)",
+            window["start"], window["end"], window["basis"], records, pages,
+        )  # fmt: skip
+        return StageResult(
+            stage="extract",
+            counters={"source_records": records, "source_pages": pages},
+            files={"source": source.manifest},
+        )
+
+    def coverages(self) -> Iterator[dict[str, Any]]:
+        """Every record of the run's source file, one page in memory at a time."""
+        staging = self.run.staging
+        assert staging is not None
+        for page in staging.read_records(self.run.result("extract").files["source"]):
+            yield from page.get("payroll_coverages") or []
+
+    # -- transform --------------------------------------------------------------------------------
+    def transform(self) -> StageResult:
+        params = self.params
+        validate = self.run.result("validate").details
+        plan_year = date.fromisoformat(validate["plan_year_start"])
+        include = set(params.include_employees)
+        codes = deduction_codes()
+        hcm = self._hcm()
+        staging = self.run.staging
+        assert staging is not None
+        counters = {"records_processed": 0, "other_plan_year": 0}
+        with (
+            DiskLookup() as test_people,
+            DiskLookup() as people,
+            self.run.error_file("transform") as errors,
+            staging.records("changes/deductions.jsonl") as deductions,
+        ):
+            chunk: list[dict[str, Any]] = []
+
+            def flush() -> None:
+                numbers = sorted({str(c.get("subscriber_code") or "") for c in chunk} - {""})
+                known = hcm.known_person_numbers(numbers) if numbers else set()
+                for coverage in chunk:
+                    mapped = map_coverage(coverage, codes, mapped_person(coverage) in known)
+                    for problem in mapped.errors:
+                        record_error(errors, problem, "transform")
+                    if mapped.row is not None:
+                        deductions.write(mapped.row)
+                        people.add(mapped.person_number)
+                chunk.clear()
+
+            for coverage in self.coverages():
+                person = mapped_person(coverage)
+                if is_test_employee(coverage):
+                    test_people.add(person)
+                    continue
+                if include and person not in include:
+                    continue
+                if plan_year_of(coverage) not in (plan_year, None):
+                    counters["other_plan_year"] += 1
+                    continue
+                counters["records_processed"] += 1
+                chunk.append(coverage)
+                if len(chunk) >= CHUNK:
+                    flush()
+            flush()
+            counters["test_employees_skipped"] = len(test_people)
+            counters["employees_processed"] = len(people)
+        counters["error_records"] = errors.records
+        return StageResult(
+            stage="transform",
+            counters=counters,
+            files={"deductions": deductions.manifest, "errors": errors.manifest},
+        )
+
+    # -- deliver ----------------------------------------------------------------------------------
+    def deliver(self) -> StageResult:
+        staging = self.run.staging
+        assert staging is not None
+        transform = self.run.result("transform")
+        counters = {"records_created": 0, "records_updated": 0, "records_skipped": 0}
+        with (
+            self._hcm().deduction_writer(self.run.run_id) as writer,
+            staging.text_file("output/loaded_deductions.csv") as (output_stream, output_path),
+        ):
+            output = csv.writer(output_stream)
+            output.writerow(["action", *DEDUCTION_COLUMNS])
+            loaded = 0
+            chunk: list[dict[str, Any]] = []
+
+            def flush() -> None:
+                nonlocal loaded
+                for action, row in writer.apply(chunk):
+                    if action == "unchanged":
+                        counters["records_skipped"] += 1
+                        continue
+                    counters["records_created" if action == "created" else "records_updated"] += 1
+                    output.writerow(
+                        [action, *(row.get(c) if row.get(c) is not None else "" for c in DEDUCTION_COLUMNS)]
+                    )
+                    loaded += 1
+                chunk.clear()
+
+            for row in staging.read_records(transform.files["deductions"]):
+                chunk.append(row)
+                if len(chunk) >= CHUNK:
+                    flush()
+            if chunk:
+                flush()
+        return StageResult(
+            stage="deliver",
+            counters=counters,
+            files={"output": StagedFile(path=str(output_path), rows=loaded, sha256="")},
+        )
+
+    # -- after the summary ------------------------------------------------------------------------
+    def after_summary(self, summary: RunSummary) -> None:
+        validate = self.run.results.get("validate")
+        if validate is None or "deliver" not in self.run.results:
+            return  # nothing was imported: no state moves
+        plan_year = validate.details["plan_year_start"]
+        today = self.run_date.isoformat()
+        import_days = _load(self.run.state_get(IMPORT_DAYS_KEY))
+        days = {d: y for d, y in import_days.items() if d >= (self.run_date - timedelta(days=7)).isoformat()}
+        days[today] = sorted({*days.get(today, []), plan_year})
+        self.run.state_set(IMPORT_DAYS_KEY, json.dumps(days))
+        if validate.details["initial_import"] and not validate.details["narrowed"]:
+            # Completed with Errors counts: the plan year is loaded; errors go to the Transaction Assistant.
+            initial = _load(self.run.state_get(INITIAL_IMPORTS_KEY))
+            initial[plan_year] = {"date": today, "run_id": self.run.run_id}
+            self.run.state_set(INITIAL_IMPORTS_KEY, json.dumps(initial))
+        if summary.status == RunStatus.COMPLETED and not validate.details["narrowed"]:
+            window = validate.details["window"]
+            watermark = self.run.state_get(WATERMARK_KEY)
+            # Move only if this run covered everything since the watermark (no gap left behind).
+            if not watermark or window["start"] <= str(watermark) <= window["end"]:
+                self.run.state_set(WATERMARK_KEY, window["end"])
+
+
+def mapped_person(coverage: dict[str, Any]) -> str:
+    return str(coverage.get("subscriber_code") or "").strip()
