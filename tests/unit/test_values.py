@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from benefits_hub.values import ValueProblem, calendar_date, money
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["2026-01-04", "2026/01/04", "2026-01-04T00:00:00.000Z", "2026-01-04T23:30:00-08:00", "2026-01-04 00:00"],
+)
+def test_calendar_dates_never_shift(raw: str) -> None:
+    assert calendar_date(raw) == date(2026, 1, 4)
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"), [("01/04/2026", "not a date"), ("2026-02-30", "not a real"), ("x", "not a date")]
+)
+def test_bad_dates(raw: str, reason: str) -> None:
+    with pytest.raises(ValueProblem, match=reason):
+        calendar_date(raw)
+
+
+def test_empty_date() -> None:
+    assert calendar_date(None) is None and calendar_date(" ") is None
+
+
+def test_money_is_decimal_to_the_cent() -> None:
+    assert money("70000.0") == Decimal("70000.00")
+    assert money("12.345") == Decimal("12.34") or money("12.345") == Decimal("12.35")
+    assert money(" 5 ") == Decimal("5.00")
+    assert money("") is None and money(None) is None
+
+
+@pytest.mark.parametrize("raw", ["abc", "NaN", "Infinity", 1.5, True])
+def test_bad_money(raw: object) -> None:
+    with pytest.raises(ValueProblem):
+        money(raw)
