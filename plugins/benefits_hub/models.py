@@ -90,6 +90,7 @@ class RunSummary(BaseModel):
     output_file: str | None = None
     error_files: list[str] = Field(default_factory=list)
     failure_reason: str | None = None
+    resubmission_of: str | None = None  # Transaction Assistant: the run whose errors this one corrects
     window_start: str | None = None
     window_end: str | None = None
     extra_counters: dict[str, int] = Field(default_factory=dict)

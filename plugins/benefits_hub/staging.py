@@ -166,6 +166,19 @@ class StagingArea:
         with self._open_text(path) as (text, _hashing):
             yield text, path
 
+    def write_json(self, name: str, value: Any) -> str:
+        """A small JSON document in this run's folder (the run manifest); returns its path."""
+        with self.text_file(name) as (stream, path):
+            json.dump(value, stream, indent=2, default=str)
+        return str(path)
+
+    def read_json(self, name: str) -> Any | None:
+        path = self.path(name)
+        if not path.exists():
+            return None
+        with path.open("r", encoding="utf-8") as handle:
+            return json.load(handle)
+
     @staticmethod
     def read_records(manifest: StagedFile | dict[str, Any]) -> Iterator[dict[str, Any]]:
         from airflow.sdk import ObjectStoragePath

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 FAILURE_XCOM_KEY = "stage_failure"
+RUN_MANIFEST = "run_manifest.json"
 STATE_VARIABLE_PREFIX = "benefits_hub"
 
 
@@ -144,6 +145,10 @@ class RunSummaryOperator(BaseOperator):
             summary.error_files = [merged.manifest.path] if merged.manifest else []
         integration.after_summary(summary)
         payload = summary.as_xcom()
+        if run.staging is not None:
+            # The run manifest beside its files: what the Transaction Assistant (and people) read later.
+            stages = {name: result.model_dump(mode="json") for name, result in run.results.items()}
+            run.staging.write_json(RUN_MANIFEST, {"summary": payload, "stages": stages})
         self.log.info("Run Summary\n%s", format_summary(summary))
         # Pushed before any failure below, so a failed run still has its summary.
         context["ti"].xcom_push(key="return_value", value=payload)
