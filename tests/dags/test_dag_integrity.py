@@ -40,19 +40,41 @@ def test_dag_has_owner_tags_retries_doc(dag_bag, dag_file: Path) -> None:
     assert dag.catchup is False
     for task in dag.tasks:
         assert task.owner and task.owner != "airflow", f"{task.task_id} has no owner"
-        if task.task_id != "summary":
+        if not task.task_id.endswith("summary"):
             assert task.retries >= 1, f"{task.task_id} has no retries"
             assert task.retry_exponential_backoff, f"{task.task_id} does not back off"
+
+
+STAGES = ["validate", "extract", "transform", "deliver", "summary"]
+
+
+def _stage_groups(dag) -> list[str]:
+    """'' for an integration DAG; each member's task group for an integration set."""
+    if "integration-set" not in dag.tags:
+        return [""]
+    return sorted({t.task_id.split(".")[0] + "." for t in dag.tasks if "." in t.task_id})
 
 
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.stem)
 def test_five_stages_in_order(dag_bag, dag_file: Path) -> None:
     dag = dag_bag.dags[dag_file.stem]
-    stages = ["validate", "extract", "transform", "deliver", "summary"]
-    for upstream, downstream in itertools.pairwise(stages):
-        assert downstream in dag.get_task(upstream).downstream_task_ids
+    groups = _stage_groups(dag)
+    assert groups
+    for prefix in groups:
+        for upstream, downstream in itertools.pairwise(STAGES):
+            assert prefix + downstream in dag.get_task(prefix + upstream).downstream_task_ids
+        assert dag.get_task(prefix + "summary").trigger_rule == "all_done"
     assert dag.get_task("summary").trigger_rule == "all_done"
     assert not dag.get_task("summary").downstream_task_ids, "nothing may run after summary"
+
+
+def test_sets_abort_on_failure(dag_bag) -> None:
+    for dag in dag_bag.dags.values():
+        groups = _stage_groups(dag) if "integration-set" in dag.tags else []
+        for earlier, later in itertools.pairwise(groups):
+            # The next member starts only if the earlier member's summary succeeded.
+            assert later + "validate" in dag.get_task(earlier + "summary").downstream_task_ids
+            assert dag.get_task(later + "validate").trigger_rule == "all_success"
 
 
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.stem)

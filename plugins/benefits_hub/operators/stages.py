@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, TriggerRule
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from benefits_hub.integration import STAGES, Integration, RunContext, StageRefused
 from benefits_hub.models import RunSummary, StageResult
@@ -51,30 +51,47 @@ def read_state(dag_id: str, key: str) -> Any:
     return Variable.get(_state_key(dag_id, key), default=None)
 
 
-def build_run_context(context: Context, upstream: Sequence[str], log: Any = None) -> RunContext:
-    """The stage's view of its run, from Airflow's task context and the upstream stages' XComs."""
+def build_run_context(
+    context: Context,
+    upstream: Sequence[str],
+    log: Any = None,
+    *,
+    task_prefix: str = "",
+    integration_id: str | None = None,
+    params_key: str | None = None,
+) -> RunContext:
+    """The stage's view of its run, from Airflow's task context and the upstream stages' XComs.
+
+    In an integration set the member's stages sit in a task group (``task_prefix``), run as the member
+    integration (``integration_id``: its state and staging folder) and take its own params
+    (``params_key``: the member's object in the set's params).
+    """
     from airflow.sdk import Variable
 
     dag_run = context["dag_run"]
     ti = context["ti"]
-    dag_id = dag_run.dag_id
+    dag_id = integration_id or dag_run.dag_id
+    params = dict(context["params"])
+    if params_key is not None:
+        member = params.get(params_key) or {}
+        params = {"process_name": dag_run.dag_id, **dict(member)}
     run_type = str(getattr(dag_run.run_type, "value", dag_run.run_type))
     triggered_by = dag_run.triggering_user_name or ("scheduler" if run_type == "scheduled" else "unknown")
     results: dict[str, StageResult] = {}
     failures: dict[str, str] = {}
     for stage in upstream:
-        value = ti.xcom_pull(task_ids=stage)
+        value = ti.xcom_pull(task_ids=task_prefix + stage)
         if value:
             results[stage] = StageResult.model_validate(value)
         else:
-            reason = ti.xcom_pull(task_ids=stage, key=FAILURE_XCOM_KEY)
+            reason = ti.xcom_pull(task_ids=task_prefix + stage, key=FAILURE_XCOM_KEY)
             if reason:
                 failures[stage] = str(reason)
     return RunContext(
         dag_id=dag_id,
         run_id=dag_run.run_id,
         run_type=run_type,
-        params=dict(context["params"]),
+        params=params,
         run_start=dag_run.start_date or dag_run.run_after or datetime.now(UTC),
         triggered_by=triggered_by,
         data_interval_start=dag_run.data_interval_start,
@@ -88,21 +105,40 @@ def build_run_context(context: Context, upstream: Sequence[str], log: Any = None
     )
 
 
+def _member_args(operator: Any) -> dict[str, Any]:
+    prefix = operator.task_id.rsplit(".", 1)[0] + "." if "." in operator.task_id else ""
+    return {
+        "task_prefix": prefix,
+        "integration_id": operator.integration_id,
+        "params_key": operator.params_key,
+    }
+
+
 class IntegrationStageOperator(BaseOperator):
     """Runs one stage of an integration and returns its :class:`StageResult` (a small manifest)."""
 
     ui_color = "#e8f4ea"
 
-    def __init__(self, *, integration: str, stage: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        integration: str,
+        stage: str | None = None,
+        integration_id: str | None = None,
+        params_key: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.integration = integration
-        self.stage = stage or self.task_id
+        self.integration_id = integration_id
+        self.params_key = params_key
+        self.stage = stage or self.task_id.rsplit(".", 1)[-1]
         if self.stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, not {self.stage!r}")
 
     def execute(self, context: Context) -> dict[str, Any]:
         upstream = STAGES[: STAGES.index(self.stage)]
-        run = build_run_context(context, upstream, self.log)
+        run = build_run_context(context, upstream, self.log, **_member_args(self))
         integration = load_integration(self.integration)(run)
         self.log.info("%s: %s stage of run %s", integration.integration_name, self.stage, run.run_id)
         try:
@@ -129,14 +165,26 @@ class RunSummaryOperator(BaseOperator):
 
     ui_color = "#fdf1d6"
 
-    def __init__(self, *, integration: str, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        integration: str,
+        integration_id: str | None = None,
+        params_key: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("trigger_rule", TriggerRule.ALL_DONE)
         kwargs.setdefault("retries", 0)
         super().__init__(**kwargs)
         self.integration = integration
+        self.integration_id = integration_id
+        self.params_key = params_key
 
     def execute(self, context: Context) -> dict[str, Any]:
-        run = build_run_context(context, STAGES, self.log)
+        run = build_run_context(context, STAGES, self.log, **_member_args(self))
+        if self.params_key is not None and not run.results and not run.failures:
+            # A member of a set that never started: an earlier member stopped the set.
+            raise AirflowSkipException("Not run: an earlier member of the integration set stopped it.")
         integration = load_integration(self.integration)(run)
         summary, error_parts = integration.build_summary()
         if error_parts and run.staging is not None:

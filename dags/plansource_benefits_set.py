@@ -1,0 +1,99 @@
+"""
+# PlanSource benefits integration set
+
+Runs the **HCM Demographic Export**, then the **PlanSource Deductions Import**, each with its own
+params, as one process with **Abort on Failure**: if the export ends Completed with Errors or Failed,
+the import does not run (deductions must never land on employees PlanSource has not received).
+
+## Params (the trigger form)
+| Param | What to enter |
+|---|---|
+| Integration Run Name | Optional. |
+| Export params | The export's own params as JSON, e.g. `{"delta": true, "lookback_days": 1}`. |
+| Import params | The import's own params as JSON, e.g. `{"delta": true, "lookback_days": 1}`. |
+
+## Statuses
+- **Completed**: both members completed.
+- **Failed**: a member stopped the set; the set's summary names it (`stopped_by`) and the members
+  after it show "Not run". Each member's own Run Summary is in its `summary` task.
+
+## First three things to check
+1. The set's `summary`: `stopped_by` and each member's status.
+2. The stopping member's Run Summary and error file (`export.summary` or `import.summary`).
+3. That member's failing task log.
+
+## Re-running safely
+Both members are safe to re-run (no duplicate subscribers, deductions upserted). Fix what stopped the
+set, then trigger the set again, or run the remaining member on its own.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG, Param, TaskGroup
+
+from benefits_hub.integration import STAGES
+from benefits_hub.operators.sets import IntegrationSetSummaryOperator
+from benefits_hub.operators.stages import IntegrationStageOperator, RunSummaryOperator
+from benefits_hub.params import integration_run_name_param
+
+# (task group, integration, the member's own DAG id: its state and staging)
+MEMBERS = (
+    ("export", "benefits_hub.demographics.export:DemographicExport", "plansource_hcm_demographic_export"),
+    ("import", "benefits_hub.deductions.importer:DeductionsImport", "plansource_deductions_import"),
+)
+
+with DAG(
+    dag_id="plansource_benefits_set",
+    description="Integration set: HCM Demographic Export, then PlanSource Deductions Import (Abort on Failure)",
+    doc_md=__doc__,
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["plansource", "integration-set"],
+    default_args={
+        "owner": "benefits-integrations",
+        "retries": 3,
+        "retry_delay": timedelta(minutes=1),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=15),
+    },
+    params={
+        "integration_run_name": integration_run_name_param(),
+        "export": Param(
+            {"delta": True, "lookback_days": 1},
+            type="object",
+            title="Export params",
+            description="The HCM Demographic Export's params (delta, include_employees, lookback_days, qualify_delta).",
+        ),
+        "import": Param(
+            {"delta": True, "lookback_days": 1},
+            type="object",
+            title="Import params",
+            description=(
+                "The Deductions Import's params (delta, include_employees, lookback_days, qualify_delta, "
+                "deduction_start_date, plan_year_start_date)."
+            ),
+        ),
+    },
+) as dag:
+    previous = None
+    for group_id, integration, member_dag_id in MEMBERS:
+        with TaskGroup(group_id) as member:
+            member_args = {
+                "integration": integration,
+                "integration_id": member_dag_id,
+                "params_key": group_id,
+            }
+            stages = [IntegrationStageOperator(task_id=stage, **member_args) for stage in STAGES]
+            stages.append(RunSummaryOperator(task_id="summary", **member_args))
+            for upstream, downstream in itertools.pairwise(stages):
+                upstream >> downstream
+        if previous is not None:
+            previous >> member  # Abort on Failure: a failed member summary leaves the next upstream_failed
+        previous = member
+    summary = IntegrationSetSummaryOperator(task_id="summary", members=[m[0] for m in MEMBERS])
+    previous >> summary
