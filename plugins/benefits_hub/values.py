@@ -52,3 +52,19 @@ def money(value: Any) -> Decimal | None:
     if not amount.is_finite():
         raise ValueProblem("is not a number")
     return amount.quantize(CENT)
+
+
+def utc_timestamp(value: Any) -> str | None:
+    """A vendor timestamp as ``YYYY-MM-DD HH:MM:SS`` in UTC (comparable as text), or ``None``."""
+    from datetime import UTC, datetime
+
+    if value is None or not str(value).strip():
+        return None
+    text = str(value).strip().replace("Z", "+00:00")
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.strftime("%Y-%m-%d %H:%M:%S")

@@ -13,7 +13,7 @@ from typing import Any
 
 from benefits_hub.models import ErrorRow
 from benefits_hub.pii import mask_field
-from benefits_hub.values import ValueProblem, calendar_date, money
+from benefits_hub.values import ValueProblem, calendar_date, money, utc_timestamp
 from benefits_hub.xref import CrossReference, load_table
 
 DEDUCTION_COLUMNS: tuple[str, ...] = (
@@ -167,7 +167,7 @@ def map_coverage(coverage: dict[str, Any], codes: CrossReference, known_person: 
         "benefit_name": _text(coverage.get("benefit_name")),
         "plan_year_start": plan_year_start,
         "plansource_coverage_id": str(coverage.get("id") or ""),
-        "source_updated_at": _text(coverage.get("updated_at")),
+        "source_updated_at": utc_timestamp(coverage.get("updated_at")),
     }
     return mapped
 
@@ -186,6 +186,12 @@ def comparable(column: str, value: Any) -> str:
     if column in DATE_COLUMNS:
         return str(value)[:10]
     return str(value)
+
+
+def is_stale(new: dict[str, Any], existing: dict[str, Any]) -> bool:
+    """PlanSource changed this record after ``new`` was read: a replay of an older file must not win."""
+    new_at, old_at = new.get("source_updated_at"), existing.get("source_updated_at")
+    return bool(new_at and old_at and str(new_at)[:19] < str(old_at)[:19])
 
 
 def differs(new: dict[str, Any], existing: dict[str, Any]) -> bool:

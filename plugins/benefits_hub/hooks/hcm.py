@@ -207,18 +207,20 @@ class DeductionWriter:
 
     def apply(self, rows: Sequence[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
         """Upsert one chunk in one transaction; returns (created|updated|unchanged, row) for each row."""
-        from benefits_hub.deductions.rules import differs
+        from benefits_hub.deductions.rules import differs, is_stale
 
         existing = self.existing(sorted({r["person_number"] for r in rows}))
         loaded_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
         outcomes: list[tuple[str, dict[str, Any]]] = []
         to_write: list[tuple[Any, ...]] = []
         latest: dict[tuple[str, str, str], dict[str, Any]] = {}
-        for row in rows:  # a key twice in one chunk: the later record wins
-            latest[(row["person_number"], row["deduction_code"], str(row["effective_date"])[:10])] = row
+        for row in rows:  # a key twice in one chunk: the most recently changed record wins
+            key = (row["person_number"], row["deduction_code"], str(row["effective_date"])[:10])
+            if key not in latest or not is_stale(row, latest[key]):
+                latest[key] = row
         for key, row in latest.items():
             before = existing.get(key)
-            if before is not None and not differs(row, before):
+            if before is not None and (is_stale(row, before) or not differs(row, before)):
                 outcomes.append(("unchanged", row))
                 continue
             outcomes.append(("created" if before is None else "updated", row))
