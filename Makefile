@@ -13,7 +13,7 @@ export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__BENEFITS_HUB__STAGING_URL ?= file://$(AIRFLOW_HOME)/staging
 
-.PHONY: install demo test test-fast lint bench sandbox-start sandbox-stop airflow clean
+.PHONY: install system-deps demo test test-fast lint bench sandbox-start sandbox-stop airflow clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,25 @@ $(AIRFLOW_HOME)/airflow.db: | $(VENV)/.installed
 demo: install $(AIRFLOW_HOME)/airflow.db
 	$(BIN)/python -m hub_sandbox.demo --dir $(SANDBOX_DIR)
 
+## system-deps: the Debian packages the tests need: the PostgreSQL server (initdb, pg_ctl), which the
+## end-to-end tests start privately on a free loopback port to hold the HCM database
+system-deps:
+	@if { ls /usr/lib/postgresql/*/bin/pg_ctl && ls /usr/lib/postgresql/*/bin/initdb; } >/dev/null 2>&1 \
+		|| { command -v pg_ctl && command -v initdb; } >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; else \
+		echo "make system-deps: the PostgreSQL server (initdb, pg_ctl) is missing and this user cannot" \
+			"install it (not root, no sudo): run 'apt-get install postgresql' as root" >&2; exit 1; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+		echo "make system-deps: the PostgreSQL server (initdb, pg_ctl) is missing and this is not a" \
+			"Debian/Ubuntu machine: install your distribution's PostgreSQL server package" >&2; exit 1; fi; \
+	echo "make system-deps: installing the Debian postgresql package (the tests' PostgreSQL server)"; \
+	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+		&& $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql \
+		|| { echo "make system-deps: could not install the postgresql package (apt-get failed above)" >&2; \
+			exit 1; }
+
 ## test: the whole test suite (what .ci/run runs)
-test: install
+test: install system-deps
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 

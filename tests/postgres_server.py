@@ -155,7 +155,8 @@ def _run_as_prefix() -> tuple[list[str], int | None, int | None]:
         entry = pwd.getpwnam(SERVER_USER)
     except KeyError as exc:
         raise PostgresUnavailable(
-            f"running as root, and there is no `{SERVER_USER}` system user to run PostgreSQL as: {INSTALL_HINT}"
+            f"running as root, and there is no `{SERVER_USER}` system user to run PostgreSQL as: "
+            f"{INSTALL_HINT}"
         ) from exc
     runuser = shutil.which("runuser")
     if runuser:
@@ -235,9 +236,7 @@ def _bootstrap(server: PostgresServer) -> None:
     import psycopg2
     from psycopg2 import sql
 
-    conn = psycopg2.connect(
-        host=str(server.socket_dir), port=server.port, user="postgres", dbname="postgres"
-    )
+    conn = psycopg2.connect(host=str(server.socket_dir), port=server.port, user="postgres", dbname="postgres")
     try:
         conn.autocommit = True
         with conn.cursor() as cur:

@@ -86,7 +86,7 @@ def copy_hcm_to_postgres(sqlite_path: Path, dsn: str, schema_sql: Path = SCHEMA_
                 insert = sql.SQL("INSERT INTO {} ({}) VALUES %s").format(
                     sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
                 )
-                select = "SELECT {} FROM \"{}\"".format(", ".join(f'"{c}"' for c in columns), table)
+                select = 'SELECT {} FROM "{}"'.format(", ".join(f'"{c}"' for c in columns), table)
                 rows = source.execute(select)
                 copied[table] = 0
                 while batch := rows.fetchmany(CHUNK):

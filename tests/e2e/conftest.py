@@ -186,7 +186,11 @@ def postgres_server() -> Iterator[Any]:
     try:
         server = start_postgres()
     except PostgresUnavailable as exc:
-        pytest.fail(str(exc), pytrace=False)
+        missing = str(exc)
+    else:
+        missing = ""
+    if missing:
+        pytest.fail(missing, pytrace=False)
     try:
         yield server
     finally:
