@@ -20,7 +20,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from hub_sandbox import coverages
 from hub_sandbox.generator import _SSN_SPACE, category_of, person_index, subscriber_id, valid_ssn
 
 XREF_DIR = Path(__file__).resolve().parents[1] / "xref"
@@ -152,16 +153,17 @@ def connect_state(state_path: Path) -> sqlite3.Connection:
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
-    conn.executescript(SCHEMA)
+    conn.executescript(SCHEMA + coverages.TABLE_SQL + coverages.INDEX_SQL)
     return conn
 
 
 # ---------------------------------------------------------------------------------------------- seeding
 
 
-def seed_plansource(state_path: Path, hcm_db_path: Path) -> int:
+def seed_plansource(state_path: Path, hcm_db_path: Path, seed: int = 42) -> int:
     """PlanSource's starting state: every HCM person but the new hires (primary EIN), deliberate mismatches
-    included. Replaces any old state file. Returns the number of subscribers."""
+    included, and their payroll coverages (:mod:`hub_sandbox.coverages`, from ``seed``). Replaces any old
+    state file. Returns the number of subscribers."""
     state_path = Path(state_path)
     for suffix in ("", "-journal", "-wal", "-shm"):
         Path(f"{state_path}{suffix}").unlink(missing_ok=True)
@@ -250,6 +252,7 @@ def seed_plansource(state_path: Path, hcm_db_path: Path) -> int:
             out.executemany(sql, batch)
             count += len(batch)
         out.execute("COMMIT")
+        coverages.seed_coverages_into(out, seed)
         out.execute("PRAGMA journal_mode=WAL")
     finally:
         hcm.close()
@@ -346,6 +349,7 @@ class State:
         self.tokens: dict[str, tuple[float, int]] = {}  # token -> (issued at, ttl at issue)
         self.faults: list[dict[str, Any]] = []
         self.census_seen: dict[str, tuple[int, float]] = {}
+        self.coverages = coverages.CoverageQueries(self.db)
         m = meta()
         self.allowed: dict[str, list[str]] = {
             "gender": m["genders"],
@@ -767,6 +771,103 @@ def create_app(
 
         return bulk(records, one)
 
+    # -- payroll coverages ---------------------------------------------------------------------------
+
+    def window(start_date: str | None, end_date: str | None) -> tuple[date, date]:
+        days = []
+        for name, value in (("start_date", start_date), ("end_date", end_date)):
+            if not value:
+                raise ApiError(400, f"{name} is required.", "bad_request")
+            try:
+                if not _DATE_RE.match(value):
+                    raise ValueError
+                days.append(datetime.strptime(value, "%Y-%m-%d").date())
+            except ValueError:
+                raise ApiError(
+                    400, f"{name} date is not a valid YYYY-MM-DD date format.", "bad_request"
+                ) from None
+        if days[1] < days[0]:
+            raise ApiError(400, "end_date must not be before start_date.", "bad_request")
+        return days[0], days[1]
+
+    def flag(name: str, value: str | None) -> bool:
+        if value is None or value == "":
+            return False
+        if value.lower() not in ("true", "false"):
+            raise ApiError(400, f"{name} must be true or false.", "bad_request")
+        return value.lower() == "true"
+
+    def plan_year(current: str | None, previous: str | None) -> int | None:
+        want_current, want_previous = flag("current", current), flag("previous", previous)
+        if want_current and want_previous:
+            raise ApiError(400, "Use current or previous, not both.", "bad_request")
+        if want_current:
+            return coverages.CURRENT_PLAN_YEAR
+        return coverages.PRIOR_PLAN_YEAR if want_previous else None
+
+    @app.get("/admin/v2/payroll_coverages_subscribers")
+    async def payroll_coverages(
+        request: Request,
+        start_date: str | None = None,
+        end_date: str | None = None,
+        page: int = 1,
+        per_page: int = 100,
+        include_test: str | None = None,
+        current: str | None = None,
+        previous: str | None = None,
+    ) -> dict[str, Any]:
+        check_token(request)
+        start, end = window(start_date, end_date)
+        if not 1 <= per_page <= MAX_PER_PAGE:
+            raise ApiError(400, f"per_page must be between 1 and {MAX_PER_PAGE}.", "bad_request")
+        if page < 1:
+            raise ApiError(400, "page must be 1 or more.", "bad_request")
+        with_test = flag("include_test", include_test)
+        year = plan_year(current, previous)
+        total, records = state.coverages.page(start, end, page, per_page, with_test, year)
+        last = max(1, math.ceil(total / per_page))
+
+        def link(p: int) -> str:
+            query = (
+                f"start_date={start.isoformat()}&end_date={end.isoformat()}&page={p}&per_page={per_page}"
+                f"&include_test={str(with_test).lower()}"
+            )
+            if year is not None:
+                query += "&current=true" if year == coverages.CURRENT_PLAN_YEAR else "&previous=true"
+            return f"{str(request.base_url).rstrip('/')}/admin/v2/payroll_coverages_subscribers?{query}"
+
+        return envelope(
+            {
+                "total": total,
+                "per_page": per_page,
+                "page": page,
+                "links": {
+                    "first": link(1),
+                    "current": link(page),
+                    "next": link(page + 1) if page < last else None,
+                    "last": link(last),
+                },
+                "payroll_coverages": records,
+            }
+        )
+
+    @app.get("/admin/v2/payroll_coverages_subscriber/{key}")
+    async def payroll_coverages_of(
+        request: Request,
+        key: str,
+        start_date: str | None = None,
+        end_date: str | None = None,
+        is_custom_id: str | None = None,
+        current: str | None = None,
+        previous: str | None = None,
+    ) -> dict[str, Any]:
+        check_token(request)
+        start, end = window(start_date, end_date)
+        year = plan_year(current, previous)
+        row = lookup(key, is_custom_id)
+        records = state.coverages.for_subscriber(row["employee_number"], start, end, year)
+        return envelope({"total": len(records), "payroll_coverages": records})
+
     # -- sandbox admin (no auth; loopback only) ------------------------------------------------------
 
     @app.get("/sandbox/health")
@@ -779,6 +880,24 @@ def create_app(
         if row is None:
             raise ApiError(404, "Subscriber not found", "not_found")
         return envelope(_row_to_subscriber(row))
+
+    @app.get("/sandbox/coverages")
+    async def raw_coverages(employee_number: str | None = None) -> dict[str, Any]:
+        if not employee_number:
+            raise ApiError(400, "employee_number is required.", "bad_request")
+        return envelope(state.coverages.for_subscriber(employee_number))
+
+    @app.post("/sandbox/coverages")
+    async def upsert_coverages(request: Request) -> dict[str, Any]:
+        body = await json_body(request)
+        items = body.get("coverages")
+        if not isinstance(items, list):
+            raise ApiError(400, "coverages must be a list.", "bad_request")
+        try:
+            results = state.coverages.upsert(items, _now())
+        except ValueError as exc:
+            raise ApiError(400, str(exc), "bad_request") from None
+        return envelope({"ids": [r["id"] for r in results], "results": results})
 
     @app.get("/sandbox/changes")
     async def changes(employee_number: str | None = None) -> dict[str, Any]:

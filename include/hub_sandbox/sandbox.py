@@ -52,13 +52,13 @@ def ensure_seeded(directory: Path, employees: int, seed: int, reseed: bool = Fal
     """Seed HCM and PlanSource unless the directory already holds this size and seed. True if seeded now."""
     paths = SandboxPaths(Path(directory).resolve())
     paths.root.mkdir(parents=True, exist_ok=True)
-    wanted = {"employees": employees, "seed": seed}
+    wanted = {"employees": employees, "seed": seed, "data_version": 2}  # 2: payroll coverages
     seeded = paths.seed_marker.exists() and paths.hcm_db.exists() and paths.plansource_state.exists()
     if not reseed and seeded and json.loads(paths.seed_marker.read_text()) == wanted:
         return False
     paths.seed_marker.unlink(missing_ok=True)  # a half-seeded directory must not look seeded
     seed_hcm(paths.hcm_db, employees, seed)
-    seed_plansource(paths.plansource_state, paths.hcm_db)
+    seed_plansource(paths.plansource_state, paths.hcm_db, seed)
     if paths.sftp_root.exists():
         shutil.rmtree(paths.sftp_root)  # old deliveries belong to the old population
     prepare_root(paths.sftp_root)
