@@ -1,0 +1,207 @@
+"""The Deductions Import, its Transaction Assistant and the benefits set, run for real (dag.test)
+against the sandbox's PlanSource API and HCM database."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import pytest
+import requests
+
+from hub_sandbox.coverages import special_coverages
+from tests.e2e.conftest import run_dag
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("clean_hub_state")]
+IMPORT = "plansource_deductions_import"
+RESUBMIT = "plansource_deductions_resubmit"
+SET = "plansource_benefits_set"
+CURRENT_YEAR_INITIAL = {"deduction_start_date": "2025-10-01", "plan_year_start_date": "2025-12-31"}
+PRIOR_YEAR_INITIAL = {"deduction_start_date": "2024-10-01", "plan_year_start_date": "2024-12-31"}
+FAILING = {category: ids[0] for category, ids in special_coverages(200).items()}
+
+
+def deductions(sandbox: Any) -> dict[tuple[str, str, str], dict[str, Any]]:
+    with sqlite3.connect(sandbox.hcm_db_path) as conn:
+        conn.row_factory = sqlite3.Row
+        rows = conn.execute("SELECT * FROM hcm_payroll_deduction").fetchall()
+    return {(r["person_number"], r["deduction_code"], r["effective_date"]): dict(r) for r in rows}
+
+
+def plansource_coverages(sandbox: Any, where: str) -> list[dict[str, Any]]:
+    with sqlite3.connect(sandbox.plansource_state_path) as conn:
+        conn.row_factory = sqlite3.Row
+        return [dict(r) for r in conn.execute(f"SELECT * FROM payroll_coverage WHERE {where}")]
+
+
+def change_coverages(sandbox: Any, changes: list[dict[str, Any]]) -> None:
+    response = requests.post(
+        f"{sandbox.plansource_url}/sandbox/coverages", json={"coverages": changes}, timeout=10
+    )
+    response.raise_for_status()
+
+
+def test_initial_plan_year_import_loads_good_records_and_explains_bad_ones(sandbox: Any) -> None:
+    outcome = run_dag(IMPORT, {"delta": True, **CURRENT_YEAR_INITIAL})
+
+    summary = outcome.summary
+    assert outcome.state == "failed" and summary["status"] == "Completed with Errors"
+    assert outcome.task_states["deliver"] == "success"
+    current = plansource_coverages(sandbox, "plan_year = 2026")
+    real = [c for c in current if not c["test_employee"]]
+    good = [c for c in real if c["id"] not in FAILING.values()]
+    assert summary["records_processed"] == len(real)
+    assert summary["errors"] == len(FAILING)
+    assert summary["records_created"] == len(good)
+    loaded = deductions(sandbox)
+    assert len(loaded) == len(good)
+    assert {row["plansource_coverage_id"] for row in loaded.values()} == {c["id"] for c in good}
+    # Test employees are left out, and counted.
+    test_people = {c["subscriber_code"] for c in current if c["test_employee"]}
+    assert test_people and summary["test_employees_skipped"] == len(test_people)
+    assert not test_people & {key[0] for key in loaded}
+    assert summary["employees_processed"] == len({c["subscriber_code"] for c in good})
+    # The error file: each failing record once, with the rule and a reason, and no SSN.
+    rows = {row["record_key"].split("#")[1]: row for row in outcome.error_rows()}
+    assert set(rows) == set(FAILING.values())
+    assert rows[FAILING["unknown_employee"]]["rule"] == "hcm:unknown_person"
+    assert rows[FAILING["unmapped_code"]]["rule"] == "xref:deduction_code"
+    assert rows[FAILING["negative_amount"]]["rule"] == "amount:negative"
+    assert rows[FAILING["end_before_start"]]["rule"] == "dates:end_before_start"
+    # The three files are in the summary.
+    assert summary["source_files"] and summary["output_file"] and summary["error_files"]
+    assert any("Demographic Export" in w for w in summary["warnings"])
+
+
+def test_calendar_dates_and_amounts_land_exactly(sandbox: Any) -> None:
+    run_dag(IMPORT, {"delta": True, **CURRENT_YEAR_INITIAL})
+    loaded = deductions(sandbox)
+    by_id = {row["plansource_coverage_id"]: row for row in loaded.values()}
+    for coverage in plansource_coverages(sandbox, "plan_year = 2026 AND test_employee = 0")[:50]:
+        if coverage["id"] in FAILING.values():
+            continue
+        row = by_id[coverage["id"]]
+        # '2026-01-01T00:00:00.000Z' is the calendar date 2026-01-01 whatever the time zone.
+        assert row["effective_date"] == coverage["change_effective_date"][:10].replace("/", "-")
+        assert f"{float(row['employee_amount']):.2f}" == coverage["subscriber_premium"]
+        assert f"{float(row['employer_amount']):.2f}" == coverage["org_premium"]
+
+
+def test_nightly_delta_picks_up_only_changed_coverages_and_a_rerun_changes_nothing(sandbox: Any) -> None:
+    run_dag(IMPORT, {"delta": True, **CURRENT_YEAR_INITIAL})
+    before = deductions(sandbox)
+    good = [
+        c for c in plansource_coverages(sandbox, "plan_year = 2026 AND test_employee = 0 AND current = 1")
+    ]
+    good = [c for c in good if c["id"] not in FAILING.values() and not c["termination_date"]]
+    repriced, ended = good[0], good[1]
+    change_coverages(
+        sandbox,
+        [
+            {"id": repriced["id"], "subscriber_premium": "321.00"},
+            {"id": ended["id"], "termination_date": "2026-11-30", "termination_reason": "Voluntary"},
+        ],
+    )
+
+    nightly = run_dag(IMPORT, {"delta": True, "lookback_days": 1})
+    summary = nightly.summary
+    assert nightly.state == "success" and summary["status"] == "Completed", summary
+    assert summary["records_processed"] == 2
+    assert summary["records_updated"] == 2 and summary["records_created"] == 0
+    after = deductions(sandbox)
+    assert len(after) == len(before)  # an ended coverage is end-dated, never deleted
+    by_id = {row["plansource_coverage_id"]: row for row in after.values()}
+    assert f"{float(by_id[repriced['id']]['employee_amount']):.2f}" == "321.00"
+    assert by_id[ended["id"]]["end_date"] == "2026-11-30"
+    untouched = {
+        k: v for k, v in after.items() if v["plansource_coverage_id"] not in (repriced["id"], ended["id"])
+    }
+    assert untouched == {k: v for k, v in before.items() if k in untouched}
+
+    rerun = run_dag(IMPORT, {"delta": True, "lookback_days": 1})
+    assert rerun.summary["records_created"] == 0 and rerun.summary["records_updated"] == 0
+    assert rerun.summary["records_skipped"] == 2
+    assert deductions(sandbox) == after
+
+
+def test_resubmit_fixes_corrected_records_and_keeps_the_rest_in_a_new_error_file(sandbox: Any) -> None:
+    original = run_dag(IMPORT, {"delta": True, **CURRENT_YEAR_INITIAL})
+    keys = {row["record_key"].split("#")[1]: row["record_key"] for row in original.error_rows()}
+    corrections = {
+        keys[FAILING["negative_amount"]]: {
+            "subscriber_premium": "12.50",
+            "subscriber_pretax_premium": "12.50",
+        },
+        keys[FAILING["unmapped_code"]]: {"plan_payroll_mapping_code": "MED-PPO"},
+    }
+
+    resubmit = run_dag(RESUBMIT, {"integration_reference_id": original.run_id, "corrections": corrections})
+
+    summary = resubmit.summary
+    assert summary["resubmission_of"] == original.run_id
+    assert summary["status"] == "Completed with Errors"
+    assert summary["records_processed"] == len(FAILING)
+    assert summary["records_created"] == 2
+    still_wrong = {row["record_key"].split("#")[1] for row in resubmit.error_rows()}
+    assert still_wrong == {FAILING["unknown_employee"], FAILING["end_before_start"]}
+    assert resubmit.summary["error_files"] != original.summary["error_files"]
+    by_id = {row["plansource_coverage_id"]: row for row in deductions(sandbox).values()}
+    assert f"{float(by_id[FAILING['negative_amount']]['employee_amount']):.2f}" == "12.50"
+    assert by_id[FAILING["unmapped_code"]]["deduction_code"] == "MEDPPO"
+
+
+def test_resubmit_refuses_an_unknown_run_or_record(sandbox: Any) -> None:
+    unknown = run_dag(RESUBMIT, {"integration_reference_id": "manual__1999-01-01T00:00:00+00:00"})
+    assert unknown.summary["status"] == "Failed"
+    assert "integration_reference_id" in unknown.summary["failure_reason"]
+    original = run_dag(IMPORT, {"delta": True, **CURRENT_YEAR_INITIAL})
+    wrong = run_dag(RESUBMIT, {"integration_reference_id": original.run_id, "corrections": {"E1#NOPE": {}}})
+    assert wrong.summary["status"] == "Failed" and "E1#NOPE" in wrong.summary["failure_reason"]
+
+
+def test_nightly_schedule_refuses_before_an_initial_import(sandbox: Any) -> None:
+    outcome = run_dag(IMPORT, {"delta": True, "lookback_days": 1})
+    assert outcome.state == "failed"
+    assert outcome.task_states["validate"] == "failed" and outcome.task_states["extract"] == "upstream_failed"
+    assert outcome.summary["status"] == "Failed"
+    assert "initial import" in outcome.summary["failure_reason"]
+    assert deductions(sandbox) == {}
+
+
+def test_prior_and_current_plan_years_are_not_imported_the_same_day(sandbox: Any) -> None:
+    prior = run_dag(IMPORT, {"delta": True, **PRIOR_YEAR_INITIAL})
+    assert prior.task_states["deliver"] == "success"
+    loaded_after_prior = deductions(sandbox)
+    current = run_dag(IMPORT, {"delta": True, **CURRENT_YEAR_INITIAL})
+    assert current.summary["status"] == "Failed"
+    assert "different days" in current.summary["failure_reason"]
+    assert deductions(sandbox) == loaded_after_prior
+
+
+def test_prior_year_goes_first(sandbox: Any) -> None:
+    run_dag(IMPORT, {"delta": True, **CURRENT_YEAR_INITIAL})
+    prior = run_dag(IMPORT, {"delta": True, **PRIOR_YEAR_INITIAL})
+    assert prior.summary["status"] == "Failed"
+    assert "prior" in prior.summary["failure_reason"]
+
+
+def test_set_aborts_the_import_after_a_failed_export(sandbox: Any) -> None:
+    outcome = run_dag(SET, {"export": {"delta": False}, "import": {"delta": True, **CURRENT_YEAR_INITIAL}})
+    assert outcome.state == "failed"
+    assert outcome.summary["stopped_by"] == "export"
+    statuses = {m["member"]: m["status"] for m in outcome.summary["members"]}
+    assert statuses == {"export": "Completed with Errors", "import": "Not run"}
+    assert outcome.task_states["import.deliver"] in ("upstream_failed", "skipped")
+    assert deductions(sandbox) == {}
+
+
+def test_set_runs_the_import_after_a_clean_export(sandbox: Any) -> None:
+    outcome = run_dag(
+        SET,
+        {"export": {"delta": True, "lookback_days": 1}, "import": {"delta": True, **CURRENT_YEAR_INITIAL}},
+    )
+    statuses = {m["member"]: m["status"] for m in outcome.summary["members"]}
+    assert statuses["export"] == "Completed"
+    assert statuses["import"] == "Completed with Errors"  # the seeded failing coverages
+    assert outcome.summary["stopped_by"] == "import"
+    assert deductions(sandbox)
