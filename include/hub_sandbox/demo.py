@@ -28,6 +28,9 @@ from hub_sandbox.generator import special_people, touch_employees
 
 REPO = Path(__file__).resolve().parents[2]
 EXPORT_DAG = "plansource_hcm_demographic_export"
+IMPORT_DAG = "plansource_deductions_import"
+RESUBMIT_DAG = "plansource_deductions_resubmit"
+SET_DAG = "plansource_benefits_set"
 
 
 def _airflow_env(sandbox: Sandbox) -> dict[str, str]:
@@ -71,9 +74,51 @@ def run_integration(
     if summary is None:
         tail = log_path.read_text(errors="replace")[-3000:]
         raise SystemExit(f"{dag_id} produced no Run Summary (exit {result.returncode}). Log tail:\n{tail}")
-    print(f"\n=== {summary['integration_name']} - {label} ({seconds:.1f}s, task log: {log_path}) ===")
+    title = summary.get("integration_name") or summary.get("process_name")
+    print(f"\n=== {title} - {label} ({seconds:.1f}s, task log: {log_path}) ===")
     print(format_table(summary))
     return summary
+
+
+def show_errors(summary: dict[str, Any], limit: int = 6) -> list[dict[str, str]]:
+    """Print the first rows of a run's (masked) error file; return all its rows."""
+    import csv
+
+    if not summary.get("error_files"):
+        return []
+    path = Path(summary["error_files"][0].removeprefix("file://"))
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    print(f"\n  Error file ({summary['errors']} record(s), SSNs masked): {path}")
+    for row in rows[:limit]:
+        print(f"    {row['record_key']:<22} {row['field']:<26} {row['rule']:<24} {row['reason'][:70]}")
+    return rows
+
+
+def rows_by_key(rows: list[dict[str, str]]) -> dict[str, str]:
+    return {row["record_key"]: row["rule"] for row in rows}
+
+
+def _change_some_coverages(sandbox: Sandbox, count: int = 5) -> int:
+    """Simulate a day of PlanSource changes: new premiums on a few current coverages."""
+    import sqlite3
+
+    import requests
+
+    with sqlite3.connect(sandbox.plansource_state_path) as conn:
+        ids = [
+            row[0]
+            for row in conn.execute(
+                "SELECT id FROM payroll_coverage WHERE plan_year = 2026 AND current = 1 "
+                "AND test_employee = 0 AND termination_date IS NULL AND subscriber_code LIKE 'E%' "
+                "ORDER BY id LIMIT ?",
+                (count,),
+            )
+        ]
+    changes = [{"id": cid, "subscriber_premium": f"{100 + n}.25"} for n, cid in enumerate(ids)]
+    url = f"{sandbox.plansource_url}/sandbox/coverages"
+    requests.post(url, json={"coverages": changes}, timeout=30).raise_for_status()
+    return len(changes)
 
 
 def latest_summary(dag_id: str) -> dict[str, Any] | None:
@@ -99,6 +144,8 @@ def format_table(summary: dict[str, Any]) -> str:
     width = max(len(k) for k in summary)
     lines = []
     for key, value in summary.items():
+        if key == "members":  # an integration set: one line per member
+            value = [f"{m['member']}: {m['status']}" for m in value]
         if isinstance(value, list):
             value = "\n".join([value[0], *(" " * (width + 4) + v for v in value[1:])]) if value else "-"
         lines.append(f"  {key.ljust(width)}  {'-' if value in (None, '') else value}")
@@ -119,12 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         _forget_hub_state()
 
         full = run_integration(EXPORT_DAG, {"delta": False}, env, log_dir, "full run")
-        if full["error_files"]:
-            print(f"\n  Error file ({full['errors']} employee(s), SSNs masked): {full['error_files'][0]}")
-            path = Path(full["error_files"][0].removeprefix("file://"))
-            if path.exists():
-                for line in path.read_text().splitlines()[:6]:
-                    print(f"    {line}")
+        show_errors(full)
 
         special = special_people(args.employees)
         taken = {n for people in special.values() for n in people}
@@ -140,6 +182,36 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nHCM edits: {len(moved)} address change(s), 1 termination ({leaver}).")
         time.sleep(1.1)  # HCM timestamps have whole seconds: let the delta start in a later one
         run_integration(EXPORT_DAG, {"delta": True, "lookback_days": 1}, env, log_dir, "delta run")
+
+        initial = run_integration(
+            IMPORT_DAG,
+            {"delta": True, "deduction_start_date": "2025-10-01", "plan_year_start_date": "2025-12-31"},
+            env, log_dir, "initial import of the 2026 plan year",
+        )  # fmt: skip
+        rows = show_errors(initial)
+        fixable = [r["record_key"] for r in rows if r["rule"] in ("amount:negative", "xref:deduction_code")]
+        corrections = {
+            key: {"subscriber_premium": "12.50", "subscriber_pretax_premium": "12.50"}
+            if rows_by_key(rows)[key] == "amount:negative"
+            else {"plan_payroll_mapping_code": "MED-PPO"}
+            for key in fixable
+        }
+        records = len(rows_by_key(rows))
+        print(f"\nTransaction Assistant: correcting {len(corrections)} of {records} error record(s).")
+        run_integration(
+            RESUBMIT_DAG,
+            {"integration_reference_id": initial["integration_reference_id"], "corrections": corrections},
+            env, log_dir, "resubmit corrected records",
+        )  # fmt: skip
+
+        changed = _change_some_coverages(sandbox)
+        print(f"\nPlanSource changes: {changed} coverage premium(s) changed today.")
+        run_integration(IMPORT_DAG, {"delta": True, "lookback_days": 1}, env, log_dir, "nightly delta")
+        run_integration(
+            SET_DAG,
+            {"export": {"delta": True, "lookback_days": 1}, "import": {"delta": True, "lookback_days": 1}},
+            env, log_dir, "integration set (export, then import)",
+        )  # fmt: skip
     print("\nSandbox stopped. Runs, logs and XComs stay in $AIRFLOW_HOME; `make airflow` opens the UI.")
     return 0
 
