@@ -61,7 +61,8 @@ lint: install
 
 ## bench: print the benchmark figures (not a test)
 bench: install $(AIRFLOW_HOME)/airflow.db
-	$(BIN)/python benchmarks/bench_demographic_export.py
+	$(BIN)/python -m benchmarks.bench_demographic_export
+	$(BIN)/python -m benchmarks.bench_deductions_import
 
 ## sandbox-start / sandbox-stop: the vendor stand-ins, for `make airflow`
 sandbox-start: install

@@ -230,4 +230,4 @@ def parse_iso_date(param: str, value: Any) -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise ParamError(param, f"'{value}' is not a real calendar date") from None
+        raise ParamError(param, "is not a real calendar date (check the month and the day)") from None

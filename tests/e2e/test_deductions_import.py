@@ -205,3 +205,48 @@ def test_set_runs_the_import_after_a_clean_export(sandbox: Any) -> None:
     assert statuses["import"] == "Completed with Errors"  # the seeded failing coverages
     assert outcome.summary["stopped_by"] == "import"
     assert deductions(sandbox)
+
+
+@pytest.mark.parametrize(
+    ("conf", "param"),
+    [
+        ('{"plan_year_start_date": "2025/12/31"}', "plan_year_start_date"),
+        ('{"deduction_start_date": "Oct 1 2025"}', "deduction_start_date"),
+        ('{"lookback_days": 40}', "lookback_days"),
+    ],
+)
+def test_bad_params_are_refused_at_trigger_time(conf: str, param: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow", "dags", "test", IMPORT, "-c", conf],
+        capture_output=True, text=True, env=os.environ.copy(), timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert f"Invalid input for param {param}" in result.stdout + result.stderr
+
+
+def test_impossible_date_is_refused_before_any_data_moves(sandbox: Any) -> None:
+    from airflow.sdk.exceptions import ParamValidationError
+
+    # At trigger time, Airflow's JSON schema (format "date") refuses it...
+    with pytest.raises(ParamValidationError, match="deduction_start_date"):
+        run_dag(IMPORT, {"deduction_start_date": "2025-02-30", "plan_year_start_date": "2025-12-31"})
+    # ...and inside a set, where the member's params are one JSON object, the validate stage does.
+    outcome = run_dag(
+        SET,
+        {
+            "export": {"delta": True, "lookback_days": 1},
+            "import": {"deduction_start_date": "2025-02-30", "plan_year_start_date": "2025-12-31"},
+        },
+    )
+    assert outcome.summary["stopped_by"] == "import"
+    [member] = [m for m in outcome.summary["members"] if m["member"] == "import"]
+    assert member["failure_reason"] == (
+        "Param 'deduction_start_date': is not a real calendar date (check the month and the day)"
+    )
+    assert outcome.task_states["import.validate"] == "failed"
+    assert outcome.task_states["import.extract"] == "upstream_failed"
+    assert deductions(sandbox) == {}

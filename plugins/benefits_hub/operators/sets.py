@@ -51,6 +51,7 @@ class IntegrationSetSummaryOperator(BaseOperator):
                     "records_processed": summary["records_processed"],
                     "errors": summary["errors"],
                     "error_files": summary["error_files"],
+                    "failure_reason": summary.get("failure_reason"),
                 }
             )
             if stopped_by is None and RunStatus(summary["status"]).fails_the_run:
