@@ -29,14 +29,12 @@ set, then trigger the set again, or run the remaining member on its own.
 
 from __future__ import annotations
 
-import itertools
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from airflow.sdk import DAG, Param, TaskGroup
 
-from benefits_hub.integration import STAGES
 from benefits_hub.operators.sets import IntegrationSetSummaryOperator
-from benefits_hub.operators.stages import IntegrationStageOperator, RunSummaryOperator
+from benefits_hub.operators.stages import integration_default_args, integration_stages
 from benefits_hub.params import integration_run_name_param
 
 # (task group, integration, the member's own DAG id: its state and staging)
@@ -54,13 +52,7 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     tags=["plansource", "integration-set"],
-    default_args={
-        "owner": "benefits-integrations",
-        "retries": 3,
-        "retry_delay": timedelta(minutes=1),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": timedelta(minutes=15),
-    },
+    default_args=integration_default_args(),
     params={
         "integration_run_name": integration_run_name_param(),
         "export": Param(
@@ -83,15 +75,10 @@ with DAG(
     previous = None
     for group_id, integration, member_dag_id in MEMBERS:
         with TaskGroup(group_id) as member:
-            member_args = {
-                "integration": integration,
-                "integration_id": member_dag_id,
-                "params_key": group_id,
-            }
-            stages = [IntegrationStageOperator(task_id=stage, **member_args) for stage in STAGES]
-            stages.append(RunSummaryOperator(task_id="summary", **member_args))
-            for upstream, downstream in itertools.pairwise(stages):
-                upstream >> downstream
+            validate, extract, transform, deliver, summary = integration_stages(
+                integration, integration_id=member_dag_id, params_key=group_id
+            )
+            validate >> extract >> transform >> deliver >> summary
         if previous is not None:
             previous >> member  # Abort on Failure: a failed member summary leaves the next upstream_failed
         previous = member

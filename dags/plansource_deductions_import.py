@@ -48,7 +48,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
-from benefits_hub.operators.stages import IntegrationStageOperator, RunSummaryOperator
+from benefits_hub.operators.stages import integration_default_args, integration_stages
 from benefits_hub.params import (
     deduction_start_date_param,
     delta_param,
@@ -71,13 +71,9 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     tags=["plansource", "import", "deductions"],
-    default_args={
-        "owner": "benefits-integrations",
-        "retries": 3,
-        "retry_delay": timedelta(minutes=2),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": timedelta(minutes=30),
-    },
+    default_args=integration_default_args(
+        retry_delay=timedelta(minutes=2), max_retry_delay=timedelta(minutes=30)
+    ),
     params={
         "integration_run_name": integration_run_name_param(),
         "delta": delta_param(default=True),
@@ -88,10 +84,6 @@ with DAG(
         "plan_year_start_date": plan_year_start_date_param(),
     },
 ) as dag:
-    validate = IntegrationStageOperator(task_id="validate", integration=INTEGRATION)
-    extract = IntegrationStageOperator(task_id="extract", integration=INTEGRATION)
-    transform = IntegrationStageOperator(task_id="transform", integration=INTEGRATION)
-    deliver = IntegrationStageOperator(task_id="deliver", integration=INTEGRATION)
-    summary = RunSummaryOperator(task_id="summary", integration=INTEGRATION)
+    validate, extract, transform, deliver, summary = integration_stages(INTEGRATION)
 
     validate >> extract >> transform >> deliver >> summary

@@ -39,7 +39,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Param
 
-from benefits_hub.operators.stages import IntegrationStageOperator, RunSummaryOperator
+from benefits_hub.operators.stages import integration_default_args, integration_stages
 from benefits_hub.params import integration_run_name_param
 
 INTEGRATION = "benefits_hub.deductions.resubmit:DeductionsResubmit"
@@ -53,13 +53,7 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     tags=["plansource", "import", "deductions", "transaction-assistant"],
-    default_args={
-        "owner": "benefits-integrations",
-        "retries": 2,
-        "retry_delay": timedelta(minutes=1),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": timedelta(minutes=10),
-    },
+    default_args=integration_default_args(retries=2, max_retry_delay=timedelta(minutes=10)),
     params={
         "integration_run_name": integration_run_name_param(),
         "integration_reference_id": Param(
@@ -79,10 +73,6 @@ with DAG(
         ),
     },
 ) as dag:
-    validate = IntegrationStageOperator(task_id="validate", integration=INTEGRATION)
-    extract = IntegrationStageOperator(task_id="extract", integration=INTEGRATION)
-    transform = IntegrationStageOperator(task_id="transform", integration=INTEGRATION)
-    deliver = IntegrationStageOperator(task_id="deliver", integration=INTEGRATION)
-    summary = RunSummaryOperator(task_id="summary", integration=INTEGRATION)
+    validate, extract, transform, deliver, summary = integration_stages(INTEGRATION)
 
     validate >> extract >> transform >> deliver >> summary

@@ -42,11 +42,11 @@ Employees) never moves the hourly window.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
-from benefits_hub.operators.stages import IntegrationStageOperator, RunSummaryOperator
+from benefits_hub.operators.stages import integration_default_args, integration_stages
 from benefits_hub.params import (
     delta_param,
     include_employees_param,
@@ -68,13 +68,7 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     tags=["plansource", "export", "demographics"],
-    default_args={
-        "owner": "benefits-integrations",
-        "retries": 3,
-        "retry_delay": timedelta(minutes=1),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": timedelta(minutes=15),
-    },
+    default_args=integration_default_args(),
     params={
         "integration_run_name": integration_run_name_param(),
         "delta": delta_param(default=True),
@@ -83,10 +77,6 @@ with DAG(
         "qualify_delta": qualify_delta_param(default=False),
     },
 ) as dag:
-    validate = IntegrationStageOperator(task_id="validate", integration=INTEGRATION)
-    extract = IntegrationStageOperator(task_id="extract", integration=INTEGRATION)
-    transform = IntegrationStageOperator(task_id="transform", integration=INTEGRATION)
-    deliver = IntegrationStageOperator(task_id="deliver", integration=INTEGRATION)
-    summary = RunSummaryOperator(task_id="summary", integration=INTEGRATION)
+    validate, extract, transform, deliver, summary = integration_stages(INTEGRATION)
 
     validate >> extract >> transform >> deliver >> summary

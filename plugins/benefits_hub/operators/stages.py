@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, TriggerRule
@@ -204,6 +204,35 @@ class RunSummaryOperator(BaseOperator):
             reason = summary.failure_reason or f"{summary.errors} record(s) with errors; see the error file."
             raise AirflowFailException(f"{summary.integration_name} ended {summary.status}: {reason}")
         return payload
+
+
+OWNER = "benefits-integrations"
+
+
+def integration_default_args(
+    *,
+    retries: int = 3,
+    retry_delay: timedelta = timedelta(minutes=1),
+    max_retry_delay: timedelta = timedelta(minutes=15),
+) -> dict[str, Any]:
+    """The ``default_args`` every integration DAG shares: owner, retries with exponential backoff."""
+    return {
+        "owner": OWNER,
+        "retries": retries,
+        "retry_delay": retry_delay,
+        "retry_exponential_backoff": True,
+        "max_retry_delay": max_retry_delay,
+    }
+
+
+def integration_stages(integration: str, **member: Any) -> tuple[BaseOperator, ...]:
+    """The five stage tasks of ``integration`` (validate, extract, transform, deliver, summary).
+
+    ``member`` (``integration_id``, ``params_key``) runs them as a member of an integration set.
+    The caller chains them, so the DAG file shows the procedure.
+    """
+    stages = [IntegrationStageOperator(task_id=stage, integration=integration, **member) for stage in STAGES]
+    return (*stages, RunSummaryOperator(task_id="summary", integration=integration, **member))
 
 
 def format_summary(summary: RunSummary) -> str:
