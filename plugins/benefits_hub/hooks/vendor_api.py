@@ -1,0 +1,181 @@
+"""A vendor's JSON API on the HTTP provider's ``HttpHook``: the one HTTP client of the hub.
+
+- One ``requests`` session per hook (keep-alive), built by ``HttpHook.get_conn`` so TLS verification,
+  proxies and certs follow the connection as they do for every HTTP-provider hook. The connection
+  needs no extras (``HttpHook`` would send unknown extras as HTTP headers).
+- Bearer auth: each vendor hook says where its token comes from (:meth:`VendorApiHook.bearer_token`);
+  on a 401 it may renew it (:meth:`VendorApiHook.renew_token`) and the call is tried once more.
+- 429 and 5xx are retried with exponential backoff (honouring ``Retry-After``) through tenacity, the
+  same retry engine as ``HttpHook.run_with_advanced_retry``; what still fails after that fails the
+  task, and Airflow's own task retries take over.
+- Vendor error bodies are never logged whole: only status, the vendor's error code and a redacted
+  message reach an exception or a log line.
+- Vendors answer in one envelope: ``{"status", "errors", "data"}``; :meth:`VendorApiHook.call`
+  returns ``data``.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any, ClassVar
+
+import requests
+import tenacity
+from airflow.providers.http.hooks.http import HttpHook
+from requests.auth import AuthBase
+
+from benefits_hub.pii import redact
+
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class VendorApiError(Exception):
+    """A vendor refused a call; the message is safe to log (no PII)."""
+
+    def __init__(
+        self,
+        status: int,
+        path: str,
+        error_code: str | None,
+        message: str | None,
+        *,
+        vendor: str = "The vendor",
+        details: list[str] | None = None,
+    ) -> None:
+        self.status = status
+        self.path = path
+        self.error_code = error_code
+        self.vendor_message = redact(message or "")
+        self.details = [redact(str(d)) for d in details or []]
+        detail = f" {self.error_code}" if self.error_code else ""
+        text = f": {self.vendor_message}" if self.vendor_message else ""
+        super().__init__(f"{vendor} answered {status}{detail} to {path}{text}")
+
+
+class VendorApiTransientError(VendorApiError):
+    """429/5xx: worth retrying."""
+
+    def __init__(self, *args: Any, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.retry_after = retry_after
+
+
+def no_auth(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    return request
+
+
+class _BearerAuth(AuthBase):
+    def __init__(self, hook: VendorApiHook) -> None:
+        self._hook = hook
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._hook.bearer_token()}"
+        return request
+
+
+def _wait_for_retry(retry_state: tenacity.RetryCallState) -> float:
+    backoff = tenacity.wait_exponential(multiplier=0.5, max=30)(retry_state)
+    exc = retry_state.outcome.exception() if retry_state.outcome else None
+    if isinstance(exc, VendorApiTransientError) and exc.retry_after:
+        return max(backoff, min(exc.retry_after, 120.0))
+    return backoff
+
+
+class VendorApiHook(HttpHook):
+    """Base of the vendor API hooks (PlanSource, iJoin)."""
+
+    vendor_name: ClassVar[str] = "The vendor"
+    api_path: ClassVar[str] = ""
+
+    def __init__(self, conn_id: str, *, request_attempts: int = 5, timeout: float = 60.0) -> None:
+        super().__init__(method="GET", http_conn_id=conn_id)
+        self.request_attempts = request_attempts
+        self.timeout = timeout
+
+    # -- auth -------------------------------------------------------------------------------------
+    def bearer_token(self) -> str:
+        raise NotImplementedError
+
+    def renew_token(self) -> bool:
+        """Forget the token after a 401; True if a new one may help (then the call is tried again)."""
+        return False
+
+    def _extract_auth(self, connection: Any) -> Any | None:
+        # The connection's login/password are credentials for a bearer token, not HTTP basic auth.
+        return _BearerAuth(self)
+
+    @cached_property
+    def session(self) -> requests.Session:
+        return self.get_conn()
+
+    @cached_property
+    def _credentials(self) -> tuple[str, str]:
+        connection = self.get_connection(self.http_conn_id)
+        return connection.login or "", connection.password or ""
+
+    # -- requests ---------------------------------------------------------------------------------
+    def _raise_for(self, response: requests.Response, path: str) -> None:
+        error_code = message = None
+        details: list[str] = []
+        try:
+            errors = response.json().get("errors")
+            if isinstance(errors, dict):
+                error_code, message = errors.get("error_code"), errors.get("message")
+                details = list(errors.get("details") or [])
+        except ValueError:
+            message = None
+        if response.status_code in RETRYABLE_STATUSES:
+            retry_after = response.headers.get("Retry-After")
+            raise VendorApiTransientError(
+                response.status_code, path, error_code, message, vendor=self.vendor_name,
+                retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
+            )  # fmt: skip
+        raise VendorApiError(
+            response.status_code, path, error_code, message, vendor=self.vendor_name, details=details
+        )
+
+    def _send_once(self, method: str, path: str, params: dict | None, json: Any | None) -> requests.Response:
+        session = self.session  # building the session also sets base_url from the connection
+        url = self.base_url + self.api_path + path
+        response = session.request(method, url, params=params, json=json, timeout=self.timeout)
+        if response.status_code == 401 and self.renew_token():
+            response = session.request(method, url, params=params, json=json, timeout=self.timeout)
+        return response
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any | None = None,
+        not_found_ok: bool = False,
+    ) -> Any:
+        """Call ``{api_path}{path}`` and return the envelope's ``data``; retries 429/5xx with backoff."""
+
+        def attempt() -> Any:
+            response = self._send_once(method, path, params, json)
+            if response.status_code == 404 and not_found_ok:
+                return None
+            if response.status_code >= 400:
+                self._raise_for(response, path)
+            return response.json().get("data")
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(
+                (VendorApiTransientError, requests.ConnectionError, requests.Timeout)
+            ),
+            wait=_wait_for_retry,
+            stop=tenacity.stop_after_attempt(self.request_attempts),
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        return retrying(attempt)
+
+    def _log_retry(self, retry_state: tenacity.RetryCallState) -> None:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        sleep = retry_state.next_action.sleep if retry_state.next_action else 0
+        self.log.warning(
+            "%s call failed (attempt %s of %s): %s; retrying in %.1fs",
+            self.vendor_name, retry_state.attempt_number, self.request_attempts, exc, sleep,
+        )  # fmt: skip
