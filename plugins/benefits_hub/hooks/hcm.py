@@ -10,13 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from functools import cached_property
 from typing import Any
 
-from airflow.sdk import BaseHook
-
-FETCH_SIZE = 5000
-MAX_BOUND_PARAMS = 500  # SQLite's default limit is 999 bound parameters per statement
+from benefits_hub.hooks.sql import MAX_BOUND_PARAMS, SqlSourceHook
 
 EMPLOYEE_COLUMNS = (
     "p.person_number, p.first_name, p.middle_name, p.last_name, p.ssn, p.birth_date, p.gender_code, "
@@ -39,59 +35,16 @@ CHANGED_PEOPLE = (
 )
 
 
-class HcmHook(BaseHook):
-    """Reads employees from the HCM; the only SQL the hub runs against it lives here."""
+class HcmHook(SqlSourceHook):
+    """Reads employees from the HCM and writes payroll deductions; the hub's only SQL against it."""
 
     conn_name_attr = "hcm_conn_id"
     default_conn_name = "hcm_db"
-    conn_type = "generic"
     hook_name = "HCM database"
 
     def __init__(self, hcm_conn_id: str = default_conn_name) -> None:
-        super().__init__()
+        super().__init__(hcm_conn_id)
         self.hcm_conn_id = hcm_conn_id
-
-    @cached_property
-    def db(self) -> Any:
-        """The SQL provider hook (a ``DbApiHook``) for the connection's type."""
-        return self.get_connection(self.hcm_conn_id).get_hook()
-
-    @cached_property
-    def dialect(self) -> str:
-        """The connection type: ``sqlite``, ``postgres``..."""
-        return self.get_connection(self.hcm_conn_id).conn_type
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.dialect == "sqlite"
-
-    def get_conn(self) -> Any:
-        return self.db.get_conn()
-
-    def _ts(self, value: datetime) -> Any:
-        # SQLite keeps timestamps as 'YYYY-MM-DD HH:MM:SS' text (UTC); compare like with like.
-        naive = value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
-        return naive.strftime("%Y-%m-%d %H:%M:%S") if self.is_sqlite else naive
-
-    def _stream(self, sql: str, params: Sequence[Any]) -> Iterator[dict[str, Any]]:
-        conn = self.db.get_conn()
-        try:
-            cursor = conn.cursor(name="hub_stream") if self.dialect == "postgres" else conn.cursor()
-            if self.dialect == "postgres":
-                cursor.itersize = FETCH_SIZE
-            cursor.execute(sql, tuple(params))
-            columns: list[str] | None = None
-            while True:
-                batch = cursor.fetchmany(FETCH_SIZE)
-                if not batch:
-                    break
-                if columns is None:
-                    columns = [d[0] for d in cursor.description]
-                for row in batch:
-                    yield dict(zip(columns, row, strict=True))
-            cursor.close()
-        finally:
-            conn.close()
 
     def iter_primary_employees(
         self,
@@ -121,22 +74,8 @@ class HcmHook(BaseHook):
 
     def known_person_numbers(self, person_numbers: Sequence[str]) -> set[str]:
         """Which of ``person_numbers`` the HCM has at all (any employment)."""
-        p = self.db.placeholder
-        known: set[str] = set()
-        for start in range(0, len(person_numbers), MAX_BOUND_PARAMS):
-            chunk = list(person_numbers[start : start + MAX_BOUND_PARAMS])
-            sql = (
-                f"SELECT person_number FROM hcm_person WHERE person_number IN ({', '.join([p] * len(chunk))})"
-            )
-            known.update(row["person_number"] for row in self._stream(sql, chunk))
-        return known
-
-    def test_connection(self) -> tuple[bool, str]:
-        try:
-            next(self._stream("SELECT COUNT(*) AS n FROM hcm_person", []))
-        except Exception as exc:
-            return False, str(exc)
-        return True, "Connection successfully tested"
+        rows = self.in_chunks("SELECT person_number FROM hcm_person WHERE person_number IN", person_numbers)
+        return {row["person_number"] for row in rows}
 
     # -- payroll deductions (the import's target) -------------------------------------------------
     def latest_assignment_change(self) -> datetime | None:
