@@ -1,0 +1,170 @@
+"""Recordkeeper → iJoin rules (Relius rules iJoin applies): pure functions, no Airflow, no I/O.
+
+- :func:`plan_version`: a plan's specifications, contacts, matching tiers and fund line-up in
+  iJoin's shape, without the fields iJoin says not to override.
+- :func:`plan_problems`: what blocks a plan (no EIN, an open fund with no ticker, no default fund).
+- :func:`pay_frequency`: the plan's code, and for 'V' (variable) the most frequent pay frequency of
+  the participant's payroll over the last 3 months.
+- :func:`annual_salary`: census annual salary, else computed annual compensation, else the prior plan
+  year's, else 0.
+- :func:`allocation_problem`: allocations must add up to 100%.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from benefits_hub.values import calendar_date, money
+
+PAY_FREQUENCIES = {"W": "Weekly", "B": "Biweekly", "S": "Semi-Monthly", "M": "Monthly"}
+VARIABLE = "V"
+CONTACT_TYPES = ("primary_administrator", "employer_sponsor", "primary_plan_contact")
+HUNDRED = Decimal("100.00")
+
+
+def _months_before(day: date, months: int) -> date:
+    month = day.month - months
+    year = day.year + (month - 1) // 12
+    month = (month - 1) % 12 + 1
+    # The same day of that month, or its last day when shorter (Nov 30 -> Aug 30, May 31 -> Feb 28).
+    for candidate in range(day.day, 27, -1):
+        try:
+            return date(year, month, candidate)
+        except ValueError:
+            continue
+    return date(year, month, min(day.day, 28))
+
+
+def pay_frequency(
+    plan_code: str | None, payroll: Iterable[tuple[Any, str]], as_of: date
+) -> tuple[str | None, str | None]:
+    """(pay frequency name, a warning or None) for one participant.
+
+    ``payroll`` holds (pay date, pay frequency code) rows for this participant in this plan.
+    """
+    code = (plan_code or "").strip().upper()
+    if code != VARIABLE:
+        name = PAY_FREQUENCIES.get(code)
+        return (name, None) if name else (None, f"The plan's pay frequency code '{code}' is not known.")
+    since = _months_before(as_of, 3)
+    recent = [
+        (calendar_date(day), str(freq).strip().upper())
+        for day, freq in payroll
+        if calendar_date(day) is not None and since <= calendar_date(day) <= as_of  # type: ignore[operator]
+    ]
+    counts = Counter(freq for _, freq in recent if freq in PAY_FREQUENCIES)
+    if not counts:
+        return None, "Variable pay frequency, and no payroll in the last 3 months to take it from."
+    top = max(counts.values())
+    tied = {freq for freq, n in counts.items() if n == top}
+    # A tie goes to the frequency of the most recent payroll among the tied ones.
+    latest = max((day, freq) for day, freq in recent if freq in tied)[1]
+    return PAY_FREQUENCIES[latest], None
+
+
+def annual_salary(participant: dict[str, Any]) -> tuple[Decimal, str]:
+    """(salary, where it came from): census → computed compensation → prior plan year → 0."""
+    for field, source in (
+        ("annual_salary", "census annual salary"),
+        ("computed_compensation", "computed annual compensation"),
+        ("prior_year_compensation", "prior plan year compensation"),
+    ):
+        value = money(participant.get(field))
+        if value is not None and value > 0:
+            return value, source
+    return Decimal("0.00"), "none on record (0)"
+
+
+def allocation_problem(allocations: Iterable[dict[str, Any]]) -> str | None:
+    total = sum((money(a.get("pct")) or Decimal("0")) for a in allocations)
+    if total == HUNDRED:
+        return None
+    return f"Investment allocations add up to {total}%, not 100%."
+
+
+def plan_problems(plan: dict[str, Any], funds: list[dict[str, Any]]) -> list[str]:
+    """What stops a plan from syncing, each in the words iJoin's Activity Monitor would use."""
+    problems = []
+    if not (plan.get("employer_ein") or "").strip():
+        problems.append("Employer EIN is missing in the recordkeeper's plan specifications.")
+    open_funds = [f for f in funds if _flag(f.get("is_open"))]
+    if not open_funds:
+        problems.append("The plan has no open fund in its line-up.")
+    for fund in open_funds:
+        if not (fund.get("ticker") or "").strip():
+            problems.append(f"Fund {fund['fund_id']} ({fund.get('fund_name') or 'no name'}) has no ticker.")
+    if open_funds and not any(_flag(f.get("is_default")) for f in open_funds):
+        problems.append("No open fund is marked as the default investment (QDIA).")
+    return problems
+
+
+def _flag(value: Any) -> bool:
+    return value in (1, True, "1", "true", "True")
+
+
+def _pct(value: Any) -> str | None:
+    amount = money(value)
+    return None if amount is None else str(amount)
+
+
+def plan_version(
+    plan: dict[str, Any],
+    contacts: list[dict[str, Any]],
+    tiers: list[dict[str, Any]],
+    funds: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The recordkeeper's plan in iJoin's version shape."""
+    by_type = {c["contact_type"]: c for c in contacts}
+    ordered = sorted(funds, key=lambda f: (f.get("sort_order") or 0, f["fund_id"]))
+    default = next(
+        (f["fund_id"] for f in ordered if _flag(f.get("is_default")) and _flag(f.get("is_open"))), None
+    )
+    return {
+        "plan_name": plan.get("plan_name"),
+        "external_plan_id": plan.get("external_plan_id"),
+        "employer_name": plan.get("employer_name"),
+        "employer_ein": plan.get("employer_ein"),
+        "phone_contact": (by_type.get("primary_plan_contact") or {}).get("phone"),
+        "contacts": {
+            kind: {k: by_type[kind].get(k) for k in ("name", "email", "phone")}
+            for kind in CONTACT_TYPES
+            if kind in by_type
+        },
+        "match_tiers": [
+            {"contribution_pct": _pct(t.get("contribution_pct")), "match_pct": _pct(t.get("match_pct"))}
+            for t in sorted(tiers, key=lambda t: t["tier"])
+        ],
+        "funds": [
+            {
+                "fund_id": f["fund_id"],
+                "ticker": f.get("ticker"),
+                "fund_name": f.get("fund_name"),
+                "asset_class": f.get("asset_class"),
+                "is_default": _flag(f.get("is_default")),
+                "is_open": _flag(f.get("is_open")),
+            }
+            for f in ordered
+        ],
+        "default_investment": default,
+    }
+
+
+def without_protected(version: dict[str, Any], ijoin_plan: dict[str, Any] | None) -> dict[str, Any]:
+    """Leave out what iJoin says the recordkeeper must not override."""
+    if not ijoin_plan:
+        return dict(version)
+    protected = set(ijoin_plan.get("do_not_override") or [])
+    if ijoin_plan.get("default_investment_never_from_recordkeeper"):
+        protected.add("default_investment")
+    return {k: v for k, v in version.items() if k not in protected}
+
+
+def lineup(version: dict[str, Any] | None) -> set[tuple[str, str | None, bool]]:
+    """The fund line-up as iJoin compares it: which funds, their tickers, open or closed."""
+    if not version:
+        return set()
+    return {(f["fund_id"], f.get("ticker"), bool(f.get("is_open"))) for f in version.get("funds") or []}
