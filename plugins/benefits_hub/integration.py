@@ -55,6 +55,8 @@ class RunContext:
     # Reads/writes the hub's small per-DAG state (Airflow Variables in a run; a dict in unit tests).
     state_get: Callable[[str], Any] = lambda key: None
     state_set: Callable[[str, Any], None] = lambda key, value: None
+    # The item this task handles when a stage fans out (dynamic task mapping), e.g. a plan id.
+    item: str | None = None
     # The task's logger, so what a stage says lands in its Airflow task log.
     log: Any = field(default_factory=lambda: logging.getLogger("benefits_hub.integration"))
 
@@ -134,7 +136,8 @@ class Integration:
             for name, value in result.counters.items():
                 counters[name] = counters.get(name, 0) + int(value)
             warnings.extend(result.warnings)
-            for role, staged in result.files.items():
+            for role_key, staged in result.files.items():
+                role = role_key.split("#")[0]  # "errors#3": item 3 of a stage that fanned out
                 if role == "errors":
                     if staged.rows:
                         error_parts.append(staged.path)

@@ -53,6 +53,20 @@ class StageResult(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     details: dict[str, Any] = Field(default_factory=dict)
 
+    @classmethod
+    def combine(cls, stage: str, results: list[StageResult]) -> StageResult:
+        """One result for a stage that fanned out (dynamic task mapping): counters summed, files
+        kept per item (``role#index``), warnings in order, each item's details under ``items``."""
+        combined = cls(stage=stage, details={"items": []})
+        for index, result in enumerate(results):
+            for name, value in result.counters.items():
+                combined.counters[name] = combined.counters.get(name, 0) + value
+            for role, staged in result.files.items():
+                combined.files[f"{role}#{index}"] = staged
+            combined.warnings.extend(result.warnings)
+            combined.details["items"].append(result.details)
+        return combined
+
 
 class ErrorRow(BaseModel):
     """One rejected record, explained for a payroll clerk. ``value`` is already masked."""
@@ -91,6 +105,7 @@ class RunSummary(BaseModel):
     error_files: list[str] = Field(default_factory=list)
     failure_reason: str | None = None
     resubmission_of: str | None = None  # Transaction Assistant: the run whose errors this one corrects
+    outcomes: list[dict[str, Any]] = Field(default_factory=list)  # per plan, for syncs that fan out
     window_start: str | None = None
     window_end: str | None = None
     extra_counters: dict[str, int] = Field(default_factory=dict)

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 FAILURE_XCOM_KEY = "stage_failure"
 RUN_MANIFEST = "run_manifest.json"
+FAN_OUT_XCOM_KEY = "fan_out"
 STATE_VARIABLE_PREFIX = "benefits_hub"
 
 
@@ -56,13 +57,15 @@ def build_run_context(
     upstream: Sequence[str],
     log: Any = None,
     *,
-    task_prefix: str = "",
+    task_ids: dict[str, str] | None = None,
     integration_id: str | None = None,
     params_key: str | None = None,
+    item: str | None = None,
 ) -> RunContext:
     """The stage's view of its run, from Airflow's task context and the upstream stages' XComs.
 
-    In an integration set the member's stages sit in a task group (``task_prefix``), run as the member
+    ``task_ids`` names each stage's task (a set's member sits in a task group; a fanned-out stage in a
+    mapped group). In an integration set the member's stages run as the member
     integration (``integration_id``: its state and staging folder) and take its own params
     (``params_key``: the member's object in the set's params).
     """
@@ -79,14 +82,25 @@ def build_run_context(
     triggered_by = dag_run.triggering_user_name or ("scheduler" if run_type == "scheduled" else "unknown")
     results: dict[str, StageResult] = {}
     failures: dict[str, str] = {}
+    map_index = getattr(ti, "map_index", -1)
+    mapped = map_index is not None and map_index >= 0
     for stage in upstream:
-        value = ti.xcom_pull(task_ids=task_prefix + stage)
-        if value:
+        # A mapped stage reads its own item's upstream results; validate never fans out.
+        same_item = {"map_indexes": map_index} if mapped and stage != "validate" else {}
+        task_id = (task_ids or {}).get(stage, stage)
+        value = ti.xcom_pull(task_ids=task_id, **same_item)
+        if isinstance(value, dict):
             results[stage] = StageResult.model_validate(value)
-        else:
-            reason = ti.xcom_pull(task_ids=task_prefix + stage, key=FAILURE_XCOM_KEY)
-            if reason:
-                failures[stage] = str(reason)
+        elif value is not None and not isinstance(value, str | bytes):
+            items = [StageResult.model_validate(v) for v in value if v]
+            if items:
+                results[stage] = StageResult.combine(stage, items)
+        if stage not in results:
+            reason = ti.xcom_pull(task_ids=task_id, key=FAILURE_XCOM_KEY, **same_item)
+            if isinstance(reason, str):
+                failures[stage] = reason
+            elif reason:
+                failures[stage] = "; ".join(str(r) for r in reason if r)
     return RunContext(
         dag_id=dag_id,
         run_id=dag_run.run_id,
@@ -101,14 +115,16 @@ def build_run_context(
         failures=failures,
         state_get=lambda key: Variable.get(_state_key(dag_id, key), default=None),
         state_set=lambda key, value: Variable.set(_state_key(dag_id, key), value),
+        item=item,
         **({"log": log} if log is not None else {}),
     )
 
 
 def _member_args(operator: Any) -> dict[str, Any]:
+    explicit = getattr(operator, "stage_task_ids", None)
     prefix = operator.task_id.rsplit(".", 1)[0] + "." if "." in operator.task_id else ""
     return {
-        "task_prefix": prefix,
+        "task_ids": explicit or {stage: prefix + stage for stage in (*STAGES, "summary")},
         "integration_id": operator.integration_id,
         "params_key": operator.params_key,
     }
@@ -126,9 +142,13 @@ class IntegrationStageOperator(BaseOperator):
         stage: str | None = None,
         integration_id: str | None = None,
         params_key: str | None = None,
+        item: str | None = None,
+        stage_task_ids: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.item = item
+        self.stage_task_ids = stage_task_ids
         self.integration = integration
         self.integration_id = integration_id
         self.params_key = params_key
@@ -138,7 +158,7 @@ class IntegrationStageOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         upstream = STAGES[: STAGES.index(self.stage)]
-        run = build_run_context(context, upstream, self.log, **_member_args(self))
+        run = build_run_context(context, upstream, self.log, item=self.item, **_member_args(self))
         integration = load_integration(self.integration)(run)
         self.log.info("%s: %s stage of run %s", integration.integration_name, self.stage, run.run_id)
         try:
@@ -153,6 +173,10 @@ class IntegrationStageOperator(BaseOperator):
             message = f"{type(exc).__name__}: {redact(str(exc))}"
             context["ti"].xcom_push(key=FAILURE_XCOM_KEY, value=message)
             raise
+        fan_out = result.details.get("fan_out")
+        if fan_out is not None:
+            # The items the next stages are mapped over (dynamic task mapping), e.g. plan ids.
+            context["ti"].xcom_push(key=FAN_OUT_XCOM_KEY, value=list(fan_out))
         for name, value in sorted(result.counters.items()):
             self.log.info("  %-28s %s", name, value)
         for warning in result.warnings:
@@ -171,11 +195,13 @@ class RunSummaryOperator(BaseOperator):
         integration: str,
         integration_id: str | None = None,
         params_key: str | None = None,
+        stage_task_ids: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("trigger_rule", TriggerRule.ALL_DONE)
         kwargs.setdefault("retries", 0)
         super().__init__(**kwargs)
+        self.stage_task_ids = stage_task_ids
         self.integration = integration
         self.integration_id = integration_id
         self.params_key = params_key
@@ -223,6 +249,36 @@ def integration_default_args(
         "retry_exponential_backoff": True,
         "max_retry_delay": max_retry_delay,
     }
+
+
+FAN_OUT_GROUP = "per_item"
+
+
+def fanned_out_stages(integration: str, group_id: str = FAN_OUT_GROUP) -> tuple[Any, Any, Any]:
+    """validate; extract → transform → deliver once per item validate chose; summary.
+
+    The per-item stages are a mapped task group (dynamic task mapping): each item (a plan, say) runs
+    its own three tasks, so one item failing never holds the others, and Airflow's pools and
+    parallelism apply per item. Returns (validate, the mapped group, summary) for the DAG to chain.
+    """
+    from airflow.sdk import XComArg, task_group
+
+    task_ids = {"validate": "validate", **{s: f"{group_id}.{s}" for s in ("extract", "transform", "deliver")}}
+    validate = IntegrationStageOperator(task_id="validate", integration=integration)
+
+    @task_group(group_id=group_id)
+    def per_item(item: str) -> None:
+        extract, transform, deliver = (
+            IntegrationStageOperator(
+                task_id=stage, integration=integration, item=item, stage_task_ids=task_ids
+            )
+            for stage in ("extract", "transform", "deliver")
+        )
+        extract >> transform >> deliver
+
+    items = per_item.expand(item=XComArg(validate, key=FAN_OUT_XCOM_KEY))
+    summary = RunSummaryOperator(task_id="summary", integration=integration, stage_task_ids=task_ids)
+    return validate, items, summary
 
 
 def integration_stages(integration: str, **member: Any) -> tuple[BaseOperator, ...]:
