@@ -128,6 +128,19 @@ def plan_year_start_date_param() -> Param:
     )
 
 
+def plan_ids_param() -> Param:
+    return Param(
+        None,
+        type=["null", "string"],
+        pattern=f"{INCLUDE_EMPLOYEES_PATTERN}|^$",
+        title="Plan IDs",
+        description=(
+            "Optional. Recordkeeper plan ids separated by a comma and no spaces (P0001,P0002). "
+            "Empty means every plan."
+        ),
+    )
+
+
 def _blank_to_none(value: Any) -> Any:
     return None if isinstance(value, str) and not value.strip() else value
 
@@ -208,6 +221,24 @@ class DeductionsRunParams(PlanSourceRunParams):
         from datetime import timedelta
 
         return self.plan_year_start_date + timedelta(days=1) if self.plan_year_start_date else None
+
+
+class IJoinRunParams(BaseModel):
+    """The iJoin syncs' params."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    integration_run_name: str | None = None
+    plan_ids: tuple[str, ...] = ()
+
+    @field_validator("plan_ids", mode="before")
+    @classmethod
+    def _plans(cls, value: Any) -> tuple[str, ...]:
+        return PlanSourceRunParams._include(value)
+
+    @classmethod
+    def parse(cls, params: dict[str, Any]) -> IJoinRunParams:
+        return parse_params(cls, params)
 
 
 def parse_params(model: type[_M], params: dict[str, Any]) -> _M:

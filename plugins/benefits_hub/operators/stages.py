@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 
 FAILURE_XCOM_KEY = "stage_failure"
 RUN_MANIFEST = "run_manifest.json"
-FAN_OUT_XCOM_KEY = "fan_out"
 STATE_VARIABLE_PREFIX = "benefits_hub"
 
 
@@ -173,10 +172,6 @@ class IntegrationStageOperator(BaseOperator):
             message = f"{type(exc).__name__}: {redact(str(exc))}"
             context["ti"].xcom_push(key=FAILURE_XCOM_KEY, value=message)
             raise
-        fan_out = result.details.get("fan_out")
-        if fan_out is not None:
-            # The items the next stages are mapped over (dynamic task mapping), e.g. plan ids.
-            context["ti"].xcom_push(key=FAN_OUT_XCOM_KEY, value=list(fan_out))
         for name, value in sorted(result.counters.items()):
             self.log.info("  %-28s %s", name, value)
         for warning in result.warnings:
@@ -261,7 +256,7 @@ def fanned_out_stages(integration: str, group_id: str = FAN_OUT_GROUP) -> tuple[
     its own three tasks, so one item failing never holds the others, and Airflow's pools and
     parallelism apply per item. Returns (validate, the mapped group, summary) for the DAG to chain.
     """
-    from airflow.sdk import XComArg, task_group
+    from airflow.sdk import task, task_group
 
     task_ids = {"validate": "validate", **{s: f"{group_id}.{s}" for s in ("extract", "transform", "deliver")}}
     validate = IntegrationStageOperator(task_id="validate", integration=integration)
@@ -276,7 +271,12 @@ def fanned_out_stages(integration: str, group_id: str = FAN_OUT_GROUP) -> tuple[
         )
         extract >> transform >> deliver
 
-    items = per_item.expand(item=XComArg(validate, key=FAN_OUT_XCOM_KEY))
+    # Airflow maps only over a task's return value: this step hands validate's chosen items on.
+    @task(task_id="fan_out")
+    def fan_out(validated: dict[str, Any]) -> list[str]:
+        return list(validated["details"].get("fan_out") or [])
+
+    items = per_item.expand(item=fan_out(validate.output))
     summary = RunSummaryOperator(task_id="summary", integration=integration, stage_task_ids=task_ids)
     return validate, items, summary
 

@@ -1,0 +1,66 @@
+"""
+# Recordkeeper → iJoin Plan Sync
+
+Brings each plan's specifications, contacts, matching tiers and fund line-up from the recordkeeper to
+iJoin, monthly and on demand. One task per plan (dynamic task mapping): a plan that fails validation
+fails alone, with its reasons, and the others go on.
+
+## Params (the trigger form)
+| Param | What to enter |
+|---|---|
+| Integration Run Name | Optional. |
+| Plan IDs | Optional. Recordkeeper plan ids, comma-separated, no spaces. Empty = every plan. |
+
+## Statuses (per plan, in the Run Summary's `outcomes` and in iJoin's Activity Monitor)
+- **Successful**: iJoin has the recordkeeper's plan data.
+- **Successful with warnings**: the fund line-up changed on an **active** plan. iJoin keeps the active
+  version and holds the change as a **draft**: review it in iJoin (Plan Details / Investment Paths)
+  and activate it; until then the enrollment site shows the old line-up.
+- **Failed**: the plan cannot sync (no employer EIN, an open fund without a ticker, no default fund, or
+  iJoin has no such plan); the reasons are in the summary, the error file and iJoin's activity log.
+  Fix them in the recordkeeper and sync the plan again.
+
+The run as a whole: **Successful** / **Successful with warnings** when every plan synced;
+**Completed with Errors** (run marked failed) when some plans failed; **Failed** when the run could
+not start (e.g. an unknown plan id).
+
+Fields iJoin flags "do not override with recordkeeper data", and a default investment flagged "never
+populate from recordkeeper", are never sent.
+
+## First three things to check
+1. The `summary` task: `outcomes` per plan, `warnings`, `drafts_created`, `error_files`.
+2. The failing plan's reasons (error file; the `per_item` tasks of that plan's map index).
+3. iJoin's activity log for the plan (`payload_url` points at exactly what was sent).
+
+## Re-running safely
+Always safe: a plan already in step is reported `unchanged`; a pending draft is replaced by the newest
+recordkeeper line-up, never activated by the sync.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from airflow.sdk import DAG, CronTriggerTimetable
+
+from benefits_hub.operators.stages import fanned_out_stages, integration_default_args
+from benefits_hub.params import integration_run_name_param, plan_ids_param
+
+INTEGRATION = "benefits_hub.ijoin.plan_sync:PlanSync"
+
+with DAG(
+    dag_id="ijoin_plan_sync",
+    description="Recordkeeper plans, contacts and fund line-ups to iJoin (monthly, manual)",
+    doc_md=__doc__,
+    # Monthly, early on the 1st (the seed: at least monthly for all plans).
+    schedule=CronTriggerTimetable("0 5 1 * *", timezone="UTC"),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["ijoin", "recordkeeper", "plan-sync"],
+    default_args=integration_default_args(),
+    params={"integration_run_name": integration_run_name_param(), "plan_ids": plan_ids_param()},
+) as dag:
+    validate, per_plan, summary = fanned_out_stages(INTEGRATION)
+
+    validate >> per_plan >> summary

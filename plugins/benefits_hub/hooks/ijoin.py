@@ -1,0 +1,65 @@
+"""iJoin's API (connection ``ijoin_api``): plans with active and draft versions, participants, the
+activity log and the enrollment-site elections. The connection's password is the API key."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from benefits_hub.hooks.vendor_api import VendorApiHook
+
+MAX_BATCH = 500
+
+
+class IJoinHook(VendorApiHook):
+    conn_name_attr = "ijoin_conn_id"
+    default_conn_name = "ijoin_api"
+    conn_type = "http"
+    hook_name = "iJoin API"
+    vendor_name = "iJoin"
+    api_path = "/api/v1"
+
+    def __init__(self, ijoin_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(ijoin_conn_id, **kwargs)
+        self.ijoin_conn_id = ijoin_conn_id
+
+    def bearer_token(self) -> str:
+        return self._credentials[1]
+
+    # -- plans ------------------------------------------------------------------------------------
+    def list_plans(self, created_since: str | None = None) -> list[dict[str, Any]]:
+        params = {"created_since": created_since} if created_since else None
+        return self.call("GET", "/plans", params=params)["plans"]
+
+    def get_plan(self, plan_id: str) -> dict[str, Any] | None:
+        return self.call("GET", f"/plans/{plan_id}", not_found_ok=True)
+
+    def sync_plan(self, plan_id: str, version: dict[str, Any]) -> dict[str, Any]:
+        """iJoin applies its own rule: setup → updated; active + new line-up → a draft; else in place."""
+        return self.call("PUT", f"/plans/{plan_id}/sync", json=version)
+
+    def activate_plan(self, plan_id: str) -> dict[str, Any]:
+        return self.call("POST", f"/plans/{plan_id}/activate")
+
+    # -- participants -----------------------------------------------------------------------------
+    def upsert_participants(self, plan_id: str, participants: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return self.call("PUT", f"/plans/{plan_id}/participants", json={"participants": participants})[
+            "results"
+        ]
+
+    # -- activity and elections -------------------------------------------------------------------
+    def log_activity(self, entry: dict[str, Any]) -> Any:
+        return self.call("POST", "/activity", json=entry)
+
+    def pending_elections(self) -> Iterator[dict[str, Any]]:
+        yield from self.call("GET", "/elections", params={"status": "pending"})["elections"]
+
+    def mark_election_sent(self, election_id: str) -> Any:
+        return self.call("POST", f"/elections/{election_id}/sent")
+
+    def test_connection(self) -> tuple[bool, str]:
+        try:
+            self.list_plans()
+        except Exception as exc:
+            return False, str(exc)
+        return True, "Connection successfully tested"

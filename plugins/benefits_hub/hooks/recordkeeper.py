@@ -1,0 +1,80 @@
+"""The recordkeeper's database (Relius-style, connection ``recordkeeper_db``; tables documented in
+``include/sql/recordkeeper_schema.sql``). Read-only except the enrollment write-back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from benefits_hub.hooks.sql import SqlSourceHook
+
+
+class RecordkeeperHook(SqlSourceHook):
+    conn_name_attr = "recordkeeper_conn_id"
+    default_conn_name = "recordkeeper_db"
+    hook_name = "Recordkeeper database"
+
+    def __init__(self, recordkeeper_conn_id: str = default_conn_name) -> None:
+        super().__init__(recordkeeper_conn_id)
+        self.recordkeeper_conn_id = recordkeeper_conn_id
+
+    def _rows(self, sql: str, *params: Any) -> list[dict[str, Any]]:
+        p = self.placeholder
+        return list(self._stream(sql.replace("?", p), params))
+
+    def plan_ids(self) -> list[str]:
+        return [r["plan_id"] for r in self._rows("SELECT plan_id FROM rk_plan ORDER BY plan_id")]
+
+    def plan(self, plan_id: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT * FROM rk_plan WHERE plan_id = ?", plan_id)
+        return rows[0] if rows else None
+
+    def contacts(self, plan_id: str) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM rk_plan_contact WHERE plan_id = ?", plan_id)
+
+    def match_tiers(self, plan_id: str) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM rk_match_tier WHERE plan_id = ? ORDER BY tier", plan_id)
+
+    def funds(self, plan_id: str) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM rk_fund WHERE plan_id = ? ORDER BY sort_order, fund_id", plan_id)
+
+    def participants(self, plan_id: str) -> Iterator[dict[str, Any]]:
+        p = self.placeholder
+        yield from self._stream(
+            f"SELECT * FROM rk_participant WHERE plan_id = {p} ORDER BY participant_id", [plan_id]
+        )
+
+    def _chunked(self, table: str, plan_id: str, ids: Sequence[str], order: str) -> list[dict[str, Any]]:
+        p = self.placeholder
+        rows: list[dict[str, Any]] = []
+        for start in range(0, len(ids), 400):
+            chunk = list(ids[start : start + 400])
+            marks = ", ".join([p] * len(chunk))
+            sql = (
+                f"SELECT * FROM {table} WHERE plan_id = {p} AND participant_id IN ({marks}) ORDER BY {order}"
+            )
+            rows.extend(self._stream(sql, [plan_id, *chunk]))
+        return rows
+
+    def balances(self, plan_id: str, participant_ids: Sequence[str]) -> list[dict[str, Any]]:
+        return self._chunked("rk_balance", plan_id, participant_ids, "participant_id, fund_id, money_source")
+
+    def allocations(self, plan_id: str, participant_ids: Sequence[str]) -> list[dict[str, Any]]:
+        return self._chunked("rk_allocation", plan_id, participant_ids, "participant_id, fund_id")
+
+    def contribution_rates(self, plan_id: str, participant_ids: Sequence[str]) -> list[dict[str, Any]]:
+        return self._chunked("rk_contribution_rate", plan_id, participant_ids, "participant_id")
+
+    def payroll(self, plan_id: str, ssns: Sequence[str], since: str) -> list[dict[str, Any]]:
+        """Payroll rows of these participants (by plan and SSN, as Relius keys them) since a date."""
+        p = self.placeholder
+        rows: list[dict[str, Any]] = []
+        for start in range(0, len(ssns), 400):
+            chunk = list(ssns[start : start + 400])
+            marks = ", ".join([p] * len(chunk))
+            sql = (
+                f"SELECT ssn, pay_date, pay_frequency_code FROM rk_payroll WHERE plan_id = {p} "
+                f"AND pay_date >= {p} AND ssn IN ({marks})"
+            )
+            rows.extend(self._stream(sql, [plan_id, since, *chunk]))
+        return rows

@@ -1,0 +1,202 @@
+"""Recordkeeper → iJoin Plan Sync: plan specifications, contacts, matching tiers and fund line-ups.
+
+validate  - which plans (param ``plan_ids``, empty = all); the run fans out one item per plan.
+extract   - per plan: the recordkeeper's plan rows and iJoin's current plan (versions, protected fields).
+transform - per plan: what blocks it (no EIN, a fund without a ticker...) makes that plan Failed with
+            its reasons, others go on; else the version to send, without what iJoin protects.
+deliver   - per plan: iJoin's sync applies its own rule (a line-up change on an active plan becomes a
+            draft: Successful with warnings); every plan's outcome goes to iJoin's activity log.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from benefits_hub.ijoin.rules import lineup, plan_problems, plan_version, without_protected
+from benefits_hub.integration import Integration, StageRefused, record_error
+from benefits_hub.models import ErrorRow, IntegrationType, RunStatus, RunSummary, StageResult
+from benefits_hub.params import IJoinRunParams
+
+SUCCESSFUL = "Successful"
+WITH_WARNINGS = "Successful with warnings"
+FAILED = "Failed"
+
+
+class IJoinSync(Integration):
+    """What the two iJoin syncs share: plans chosen by ``plan_ids``, one item per plan, iJoin statuses."""
+
+    integration_type = IntegrationType.EXPORT
+    success_status = RunStatus.SUCCESSFUL
+    recordkeeper_conn_id: ClassVar[str] = "recordkeeper_db"
+    ijoin_conn_id: ClassVar[str] = "ijoin_api"
+    activity_type: ClassVar[str]
+
+    def _recordkeeper(self) -> Any:
+        from benefits_hub.hooks.recordkeeper import RecordkeeperHook
+
+        return RecordkeeperHook(self.recordkeeper_conn_id)
+
+    def _ijoin(self) -> Any:
+        from benefits_hub.hooks.ijoin import IJoinHook
+
+        return IJoinHook(self.ijoin_conn_id)
+
+    def validate(self) -> StageResult:
+        params = IJoinRunParams.parse(self.run.params)
+        known = self._recordkeeper().plan_ids()
+        unknown = [p for p in params.plan_ids if p not in known]
+        if unknown:
+            raise StageRefused(f"Param 'plan_ids': {unknown[0]} is not a plan in the recordkeeper.")
+        plans = list(params.plan_ids) or known
+        if not plans:
+            raise StageRefused("The recordkeeper has no plans to sync.")
+        return StageResult(stage="validate", details={"fan_out": plans, "plans": len(plans)})
+
+    @property
+    def plan_id(self) -> str:
+        assert self.run.item, "a per-plan stage runs with its plan as the item"
+        return self.run.item
+
+    def _log_activity(self, status: str, started: str, errors: list[str], payload: str | None) -> None:
+        self._ijoin().log_activity(
+            {
+                "type": self.activity_type,
+                "plan_id": self.plan_id,
+                "status": status,
+                "started_at": started,
+                "finished_at": datetime.now(UTC).isoformat(),
+                "errors": errors,
+                "payload_url": payload,
+                "reference_id": self.run.run_id,
+            }
+        )
+
+    def status_for(self, errors: int, failed: bool, warnings: list[str]) -> RunStatus:
+        if failed:
+            return RunStatus.FAILED
+        if errors:
+            # Some plans failed (each with its reasons in the summary and the error file), the others
+            # synced: the run is marked failed so that someone looks.
+            return RunStatus.COMPLETED_WITH_ERRORS
+        return RunStatus.SUCCESSFUL_WITH_WARNINGS if warnings else RunStatus.SUCCESSFUL
+
+    def build_summary(self, end: Any = None) -> tuple[RunSummary, list[str]]:
+        summary, parts = super().build_summary(end)
+        deliver = self.run.results.get("deliver")
+        done = {d["plan_id"]: d for d in (deliver.details.get("items", [deliver.details]) if deliver else [])}
+        validate = self.run.results.get("validate")
+        plans = validate.details.get("fan_out", []) if validate else []
+        summary.outcomes = [
+            done.get(
+                plan,
+                {"plan_id": plan, "status": FAILED, "messages": ["The sync of this plan did not finish."]},
+            )
+            for plan in plans
+        ]
+        if plans and len(done) < len(plans) and summary.status != RunStatus.FAILED:
+            summary.status = RunStatus.COMPLETED_WITH_ERRORS
+        return summary, parts
+
+
+class PlanSync(IJoinSync):
+    integration_name = "iJoin Plan Sync"
+    activity_type = "Plan Sync"
+
+    def extract(self) -> StageResult:
+        rk = self._recordkeeper()
+        plan = rk.plan(self.plan_id)
+        staging = self.run.staging
+        assert staging is not None
+        recordkeeper = {
+            "plan": plan,
+            "contacts": rk.contacts(self.plan_id),
+            "match_tiers": rk.match_tiers(self.plan_id),
+            "funds": rk.funds(self.plan_id),
+        }
+        ijoin_plan = self._ijoin().get_plan(self.plan_id)
+        source = staging.write_json(f"plans/{self.plan_id}/recordkeeper.json", recordkeeper)
+        staging.write_json(f"plans/{self.plan_id}/ijoin_before.json", ijoin_plan)
+        return StageResult(
+            stage="extract",
+            counters={"records_processed": 1},
+            details={"plan_id": self.plan_id, "source": source, "in_ijoin": ijoin_plan is not None},
+        )
+
+    def transform(self) -> StageResult:
+        staging = self.run.staging
+        assert staging is not None
+        source = staging.read_json(f"plans/{self.plan_id}/recordkeeper.json")
+        ijoin_plan = staging.read_json(f"plans/{self.plan_id}/ijoin_before.json")
+        problems = (
+            plan_problems(source["plan"], source["funds"])
+            if ijoin_plan
+            else ["iJoin has no plan with this id: add the plan in iJoin's Advisor Portal first."]
+        )
+        with self.run.error_file(f"transform-{self.plan_id}") as errors:
+            for problem in problems:
+                record_error(
+                    errors,
+                    ErrorRow(
+                        record_key=self.plan_id, field="plan", rule="ijoin:plan_validation", reason=problem
+                    ),
+                    "transform",
+                )
+        if problems:
+            return StageResult(
+                stage="transform",
+                counters={"error_records": 1},
+                files={"errors": errors.manifest},
+                details={"plan_id": self.plan_id, "status": FAILED, "messages": problems},
+            )
+        version = plan_version(source["plan"], source["contacts"], source["match_tiers"], source["funds"])
+        payload = without_protected(version, ijoin_plan)
+        active = ijoin_plan.get("active") if ijoin_plan else None
+        lineup_changed = bool(active) and lineup(payload) != lineup(active)
+        path = staging.write_json(f"plans/{self.plan_id}/payload.json", payload)
+        return StageResult(
+            stage="transform",
+            details={
+                "plan_id": self.plan_id,
+                "status": "Ready",
+                "payload": path,
+                "lineup_changed_on_active_plan": lineup_changed,
+                "left_alone": sorted(set(version) - set(payload)),
+            },
+        )
+
+    def deliver(self) -> StageResult:
+        started = datetime.now(UTC).isoformat()
+        transform = self.run.result("transform").details
+        if transform["status"] == FAILED:
+            self._log_activity(FAILED, started, transform["messages"], None)
+            return StageResult(stage="deliver", details={**transform, "result": "not sent"})
+        staging = self.run.staging
+        assert staging is not None
+        payload = staging.read_json(f"plans/{self.plan_id}/payload.json")
+        answer = self._ijoin().sync_plan(self.plan_id, payload)
+        result = answer["result"]
+        warnings: list[str] = []
+        counters = {"records_updated": int(result in ("updated", "setup_updated")), "drafts_created": 0}
+        if result == "draft_created":
+            counters["drafts_created"] = 1
+            warnings.append(
+                f"Plan {self.plan_id}: the fund line-up changed on an active plan. A draft waits in iJoin; "
+                "review it and activate it for the enrollment site to show the new line-up."
+            )
+        if result == "unchanged":
+            counters["records_skipped"] = 1
+        status = WITH_WARNINGS if warnings else SUCCESSFUL
+        self._log_activity(status, started, warnings, transform["payload"])
+        return StageResult(
+            stage="deliver",
+            counters=counters,
+            warnings=warnings,
+            details={
+                "plan_id": self.plan_id,
+                "status": status,
+                "result": result,
+                "messages": warnings,
+                "left_alone": transform["left_alone"],
+            },
+        )
