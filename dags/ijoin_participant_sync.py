@@ -1,0 +1,62 @@
+"""
+# Recordkeeper → iJoin Participant Sync
+
+Brings each plan's participants from the recordkeeper to iJoin daily and on demand: census, balances
+by fund and money source, investments and allocations, contribution rates (pre-tax, Roth, after-tax),
+pay frequency and salary. One task per plan (dynamic task mapping).
+
+## Params (the trigger form)
+| Param | What to enter |
+|---|---|
+| Integration Run Name | Optional. |
+| Plan IDs | Optional. Recordkeeper plan ids, comma-separated, no spaces. Empty = every plan. |
+
+## Rules applied
+- **Pay frequency**: the plan's pay-frequency code; for 'V' (variable), each participant's most frequent
+  pay frequency in the recordkeeper's payroll over the last 3 months.
+- **Salary**: census annual salary, else computed annual compensation, else the prior plan year's, else 0.
+- **Allocations** must add up to 100%: if not, the participant syncs without them, is marked
+  "Synchronized with warnings", and an error row says what to correct in the recordkeeper.
+
+## Statuses (per plan in `outcomes`; per participant in iJoin's synchronization status)
+- **Successful** / **Successful with warnings** (some participants synchronized with warnings).
+- **Failed** for a plan iJoin does not have yet: **run Plan Sync first**.
+- The run: Successful / Successful with warnings; **Completed with Errors** (marked failed) when a
+  plan failed or a participant had errors; **Failed** when it could not start.
+
+## First three things to check
+1. The `summary` task: `outcomes` per plan, counts, `error_files`.
+2. The error file: one row per participant problem (`plan/participant`), what to fix.
+3. iJoin's activity log for the plan; its `payload_url` is exactly what was sent (no SSNs).
+
+## Re-running safely
+Always safe: participants are upserted on (plan, participant); unchanged ones are reported unchanged.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from airflow.sdk import DAG, CronTriggerTimetable
+
+from benefits_hub.operators.stages import fanned_out_stages, integration_default_args
+from benefits_hub.params import integration_run_name_param, plan_ids_param
+
+INTEGRATION = "benefits_hub.ijoin.participant_sync:ParticipantSync"
+
+with DAG(
+    dag_id="ijoin_participant_sync",
+    description="Recordkeeper participants to iJoin (daily, manual)",
+    doc_md=__doc__,
+    # Daily, early morning (the seed: a daily Participant Sync for all plans).
+    schedule=CronTriggerTimetable("0 6 * * *", timezone="UTC"),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["ijoin", "recordkeeper", "participant-sync"],
+    default_args=integration_default_args(),
+    params={"integration_run_name": integration_run_name_param(), "plan_ids": plan_ids_param()},
+) as dag:
+    validate, per_plan, summary = fanned_out_stages(INTEGRATION)
+
+    validate >> per_plan >> summary

@@ -1,0 +1,219 @@
+"""Recordkeeper → iJoin Participant Sync: census, balances, investments, allocations, contribution rates.
+
+validate  - which plans (``plan_ids``); one item per plan.
+extract   - per plan: iJoin must have the plan ("run Plan Sync first" otherwise); the recordkeeper's
+            participants with their balances, allocations, contribution rates and last-3-months payroll,
+            streamed in chunks to the staging area (SSNs dropped once payroll is matched).
+transform - per participant: pay frequency (plan code; 'V' = most frequent of the last 3 months),
+            salary fallback, allocations checked (must add up to 100%), a synchronization status.
+deliver   - upserted into iJoin 500 at a time, on (plan, participant); the plan's outcome goes to
+            iJoin's activity log.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, date, datetime
+from typing import Any
+
+from benefits_hub.ijoin.plan_sync import FAILED, SUCCESSFUL, WITH_WARNINGS, IJoinSync
+from benefits_hub.ijoin.rules import _months_before, allocation_problem, annual_salary, pay_frequency
+from benefits_hub.integration import record_error
+from benefits_hub.models import ErrorRow, StageResult
+from benefits_hub.pii import redact
+
+CHUNK = 500
+SYNCHRONIZED = "Synchronized"
+SYNCHRONIZED_WITH_WARNINGS = "Synchronized with warnings"
+CENSUS_FIELDS = ("first_name", "last_name", "birth_date", "hire_date", "termination_date", "status", "email")
+
+
+def _text(value: Any) -> Any:
+    return None if value is None else str(value)
+
+
+class ParticipantSync(IJoinSync):
+    integration_name = "iJoin Participant Sync"
+    activity_type = "Participant Sync"
+
+    @property
+    def as_of(self) -> date:
+        return self.run.run_start.astimezone(UTC).date()
+
+    def extract(self) -> StageResult:
+        ijoin_plan = self._ijoin().get_plan(self.plan_id)
+        if ijoin_plan is None:
+            message = f"iJoin does not have plan {self.plan_id} yet: run Plan Sync first."
+            return StageResult(
+                stage="extract", details={"plan_id": self.plan_id, "status": FAILED, "messages": [message]}
+            )
+        rk = self._recordkeeper()
+        plan = rk.plan(self.plan_id) or {}
+        since = _months_before(self.as_of, 3).isoformat()
+        staging = self.run.staging
+        assert staging is not None
+        with staging.records(f"plans/{self.plan_id}/participants.jsonl") as source:
+            chunk: list[dict[str, Any]] = []
+
+            def flush() -> None:
+                ids = [p["participant_id"] for p in chunk]
+                related: dict[str, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
+                for row in rk.balances(self.plan_id, ids):
+                    related[row["participant_id"]]["balances"].append(row)
+                for row in rk.allocations(self.plan_id, ids):
+                    related[row["participant_id"]]["allocations"].append(row)
+                for row in rk.contribution_rates(self.plan_id, ids):
+                    related[row["participant_id"]]["rates"].append(row)
+                by_ssn: dict[str, list[Any]] = defaultdict(list)
+                for row in rk.payroll(self.plan_id, [p["ssn"] for p in chunk if p.get("ssn")], since):
+                    by_ssn[row["ssn"]].append([_text(row["pay_date"]), row["pay_frequency_code"]])
+                for person in chunk:
+                    found = related[person["participant_id"]]
+                    source.write(
+                        {
+                            # Payroll is keyed by SSN in Relius; once matched, the SSN is not carried on.
+                            "participant": {k: v for k, v in person.items() if k != "ssn"},
+                            "balances": found["balances"],
+                            "allocations": found["allocations"],
+                            "rates": (found["rates"] or [None])[0],
+                            "payroll": by_ssn.get(person.get("ssn") or "", []),
+                        }
+                    )
+                chunk.clear()
+
+            for person in rk.participants(self.plan_id):
+                chunk.append(person)
+                if len(chunk) >= CHUNK:
+                    flush()
+            if chunk:
+                flush()
+        return StageResult(
+            stage="extract",
+            counters={"source_records": source.rows},
+            files={"source": source.manifest},
+            details={
+                "plan_id": self.plan_id,
+                "status": "Ready",
+                "pay_frequency_code": plan.get("pay_frequency_code"),
+            },
+        )
+
+    def transform(self) -> StageResult:
+        extract = self.run.result("extract")
+        if extract.details["status"] == FAILED:
+            return StageResult(stage="transform", counters={"error_records": 1}, details=extract.details)
+        staging = self.run.staging
+        assert staging is not None
+        plan_code = extract.details.get("pay_frequency_code")
+        counters = {"records_processed": 0, "employees_processed": 0, "participants_with_warnings": 0}
+        with (
+            self.run.error_file(f"transform-{self.plan_id}") as errors,
+            staging.records(f"plans/{self.plan_id}/payload.jsonl") as payload,
+        ):
+            for record in staging.read_records(extract.files["source"]):
+                person = record["participant"]
+                key = f"{self.plan_id}/{person['participant_id']}"
+                messages: list[str] = []
+                frequency, warning = pay_frequency(plan_code, record["payroll"], self.as_of)
+                if warning:
+                    messages.append(warning)
+                salary, salary_source = annual_salary(person)
+                problem = allocation_problem(record["allocations"])
+                allocations = [
+                    {"fund_id": a["fund_id"], "pct": _text(a["pct"])} for a in record["allocations"]
+                ]
+                if problem:
+                    # Never send iJoin allocations that do not add up: the participant syncs without them.
+                    messages.append(problem + " Allocations were not sent; correct them in the recordkeeper.")
+                    record_error(
+                        errors,
+                        ErrorRow(
+                            record_key=key, field="allocations", rule="allocations:sum_100", reason=problem
+                        ),
+                        "transform",
+                    )
+                    allocations = []
+                rates = record["rates"] or {}
+                payload.write(
+                    {
+                        "participant_id": person["participant_id"],
+                        **{field: _text(person.get(field)) for field in CENSUS_FIELDS},
+                        "pay_frequency": frequency,
+                        "annual_salary": str(salary),
+                        "salary_source": salary_source,
+                        "balances": [
+                            {
+                                "fund_id": b["fund_id"],
+                                "money_source": b["money_source"],
+                                "balance": _text(b["balance"]),
+                                "as_of": _text(b["as_of"]),
+                            }
+                            for b in record["balances"]
+                        ],
+                        "allocations": allocations,
+                        "contribution_rates": {
+                            k: _text(rates.get(k)) for k in ("pretax_pct", "roth_pct", "aftertax_pct")
+                        },
+                        "sync_status": SYNCHRONIZED_WITH_WARNINGS if messages else SYNCHRONIZED,
+                        "sync_messages": messages,
+                    }
+                )
+                counters["records_processed"] += 1
+                counters["employees_processed"] += 1
+                counters["participants_with_warnings"] += bool(messages)
+        counters["error_records"] = errors.records
+        return StageResult(
+            stage="transform",
+            counters=counters,
+            files={"payload": payload.manifest, "errors": errors.manifest},
+            details={"plan_id": self.plan_id, "status": "Ready"},
+        )
+
+    def deliver(self) -> StageResult:
+        started = datetime.now(UTC).isoformat()
+        transform = self.run.result("transform")
+        if transform.details["status"] == FAILED:
+            self._log_activity(FAILED, started, transform.details["messages"], None)
+            return StageResult(stage="deliver", details={**transform.details, "result": "not sent"})
+        staging = self.run.staging
+        assert staging is not None
+        ijoin = self._ijoin()
+        counters = {"records_created": 0, "records_updated": 0, "records_skipped": 0}
+        with self.run.error_file(f"deliver-{self.plan_id}") as errors:
+            batch: list[dict[str, Any]] = []
+
+            def flush() -> None:
+                for result in ijoin.upsert_participants(self.plan_id, batch):
+                    status = result.get("status")
+                    if status == "created":
+                        counters["records_created"] += 1
+                    elif status == "updated":
+                        counters["records_updated"] += 1
+                    elif status == "unchanged":
+                        counters["records_skipped"] += 1
+                    else:
+                        refused = ErrorRow(
+                            record_key=f"{self.plan_id}/{result.get('participant_id')}",
+                            field="participant",
+                            rule="ijoin:refused",
+                            reason=f"iJoin refused the participant: {redact(str(result.get('message')))}",
+                        )
+                        record_error(errors, refused, "deliver")
+                batch.clear()
+
+            for participant in staging.read_records(transform.files["payload"]):
+                batch.append(participant)
+                if len(batch) >= CHUNK:
+                    flush()
+            if batch:
+                flush()
+        warned = transform.counters.get("participants_with_warnings", 0)
+        status = WITH_WARNINGS if warned or errors.records else SUCCESSFUL
+        messages = [f"{warned} participant(s) synchronized with warnings"] if warned else []
+        self._log_activity(status, started, messages, transform.files["payload"].path)
+        return StageResult(
+            stage="deliver",
+            counters={**counters, "error_records": errors.records},
+            files={"errors": errors.manifest, "output": transform.files["payload"]},
+            details={"plan_id": self.plan_id, "status": status, "messages": messages, **counters},
+        )
