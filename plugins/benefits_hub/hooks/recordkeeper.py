@@ -78,3 +78,74 @@ class RecordkeeperHook(SqlSourceHook):
             )
             rows.extend(self._stream(sql, [plan_id, since, *chunk]))
         return rows
+
+    # -- the one write: enrollment-site elections -------------------------------------------------
+    def apply_election(self, election: dict[str, Any], applied_at: str) -> bool:
+        """Apply one election in one transaction, recorded in ``rk_applied_election``.
+
+        Returns False when it was applied before (by an earlier attempt whose "mark sent" in iJoin
+        did not happen): the change is never applied twice.
+        """
+        p = self.placeholder
+        plan_id, participant_id, election_id = (
+            election["plan_id"],
+            election["participant_id"],
+            election["election_id"],
+        )
+        conn = self.db.get_conn()
+        try:
+            cursor = conn.cursor()
+            cursor.execute(f"SELECT 1 FROM rk_applied_election WHERE election_id = {p}", (election_id,))
+            if cursor.fetchone():
+                conn.rollback()
+                return False
+            if election["kind"] == "contribution_rate":
+                rates = election["contribution_rates"]
+                values = (
+                    rates.get("pretax_pct"),
+                    rates.get("roth_pct"),
+                    rates.get("aftertax_pct"),
+                    applied_at[:10],
+                )
+                cursor.execute(
+                    f"UPDATE rk_contribution_rate SET pretax_pct = {p}, roth_pct = {p}, aftertax_pct = {p}, "
+                    f"effective_date = {p} WHERE plan_id = {p} AND participant_id = {p}",
+                    (*values, plan_id, participant_id),
+                )
+                if cursor.rowcount == 0:
+                    cursor.execute(
+                        "INSERT INTO rk_contribution_rate (pretax_pct, roth_pct, aftertax_pct, "
+                        f"effective_date, plan_id, participant_id) VALUES ({p}, {p}, {p}, {p}, {p}, {p})",
+                        (*values, plan_id, participant_id),
+                    )
+            else:
+                cursor.execute(
+                    f"DELETE FROM rk_allocation WHERE plan_id = {p} AND participant_id = {p}",
+                    (plan_id, participant_id),
+                )
+                cursor.executemany(
+                    "INSERT INTO rk_allocation (plan_id, participant_id, fund_id, pct) "
+                    f"VALUES ({p}, {p}, {p}, {p})",
+                    [(plan_id, participant_id, a["fund_id"], str(a["pct"])) for a in election["allocations"]],
+                )
+            cursor.execute(
+                "INSERT INTO rk_applied_election (election_id, plan_id, participant_id, kind, applied_at) "
+                f"VALUES ({p}, {p}, {p}, {p}, {p})",
+                (election_id, plan_id, participant_id, election["kind"], applied_at),
+            )
+            conn.commit()
+            return True
+        except BaseException:
+            conn.rollback()
+            raise
+        finally:
+            conn.close()
+
+    def participant_exists(self, plan_id: str, participant_id: str) -> bool:
+        return bool(
+            self._rows(
+                "SELECT 1 AS ok FROM rk_participant WHERE plan_id = ? AND participant_id = ?",
+                plan_id,
+                participant_id,
+            )
+        )

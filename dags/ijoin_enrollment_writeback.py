@@ -1,0 +1,56 @@
+"""
+# iJoin → recordkeeper Enrollment Write-back
+
+Applies the elections participants made on iJoin's enrollment site (contribution-rate and allocation
+changes) to the recordkeeper, daily, and marks each one sent in iJoin. This is the only write the hub
+makes to the recordkeeper.
+
+## Params (the trigger form)
+| Param | What to enter |
+|---|---|
+| Integration Run Name | Optional. |
+
+## Statuses
+- **Successful**: every pending election was applied (or had been applied already) and marked sent.
+- **Completed with Errors** (marked failed): some elections were refused (allocations not adding up to
+  100%, a rate outside 0-100%, an unknown participant); they stay pending in iJoin, the error file says
+  why. The good ones were applied.
+- **Failed**: the run could not finish (iJoin or the recordkeeper down after retries).
+
+## First three things to check
+1. The `summary` task: applied, already applied, errors.
+2. The error file: one row per refused election (`election_id`), the reason.
+3. The `deliver` log: each election is applied in one recordkeeper transaction with its
+   `rk_applied_election` row, then marked sent in iJoin.
+
+## Re-running safely
+Always safe: an election recorded in `rk_applied_election` is never applied again; a run that stopped
+between applying and marking sent only marks it sent next time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from airflow.sdk import DAG, CronTriggerTimetable
+
+from benefits_hub.operators.stages import integration_default_args, integration_stages
+from benefits_hub.params import integration_run_name_param
+
+INTEGRATION = "benefits_hub.ijoin.writeback:EnrollmentWriteback"
+
+with DAG(
+    dag_id="ijoin_enrollment_writeback",
+    description="iJoin enrollment-site elections to the recordkeeper (daily)",
+    doc_md=__doc__,
+    schedule=CronTriggerTimetable("30 6 * * *", timezone="UTC"),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["ijoin", "recordkeeper", "writeback"],
+    default_args=integration_default_args(),
+    params={"integration_run_name": integration_run_name_param()},
+) as dag:
+    validate, extract, transform, deliver, summary = integration_stages(INTEGRATION)
+
+    validate >> extract >> transform >> deliver >> summary
