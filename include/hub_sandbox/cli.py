@@ -24,11 +24,19 @@ def _start(args: argparse.Namespace) -> int:
         sftp_port=args.sftp_port,
         reseed=args.reseed,
         stop_with_parent=False,
+        plans=args.plans,
+        participants_per_plan=args.participants_per_plan,
+        ijoin_port=args.ijoin_port,
     )
     print(f"sandbox started in {time.monotonic() - began:.1f}s (pid {sandbox.pid})")
     print(f"  PlanSource API  {sandbox.plansource_url}  (client id {sandbox.info['client_id']})")
     print(f"  SFTP            sftp://{sandbox.info['sftp_user']}@127.0.0.1:{sandbox.sftp_port}")
+    print(f"  iJoin API       {sandbox.ijoin_url}")
     print(f"  HCM database    {sandbox.hcm_db_path}  ({sandbox.info['employees']} employees)")
+    print(
+        f"  recordkeeper    {sandbox.recordkeeper_db_path}  ({sandbox.info['plans']} plans x "
+        f"{sandbox.info['participants_per_plan']} participants)"
+    )
     print(f"  connections     source {sandbox.paths.env}")
     return 0
 
@@ -76,8 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--seed", type=int, default=42)
     start.add_argument("--http-port", type=int, default=0, help="0 = any free port")
     start.add_argument("--sftp-port", type=int, default=0, help="0 = any free port")
+    start.add_argument("--ijoin-port", type=int, default=0, help="0 = any free port")
+    start.add_argument("--plans", type=int, default=6, help="recordkeeper plans")
+    start.add_argument("--participants-per-plan", type=int, default=30)
     start.add_argument("--token-ttl", type=int, default=300, help="OAuth token lifetime, seconds")
-    start.add_argument("--reseed", action="store_true", help="rebuild HCM and PlanSource data")
+    start.add_argument(
+        "--reseed", action="store_true", help="rebuild HCM, PlanSource, recordkeeper and iJoin data"
+    )
     start.set_defaults(func=_start)
     for name, func, text in (
         ("stop", _stop, "stop the servers"),

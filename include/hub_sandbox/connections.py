@@ -9,7 +9,7 @@ from typing import Any
 
 def connections(info: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Connection id -> Airflow connection dict, from a sandbox.json document."""
-    return {
+    conns: dict[str, dict[str, Any]] = {
         "hcm_db": {"conn_type": "sqlite", "host": info["hcm_db_path"]},
         # No extras: HttpHook would send unknown extras as HTTP headers. The token path
         # (/oauth/v2/token) and base path (/admin/v2) are fixed, as at the real PlanSource.
@@ -31,6 +31,17 @@ def connections(info: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "extra": {"host_key": info["host_key"]},
         },
     }
+    if "ijoin_port" in info:  # a sandbox.json written before the recordkeeper and iJoin existed has neither
+        conns["recordkeeper_db"] = {"conn_type": "sqlite", "host": info["recordkeeper_db_path"]}
+        # The API key is the password (sent as "Authorization: Bearer <key>"); no extras, as above.
+        conns["ijoin_api"] = {
+            "conn_type": "http",
+            "host": info["host"],
+            "port": info["ijoin_port"],
+            "schema": "http",
+            "password": info["ijoin_api_key"],
+        }
+    return conns
 
 
 def connection_env(info: dict[str, Any]) -> dict[str, str]:

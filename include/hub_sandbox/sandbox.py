@@ -17,10 +17,13 @@ from typing import Any, Self
 
 from hub_sandbox import connections
 from hub_sandbox.generator import seed_hcm
+from hub_sandbox.ijoin_api import seed_ijoin
 from hub_sandbox.plansource_api import seed_plansource
+from hub_sandbox.recordkeeper import seed_recordkeeper
 from hub_sandbox.server import (
     CLIENT_ID,
     CLIENT_SECRET,
+    IJOIN_API_KEY,
     SFTP_PASSWORD,
     SFTP_USER,
     SandboxPaths,
@@ -48,17 +51,34 @@ def _port_open(host: str, port: int) -> bool:
     return False
 
 
-def ensure_seeded(directory: Path, employees: int, seed: int, reseed: bool = False) -> bool:
-    """Seed HCM and PlanSource unless the directory already holds this size and seed. True if seeded now."""
+def ensure_seeded(
+    directory: Path,
+    employees: int,
+    seed: int,
+    reseed: bool = False,
+    plans: int = 6,
+    participants_per_plan: int = 30,
+) -> bool:
+    """Seed HCM, PlanSource, the recordkeeper and iJoin unless the directory already holds these sizes and
+    seed. True if seeded now."""
     paths = SandboxPaths(Path(directory).resolve())
     paths.root.mkdir(parents=True, exist_ok=True)
-    wanted = {"employees": employees, "seed": seed, "data_version": 2}  # 2: payroll coverages
-    seeded = paths.seed_marker.exists() and paths.hcm_db.exists() and paths.plansource_state.exists()
+    wanted = {
+        "employees": employees,
+        "seed": seed,
+        "plans": plans,
+        "participants_per_plan": participants_per_plan,
+        "data_version": 3,  # 2: payroll coverages, 3: recordkeeper and iJoin
+    }
+    files = (paths.hcm_db, paths.plansource_state, paths.recordkeeper_db, paths.ijoin_state)
+    seeded = paths.seed_marker.exists() and all(f.exists() for f in files)
     if not reseed and seeded and json.loads(paths.seed_marker.read_text()) == wanted:
         return False
     paths.seed_marker.unlink(missing_ok=True)  # a half-seeded directory must not look seeded
     seed_hcm(paths.hcm_db, employees, seed)
     seed_plansource(paths.plansource_state, paths.hcm_db, seed)
+    seed_recordkeeper(paths.recordkeeper_db, plans, participants_per_plan, seed)
+    seed_ijoin(paths.ijoin_state, paths.recordkeeper_db)
     if paths.sftp_root.exists():
         shutil.rmtree(paths.sftp_root)  # old deliveries belong to the old population
     prepare_root(paths.sftp_root)
@@ -89,8 +109,11 @@ class Sandbox:
         reseed: bool = False,
         host: str = "127.0.0.1",
         stop_with_parent: bool = True,
+        plans: int = 6,
+        participants_per_plan: int = 30,
+        ijoin_port: int = 0,
     ) -> Sandbox:
-        """Seed if needed, start the server process in the background and wait until both ports answer.
+        """Seed if needed, start the server process in the background and wait until every port answers.
 
         With ``stop_with_parent`` (the default, for tests) the server exits when this process ends; the CLI
         passes False so that the sandbox outlives ``hub-sandbox start``.
@@ -105,13 +128,14 @@ class Sandbox:
             if _alive(old["pid"]) and _port_open(old["host"], old["http_port"]):
                 raise RuntimeError(f"a sandbox is already running from {paths.root} (pid {old['pid']})")
             paths.info.unlink()
-        ensure_seeded(paths.root, employees, seed, reseed)
+        ensure_seeded(paths.root, employees, seed, reseed, plans, participants_per_plan)
         prepare_root(paths.sftp_root)
         host_key = public_host_key(paths.root)
         paths.ready.unlink(missing_ok=True)
         cmd = [
             sys.executable, "-m", "hub_sandbox.server", "--dir", str(paths.root), "--host", host,
             "--http-port", str(http_port), "--sftp-port", str(sftp_port), "--token-ttl", str(token_ttl),
+            "--ijoin-port", str(ijoin_port),
         ]  # fmt: skip
         if stop_with_parent:
             cmd += ["--parent-pid", str(os.getpid())]
@@ -131,7 +155,7 @@ class Sandbox:
                 )
             time.sleep(0.05)
         ready = json.loads(paths.ready.read_text())
-        for port in (ready["http_port"], ready["sftp_port"]):
+        for port in (ready["http_port"], ready["sftp_port"], ready["ijoin_port"]):
             if not _port_open(host, port):
                 proc.terminate()
                 raise RuntimeError(f"sandbox port {port} does not answer")
@@ -140,19 +164,26 @@ class Sandbox:
             "host": host,
             "http_port": ready["http_port"],
             "sftp_port": ready["sftp_port"],
+            "ijoin_port": ready["ijoin_port"],
             "plansource_url": f"http://{host}:{ready['http_port']}",
+            "ijoin_url": f"http://{host}:{ready['ijoin_port']}",
             "directory": str(paths.root),
             "hcm_db_path": str(paths.hcm_db),
             "plansource_state_path": str(paths.plansource_state),
+            "recordkeeper_db_path": str(paths.recordkeeper_db),
+            "ijoin_state_path": str(paths.ijoin_state),
             "sftp_root": str(paths.sftp_root),
             "log_path": str(paths.log),
             "employees": employees,
             "seed": seed,
+            "plans": plans,
+            "participants_per_plan": participants_per_plan,
             "token_ttl": token_ttl,
             "client_id": CLIENT_ID,
             "client_secret": CLIENT_SECRET,
             "sftp_user": SFTP_USER,
             "sftp_password": SFTP_PASSWORD,
+            "ijoin_api_key": IJOIN_API_KEY,
             "host_key": host_key,
         }
         paths.info.write_text(json.dumps(info, indent=2))
@@ -217,6 +248,14 @@ class Sandbox:
         return str(self.info["plansource_url"])
 
     @property
+    def ijoin_url(self) -> str:
+        return str(self.info["ijoin_url"])
+
+    @property
+    def ijoin_port(self) -> int:
+        return int(self.info["ijoin_port"])
+
+    @property
     def http_port(self) -> int:
         return int(self.info["http_port"])
 
@@ -235,6 +274,14 @@ class Sandbox:
     @property
     def plansource_state_path(self) -> Path:
         return Path(self.info["plansource_state_path"])
+
+    @property
+    def recordkeeper_db_path(self) -> Path:
+        return Path(self.info["recordkeeper_db_path"])
+
+    @property
+    def ijoin_state_path(self) -> Path:
+        return Path(self.info["ijoin_state_path"])
 
     @property
     def sftp_root(self) -> Path:

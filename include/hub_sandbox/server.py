@@ -1,8 +1,9 @@
-"""The sandbox process: the PlanSource-like API (uvicorn) and the SFTP server (asyncssh) on one asyncio loop.
+"""The sandbox process: the PlanSource-like API and the iJoin-like API (uvicorn, one port each) and the SFTP
+server (asyncssh), all on one asyncio loop.
 
 Run as ``python -m hub_sandbox.server --dir DIR ...`` (the CLI and :class:`hub_sandbox.Sandbox` start it
 detached). It binds to loopback only, because it serves demo credentials, and writes
-``DIR/sandbox.ready.json`` with the ports it actually bound once both servers listen.
+``DIR/sandbox.ready.json`` with the ports it actually bound once every server listens.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import uvicorn
 
+from hub_sandbox.ijoin_api import create_app as create_ijoin_app
 from hub_sandbox.plansource_api import create_app
 from hub_sandbox.sftp_server import start_sftp_server
 
@@ -30,6 +32,7 @@ CLIENT_ID = "hub-sandbox-client"
 CLIENT_SECRET = "hub-sandbox-secret"
 SFTP_USER = "hub"
 SFTP_PASSWORD = "hub-sandbox-password"
+IJOIN_API_KEY = "hub-sandbox-ijoin-key"
 READY_FILE = "sandbox.ready.json"
 
 
@@ -46,6 +49,14 @@ class SandboxPaths:
     @property
     def plansource_state(self) -> Path:
         return self.root / "plansource.sqlite"
+
+    @property
+    def recordkeeper_db(self) -> Path:
+        return self.root / "recordkeeper.sqlite"
+
+    @property
+    def ijoin_state(self) -> Path:
+        return self.root / "ijoin.sqlite"
 
     @property
     def sftp_root(self) -> Path:
@@ -96,50 +107,80 @@ def _write_json_atomic(path: Path, data: object) -> None:
     tmp.replace(path)
 
 
-async def _exit_with_parent(server: uvicorn.Server, parent_pid: int) -> None:
+def _stop_all(servers: list[uvicorn.Server]) -> None:
+    for server in servers:
+        server.should_exit = True
+
+
+async def _exit_with_parent(servers: list[uvicorn.Server], parent_pid: int) -> None:
     # A test run killed before its teardown must not leave servers behind.
-    while not server.should_exit:
+    while not all(s.should_exit for s in servers):
         if os.getppid() != parent_pid:
-            server.should_exit = True
+            _stop_all(servers)
         await asyncio.sleep(0.5)
 
 
-async def serve(
-    directory: Path, host: str, http_port: int, sftp_port: int, token_ttl: int, parent_pid: int | None = None
-) -> None:
-    check_loopback(host)
-    paths = SandboxPaths(Path(directory).resolve())
-    paths.ready.unlink(missing_ok=True)
+def _listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     # Accepted sockets inherit this: without it, a keep-alive client waits out the 40 ms delayed ACK
     # on every response that is written in two parts (headers, then body).
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind((host, http_port))
+    sock.bind((host, port))
+    return sock
+
+
+async def serve(
+    directory: Path,
+    host: str,
+    http_port: int,
+    sftp_port: int,
+    token_ttl: int,
+    parent_pid: int | None = None,
+    ijoin_port: int = 0,
+) -> None:
+    check_loopback(host)
+    paths = SandboxPaths(Path(directory).resolve())
+    paths.ready.unlink(missing_ok=True)
+    sock = _listen(host, http_port)
+    ijoin_sock = _listen(host, ijoin_port)
     acceptor = await start_sftp_server(host, sftp_port, paths.sftp_root, paths.root, SFTP_USER, SFTP_PASSWORD)
     app = create_app(paths.plansource_state, paths.sftp_root, CLIENT_ID, CLIENT_SECRET, token_ttl)
-    server = _Server(uvicorn.Config(app, lifespan="on", log_level="info", access_log=False))
+    ijoin_app = create_ijoin_app(paths.ijoin_state, IJOIN_API_KEY)
+    servers = [
+        _Server(uvicorn.Config(app, lifespan="on", log_level="info", access_log=False)),
+        _Server(uvicorn.Config(ijoin_app, lifespan="on", log_level="info", access_log=False)),
+    ]
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    watcher = asyncio.create_task(_exit_with_parent(server, parent_pid)) if parent_pid else None
+        loop.add_signal_handler(sig, _stop_all, servers)
+    tasks = [
+        asyncio.create_task(servers[0].serve(sockets=[sock])),
+        asyncio.create_task(servers[1].serve(sockets=[ijoin_sock])),
+    ]
+    watcher = asyncio.create_task(_exit_with_parent(servers, parent_pid)) if parent_pid else None
     try:
-        while not server.started:
-            if task.done():
-                task.result()  # raises what stopped uvicorn from starting
-                raise RuntimeError("the HTTP server stopped before it started")
+        while not all(s.started for s in servers):
+            for task in tasks:
+                if task.done():
+                    task.result()  # raises what stopped uvicorn from starting
+                    raise RuntimeError("an HTTP server stopped before it started")
             await asyncio.sleep(0.02)
         ready = {
             "pid": os.getpid(),
             "host": host,
             "http_port": sock.getsockname()[1],
             "sftp_port": acceptor.get_port(),
+            "ijoin_port": ijoin_sock.getsockname()[1],
         }
         _write_json_atomic(paths.ready, ready)
         print(f"sandbox ready: {ready}", flush=True)
-        await task
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        _stop_all(servers)  # one stopped (signal, parent gone or crash): stop the other too
+        for outcome in await asyncio.gather(*tasks, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
     finally:
         if watcher is not None:
             watcher.cancel()
@@ -154,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--http-port", type=int, default=0)
     parser.add_argument("--sftp-port", type=int, default=0)
+    parser.add_argument("--ijoin-port", type=int, default=0)
     parser.add_argument("--token-ttl", type=int, default=300)
     parser.add_argument("--parent-pid", type=int, default=None, help="exit when this parent process ends")
     args = parser.parse_args(argv)
@@ -162,7 +204,17 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(serve(args.dir, args.host, args.http_port, args.sftp_port, args.token_ttl, args.parent_pid))
+    asyncio.run(
+        serve(
+            args.dir,
+            args.host,
+            args.http_port,
+            args.sftp_port,
+            args.token_ttl,
+            args.parent_pid,
+            args.ijoin_port,
+        )
+    )
     return 0
 
 

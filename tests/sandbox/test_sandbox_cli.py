@@ -37,7 +37,8 @@ def test_start_status_env_stop(tmp_path: Path) -> None:
         assert env == (tmp_path / "sb" / "airflow-connections.env").read_text()
         names = [line.split("=", 1)[0] for line in env.splitlines()]
         assert names == ["export AIRFLOW_CONN_HCM_DB", "export AIRFLOW_CONN_PLANSOURCE_API",
-                         "export AIRFLOW_CONN_PLANSOURCE_SFTP"]  # fmt: skip
+                         "export AIRFLOW_CONN_PLANSOURCE_SFTP", "export AIRFLOW_CONN_RECORDKEEPER_DB",
+                         "export AIRFLOW_CONN_IJOIN_API"]  # fmt: skip
         conns = {k: json.loads(v) for k, v in sandbox.connection_env().items()}
         assert conns["AIRFLOW_CONN_PLANSOURCE_API"]["port"] == sandbox.http_port
         assert "extra" not in conns["AIRFLOW_CONN_PLANSOURCE_API"]
