@@ -43,10 +43,11 @@ def money(value: Any) -> Decimal | None:
     """``None`` for empty; a Decimal to the cent; else :class:`ValueProblem`."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    if isinstance(value, float | bool):
-        raise ValueProblem("is not an amount sent as text")
+    if isinstance(value, bool):
+        raise ValueProblem("is not an amount")
     try:
-        amount = Decimal(str(value).strip())
+        # A float (SQLite's NUMERIC, a JSON number) goes through its shortest repr: 0.1 stays 0.1.
+        amount = Decimal(repr(value) if isinstance(value, float) else str(value).strip())
     except InvalidOperation:
         raise ValueProblem("is not a number") from None
     if not amount.is_finite():

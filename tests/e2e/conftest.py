@@ -67,18 +67,21 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monkey
     try:
         for name, value in box.connection_env().items():
             monkeypatch.setenv(name, value)
-        _remember_ssns(box.hcm_db_path, box.plansource_state_path)
+        _remember_ssns(box.hcm_db_path, box.plansource_state_path, box.recordkeeper_db_path)
         yield box
     finally:
         box.stop()
 
 
-def _remember_ssns(hcm_db: Path, plansource_state: Path) -> None:
+def _remember_ssns(hcm_db: Path, plansource_state: Path, recordkeeper: Path | None = None) -> None:
     """Every seeded SSN, HCM's and PlanSource's, for the log scan (tests/e2e/test_zz_no_pii_in_logs.py)."""
     import sqlite3
 
     ssns: set[str] = set()
-    for db, sql in ((hcm_db, "SELECT ssn FROM hcm_person"), (plansource_state, "SELECT ssn FROM subscriber")):
+    sources = [(hcm_db, "SELECT ssn FROM hcm_person"), (plansource_state, "SELECT ssn FROM subscriber")]
+    if recordkeeper is not None:
+        sources.append((recordkeeper, "SELECT ssn FROM rk_participant"))
+    for db, sql in sources:
         with sqlite3.connect(db) as conn:
             ssns.update(row[0] for row in conn.execute(sql) if row[0])
     with SSN_LOG.open("a") as handle:

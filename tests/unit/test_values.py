@@ -35,7 +35,11 @@ def test_money_is_decimal_to_the_cent() -> None:
     assert money("") is None and money(None) is None
 
 
-@pytest.mark.parametrize("raw", ["abc", "NaN", "Infinity", 1.5, True])
+def test_money_from_a_database_float_is_exact() -> None:
+    assert money(0.1) == Decimal("0.10") and money(25311.4) == Decimal("25311.40")
+
+
+@pytest.mark.parametrize("raw", ["abc", "NaN", "Infinity", float("nan"), True])
 def test_bad_money(raw: object) -> None:
     with pytest.raises(ValueProblem):
         money(raw)

@@ -42,7 +42,7 @@ class ParticipantSync(IJoinSync):
 
     def extract(self) -> StageResult:
         ijoin_plan = self._ijoin().get_plan(self.plan_id)
-        if ijoin_plan is None:
+        if ijoin_plan is None or not (ijoin_plan.get("active") or ijoin_plan.get("draft")):
             message = f"iJoin does not have plan {self.plan_id} yet: run Plan Sync first."
             return StageResult(
                 stage="extract", details={"plan_id": self.plan_id, "status": FAILED, "messages": [message]}

@@ -68,7 +68,6 @@ class IJoinSync(Integration):
                 "finished_at": datetime.now(UTC).isoformat(),
                 "errors": errors,
                 "payload_url": payload,
-                "reference_id": self.run.run_id,
             }
         )
 

@@ -132,6 +132,8 @@ def _member_args(operator: Any) -> dict[str, Any]:
 class IntegrationStageOperator(BaseOperator):
     """Runs one stage of an integration and returns its :class:`StageResult` (a small manifest)."""
 
+    # ``item`` comes from a mapped task group (the plan a fanned-out stage handles): resolved per task.
+    template_fields = ("item",)
     ui_color = "#e8f4ea"
 
     def __init__(

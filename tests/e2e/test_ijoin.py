@@ -1,0 +1,177 @@
+"""Recordkeeper → iJoin syncs and the enrollment write-back, run for real (dag.test) against the
+sandbox's recordkeeper database and iJoin API."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import pytest
+import requests
+
+from hub_sandbox.recordkeeper import special_participants, special_plans
+from tests.e2e.conftest import run_dag
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("clean_hub_state")]
+PLAN_SYNC, PARTICIPANT_SYNC, WRITEBACK = (
+    "ijoin_plan_sync",
+    "ijoin_participant_sync",
+    "ijoin_enrollment_writeback",
+)
+PLANS = {case: ids[0] for case, ids in special_plans(6).items()}
+PEOPLE = special_participants(6, 30)
+
+
+def ijoin(sandbox: Any, method: str, path: str, **kwargs: Any) -> Any:
+    headers = {"Authorization": f"Bearer {sandbox.info['ijoin_api_key']}"}
+    response = requests.request(method, f"{sandbox.ijoin_url}{path}", headers=headers, timeout=10, **kwargs)
+    response.raise_for_status()
+    return response.json()["data"]
+
+
+def admin(sandbox: Any, path: str) -> Any:
+    response = requests.get(f"{sandbox.ijoin_url}{path}", timeout=10)
+    response.raise_for_status()
+    body = response.json()
+    return body.get("data", body)
+
+
+def outcomes(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {o["plan_id"]: o for o in summary["outcomes"]}
+
+
+def test_plan_sync_per_plan_statuses_drafts_and_protected_fields(sandbox: Any) -> None:
+    before = {p: ijoin(sandbox, "GET", f"/api/v1/plans/{p}") for p in (PLANS["lineup_changed"], "P0001")}
+
+    outcome = run_dag(PLAN_SYNC, {})
+
+    summary = outcome.summary
+    by_plan = outcomes(summary)
+    assert set(by_plan) == {f"P{k:04d}" for k in range(1, 7)}
+    # Plans with validation errors fail alone, with their reasons; the others go on.
+    assert by_plan[PLANS["no_ein"]]["status"] == "Failed"
+    assert any("EIN" in m for m in by_plan[PLANS["no_ein"]]["messages"])
+    assert by_plan[PLANS["fund_without_ticker"]]["status"] == "Failed"
+    assert any("no ticker" in m for m in by_plan[PLANS["fund_without_ticker"]]["messages"])
+    assert summary["status"] == "Completed with Errors" and outcome.state == "failed"
+    assert summary["errors"] == 2
+    # A line-up change on an active plan: a draft, Successful with warnings, the active version untouched.
+    changed = PLANS["lineup_changed"]
+    assert by_plan[changed]["status"] == "Successful with warnings"
+    assert by_plan[changed]["result"] == "draft_created"
+    assert summary["drafts_created"] == 1
+    after = ijoin(sandbox, "GET", f"/api/v1/plans/{changed}")
+    assert after["active"] == before[changed]["active"]
+    assert after["draft"] is not None
+    assert {f["fund_id"] for f in after["draft"]["funds"]} != {f["fund_id"] for f in after["active"]["funds"]}
+    # A new plan (being set up in iJoin) gets its first sync.
+    assert by_plan[PLANS["new_plan"]]["status"] == "Successful"
+    assert by_plan[PLANS["new_plan"]]["result"] == "setup_updated"
+    # "Do not override" fields and a locked default investment are never sent.
+    for plan_id in ("P0001", changed, PLANS["default_investment_locked"]):
+        for sync in admin(sandbox, f"/sandbox/plans/{plan_id}/syncs"):
+            assert "phone_contact" not in sync["fields"]
+    locked = PLANS["default_investment_locked"]
+    assert all(
+        "default_investment" not in s["fields"] for s in admin(sandbox, f"/sandbox/plans/{locked}/syncs")
+    )
+    assert ijoin(sandbox, "GET", f"/api/v1/plans/{locked}")["active"]["default_investment"] == "F001"
+    assert (
+        ijoin(sandbox, "GET", "/api/v1/plans/P0001")["active"]["phone_contact"]
+        == before["P0001"]["active"]["phone_contact"]
+    )
+    # Every plan's outcome is in iJoin's activity log.
+    activity = ijoin(sandbox, "GET", "/api/v1/activity", params={"type": "Plan Sync"})
+    entries = activity["activities"]
+    assert {e["plan_id"] for e in entries} >= set(by_plan)
+
+
+def test_plan_sync_rerun_changes_nothing_and_narrowed_run(sandbox: Any) -> None:
+    run_dag(PLAN_SYNC, {"plan_ids": "P0001"})
+    again = run_dag(PLAN_SYNC, {"plan_ids": "P0001"})
+    assert again.summary["status"] == "Successful"
+    assert outcomes(again.summary)["P0001"]["result"] == "unchanged"
+    refused = run_dag(PLAN_SYNC, {"plan_ids": "P9999"})
+    assert refused.summary["status"] == "Failed" and "plan_ids" in refused.summary["failure_reason"]
+
+
+def test_participant_sync_before_plan_sync_is_refused_for_that_plan(sandbox: Any) -> None:
+    new_plan = PLANS["new_plan"]
+    outcome = run_dag(PARTICIPANT_SYNC, {"plan_ids": f"P0001,{new_plan}"})
+    by_plan = outcomes(outcome.summary)
+    assert by_plan[new_plan]["status"] == "Failed"
+    assert "run Plan Sync first" in by_plan[new_plan]["messages"][0]
+    assert by_plan["P0001"]["status"] in ("Successful", "Successful with warnings")
+
+
+def test_participant_sync_rules_and_rerun(sandbox: Any) -> None:
+    variable = PLANS["variable_pay"]
+    outcome = run_dag(PARTICIPANT_SYNC, {"plan_ids": f"P0001,{variable}"})
+    summary = outcome.summary
+    assert summary["records_created"] == 60
+    # Allocations not adding up to 100%: reported per participant, the run Completed with Errors.
+    errors = {row["record_key"] for row in outcome.error_rows()}
+    assert errors == {f"P0001/{p}" for p in PEOPLE["allocations_not_100"] if p.startswith("P0001")} | {
+        f"{variable}/{p}" for p in PEOPLE["allocations_not_100"] if p.startswith(variable)
+    }
+    assert summary["status"] == "Completed with Errors"
+
+    def participant(plan_id: str, participant_id: str) -> dict[str, Any]:
+        row = admin(sandbox, f"/sandbox/participants/{plan_id}/{participant_id}")
+        return {**row, **row["body"]}
+
+    bad = next(p for p in PEOPLE["allocations_not_100"] if p.startswith("P0001"))
+    assert participant("P0001", bad)["sync_status"] == "Synchronized with warnings"
+    # Pay frequency: the plan's code; 'V' = the most frequent of the last 3 months.
+    assert participant("P0001", "P0001-000001")["pay_frequency"] == "Biweekly"
+    varying = next(p for p in PEOPLE["variable_pay_participant"])
+    assert participant(variable, varying)["pay_frequency"] in ("Biweekly", "B")
+    # Salary fallback: census → computed → prior plan year → 0.
+    with sqlite3.connect(sandbox.recordkeeper_db_path) as conn:
+        conn.row_factory = sqlite3.Row
+        rk = {
+            r["participant_id"]: dict(r)
+            for r in conn.execute("SELECT * FROM rk_participant WHERE plan_id = 'P0001'")
+        }
+    missing = next(p for p in PEOPLE["missing_salary"] if p.startswith("P0001"))
+    assert float(participant("P0001", missing)["annual_salary"]) == float(
+        rk[missing]["computed_compensation"]
+    )
+    prior = next(p for p in PEOPLE["prior_year_only"] if p.startswith("P0001"))
+    assert float(participant("P0001", prior)["annual_salary"]) == float(rk[prior]["prior_year_compensation"])
+    nothing = next(p for p in PEOPLE["no_salary_at_all"] if p.startswith("P0001"))
+    assert float(participant("P0001", nothing)["annual_salary"]) == 0.0
+
+    rerun = run_dag(PARTICIPANT_SYNC, {"plan_ids": f"P0001,{variable}"})
+    assert rerun.summary["records_created"] == 0 and rerun.summary["records_updated"] == 0
+    assert rerun.summary["records_skipped"] == 60
+
+
+def test_writeback_applies_each_election_exactly_once(sandbox: Any) -> None:
+    pending = ijoin(sandbox, "GET", "/api/v1/elections", params={"status": "pending"})["elections"]
+    assert len(pending) == 3
+    # iJoin fails to take "sent" for a while: the elections are applied, but stay pending there.
+    fault = {"status": 500, "count": 1000, "path_prefix": "/api/v1/elections/"}
+    requests.post(f"{sandbox.ijoin_url}/sandbox/faults", json=fault, timeout=10).raise_for_status()
+    first = run_dag(WRITEBACK, {})
+    assert first.state == "failed"
+    requests.delete(f"{sandbox.ijoin_url}/sandbox/faults", timeout=10)
+
+    # The first election was applied before "sent" failed; the run stopped there.
+    second = run_dag(WRITEBACK, {})
+    assert second.summary["status"] == "Successful"
+    assert second.summary["already_applied"] == 1 and second.summary["records_created"] == 2
+    assert ijoin(sandbox, "GET", "/api/v1/elections", params={"status": "pending"})["elections"] == []
+    with sqlite3.connect(sandbox.recordkeeper_db_path) as conn:
+        applied = conn.execute(
+            "SELECT election_id, COUNT(*) FROM rk_applied_election GROUP BY election_id"
+        ).fetchall()
+        rates = conn.execute(
+            "SELECT pretax_pct, roth_pct, aftertax_pct FROM rk_contribution_rate "
+            "WHERE plan_id = 'P0001' AND participant_id = 'P0001-000002'"
+        ).fetchone()
+    assert sorted(applied) == [("EL000001", 1), ("EL000002", 1), ("EL000003", 1)]
+    assert [float(v) for v in rates] == [8.0, 2.0, 0.0]
+
+    third = run_dag(WRITEBACK, {})
+    assert third.summary["records_processed"] == 0 and third.summary["status"] == "Successful"
