@@ -31,6 +31,9 @@ EXPORT_DAG = "plansource_hcm_demographic_export"
 IMPORT_DAG = "plansource_deductions_import"
 RESUBMIT_DAG = "plansource_deductions_resubmit"
 SET_DAG = "plansource_benefits_set"
+PLAN_SYNC_DAG = "ijoin_plan_sync"
+PARTICIPANT_SYNC_DAG = "ijoin_participant_sync"
+WRITEBACK_DAG = "ijoin_enrollment_writeback"
 
 
 def _airflow_env(sandbox: Sandbox) -> dict[str, str]:
@@ -146,6 +149,8 @@ def format_table(summary: dict[str, Any]) -> str:
     for key, value in summary.items():
         if key == "members":  # an integration set: one line per member
             value = [f"{m['member']}: {m['status']}" for m in value]
+        if key == "outcomes":  # a sync that fanned out: one line per plan
+            value = [f"{o['plan_id']}: {o['status']}" for o in value]
         if isinstance(value, list):
             value = "\n".join([value[0], *(" " * (width + 4) + v for v in value[1:])]) if value else "-"
         lines.append(f"  {key.ljust(width)}  {'-' if value in (None, '') else value}")
@@ -212,6 +217,14 @@ def main(argv: list[str] | None = None) -> int:
             {"export": {"delta": True, "lookback_days": 1}, "import": {"delta": True, "lookback_days": 1}},
             env, log_dir, "integration set (export, then import)",
         )  # fmt: skip
+
+        plans = run_integration(PLAN_SYNC_DAG, {}, env, log_dir, "all plans")
+        for outcome in plans.get("outcomes", []):
+            detail = "; ".join(outcome.get("messages") or []) or outcome.get("result", "")
+            print(f"    {outcome['plan_id']}: {outcome['status']:<26} {detail[:90]}")
+        synced = ",".join(o["plan_id"] for o in plans.get("outcomes", []) if o["status"] != "Failed")
+        run_integration(PARTICIPANT_SYNC_DAG, {"plan_ids": synced}, env, log_dir, f"plans {synced}")
+        run_integration(WRITEBACK_DAG, {}, env, log_dir, "pending enrollment elections")
     print("\nSandbox stopped. Runs, logs and XComs stay in $AIRFLOW_HOME; `make airflow` opens the UI.")
     return 0
 
