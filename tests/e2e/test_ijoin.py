@@ -175,3 +175,18 @@ def test_writeback_applies_each_election_exactly_once(sandbox: Any) -> None:
 
     third = run_dag(WRITEBACK, {})
     assert third.summary["records_processed"] == 0 and third.summary["status"] == "Successful"
+
+
+def test_a_new_plan_in_ijoin_starts_its_own_plan_sync(sandbox: Any) -> None:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    watch = run_dag("ijoin_new_plan_watch", {})
+    assert watch.task_states["sync_new_plans"] == "success"
+    with create_session() as session:
+        runs = session.query(DagRun).filter_by(dag_id=PLAN_SYNC).all()
+        triggered = [r for r in runs if (r.conf or {}).get("plan_ids")]
+        assert [r.conf["plan_ids"] for r in triggered][-1:] == [PLANS["new_plan"]]
+    # Handed over once: the next check finds nothing new.
+    again = run_dag("ijoin_new_plan_watch", {})
+    assert again.task_states["sync_new_plans"] == "skipped"
