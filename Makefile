@@ -63,6 +63,7 @@ lint: install
 bench: install $(AIRFLOW_HOME)/airflow.db
 	$(BIN)/python -m benchmarks.bench_demographic_export
 	$(BIN)/python -m benchmarks.bench_deductions_import
+	$(BIN)/python -m benchmarks.bench_participant_sync
 
 ## sandbox-start / sandbox-stop: the vendor stand-ins, for `make airflow`
 sandbox-start: install

@@ -58,6 +58,10 @@ def stage_seconds(dag_id: str, run_id: str) -> dict[str, float]:
 
     with create_session() as session:
         tis = session.query(TaskInstance).filter_by(dag_id=dag_id, run_id=run_id).all()
-        return {
-            t.task_id: (t.end_date - t.start_date).total_seconds() for t in tis if t.start_date and t.end_date
-        }
+        # A fanned-out stage (per_item.extract, one per plan) is summed over its task instances.
+        seconds: dict[str, float] = {}
+        for ti in tis:
+            if ti.start_date and ti.end_date:
+                stage = ti.task_id.rsplit(".", 1)[-1]
+                seconds[stage] = seconds.get(stage, 0.0) + (ti.end_date - ti.start_date).total_seconds()
+        return seconds
