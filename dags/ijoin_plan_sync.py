@@ -27,6 +27,9 @@ not start (e.g. an unknown plan id).
 Fields iJoin flags "do not override with recordkeeper data", and a default investment flagged "never
 populate from recordkeeper", are never sent.
 
+Each draft gets its own `ijoin_plan_draft_review` run, where a person approves it (Airflow UI →
+Required Actions) before iJoin activates it; this run does not wait for them.
+
 ## First three things to check
 1. The `summary` task: `outcomes` per plan, `warnings`, `drafts_created`, `error_files`.
 2. The failing plan's reasons (error file; the `per_item` tasks of that plan's map index).
@@ -41,7 +44,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import DAG, CronTriggerTimetable
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import DAG, CronTriggerTimetable, TriggerRule, task
 
 from benefits_hub.operators.stages import fanned_out_stages, integration_default_args
 from benefits_hub.params import integration_run_name_param, plan_ids_param
@@ -63,4 +67,16 @@ with DAG(
 ) as dag:
     validate, per_plan, summary = fanned_out_stages(INTEGRATION)
 
-    validate >> per_plan >> summary
+    # Each draft waits for its reviewer in a run of its own: this run never waits (DESIGN.md §5).
+    @task(task_id="drafts_to_review", trigger_rule=TriggerRule.ALL_DONE)
+    def drafts_to_review(ti=None) -> list[dict[str, str]]:
+        from benefits_hub.ijoin.drafts import reviews_to_request
+
+        return reviews_to_request(ti.xcom_pull(task_ids="per_item.deliver"))
+
+    drafts = drafts_to_review()
+    request_reviews = TriggerDagRunOperator.partial(
+        task_id="request_reviews", trigger_dag_id="ijoin_plan_draft_review", logical_date=None
+    ).expand(conf=drafts)
+
+    validate >> per_plan >> drafts >> request_reviews >> summary

@@ -1,0 +1,112 @@
+"""
+# iJoin plan draft review
+
+One run per draft: when a Plan Sync finds that an **active** plan's fund line-up changed, iJoin keeps
+the change as a draft and the sync requests a run of this DAG for that plan. The run waits for a
+person to **approve** or **reject** the draft (Airflow UI → Required Actions), then asks iJoin to
+activate it; iJoin's own validation can still refuse.
+
+## Params
+| Param | What to enter |
+|---|---|
+| Plan ID | The plan whose draft to review (set by the Plan Sync). |
+
+## Statuses
+- **Activated**: approved, and iJoin activated the draft: the enrollment site shows the new line-up.
+- **Rejected**: the reviewer rejected it; the draft stays in iJoin, inactive.
+- **Failed**: no draft to review, or iJoin refused the activation (its reasons are in the summary):
+  fix them in the recordkeeper, run the Plan Sync for the plan, and review the new draft.
+
+## First three things to check
+1. The `review` task: the change shown to the reviewer and the decision.
+2. The `summary` task: the outcome and iJoin's reasons if it refused.
+3. iJoin's plan (Plan Details / Investment Paths): active and draft versions.
+
+## Re-running safely
+Safe: activation happens only after an approval, and only if a draft exists.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk import DAG, Param, TriggerRule, task
+
+from benefits_hub.operators.stages import integration_default_args
+
+with DAG(
+    dag_id="ijoin_plan_draft_review",
+    description="A person approves a plan's fund line-up draft; then iJoin activates it",
+    doc_md=__doc__,
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=16,  # one run per draft: reviewers answer in any order
+    tags=["ijoin", "plan-sync", "review"],
+    default_args=integration_default_args(retries=2),
+    params={
+        "plan_id": Param(
+            None, type=["null", "string"], title="Plan ID", description="The plan whose draft to review."
+        )
+    },
+) as dag:
+
+    @task(task_id="validate")
+    def validate(params: dict[str, Any]) -> dict[str, str]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from benefits_hub.hooks.ijoin import IJoinHook
+        from benefits_hub.ijoin.drafts import DraftReviewError, review_request
+
+        plan_id = (params.get("plan_id") or "").strip()
+        if not plan_id:
+            raise AirflowFailException("Param 'plan_id': required (the plan whose draft to review).")
+        try:
+            return {"plan_id": plan_id, **review_request(IJoinHook().get_plan(plan_id), plan_id)}
+        except DraftReviewError as exc:
+            raise AirflowFailException(str(exc)) from None
+
+    review = ApprovalOperator(
+        task_id="review",
+        subject="{{ ti.xcom_pull(task_ids='validate')['subject'] }}",
+        body="{{ ti.xcom_pull(task_ids='validate')['body'] }}",
+        retries=0,
+    )
+
+    @task(task_id="activate")
+    def activate(request: dict[str, str]) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from benefits_hub.hooks.ijoin import IJoinHook
+        from benefits_hub.ijoin import drafts
+
+        try:
+            answer = drafts.activate(IJoinHook(), request["plan_id"])
+        except drafts.DraftReviewError as exc:
+            raise AirflowFailException(str(exc)) from None
+        return {"plan_id": request["plan_id"], "result": answer.get("result")}
+
+    @task(task_id="summary", trigger_rule=TriggerRule.ALL_DONE, retries=0)
+    def summary(params: dict[str, Any], ti: Any = None) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        activated = ti.xcom_pull(task_ids="activate")
+        decision = ti.xcom_pull(task_ids="review")
+        chosen = (decision or {}).get("chosen_options") or []
+        if activated:
+            status = "Activated"
+        elif chosen == ["Reject"]:
+            status = "Rejected"
+        else:
+            status = "Failed"
+        result = {"plan_id": params.get("plan_id"), "status": status, "decision": chosen[:1]}
+        ti.xcom_push(key="return_value", value=result)
+        if status == "Failed":
+            raise AirflowFailException(f"The draft of plan {params.get('plan_id')} was not activated.")
+        return result
+
+    request = validate()
+    request >> review
+    review >> activate(request) >> summary()
