@@ -93,15 +93,11 @@ with DAG(
         from airflow.sdk.exceptions import AirflowFailException
 
         activated = ti.xcom_pull(task_ids="activate")
-        decision = ti.xcom_pull(task_ids="review")
-        chosen = (decision or {}).get("chosen_options") or []
-        if activated:
-            status = "Activated"
-        elif chosen == ["Reject"]:
-            status = "Rejected"
-        else:
-            status = "Failed"
-        result = {"plan_id": params.get("plan_id"), "status": status, "decision": chosen[:1]}
+        states = ti.get_task_states(dag_id=ti.dag_id, task_ids=["activate"], run_ids=[ti.run_id])
+        activate_state = str((states.get(ti.run_id) or {}).get("activate"))
+        # A rejection skips "activate" (and the approval pushes no decision on that path).
+        status = "Activated" if activated else "Rejected" if activate_state == "skipped" else "Failed"
+        result = {"plan_id": params.get("plan_id"), "status": status}
         ti.xcom_push(key="return_value", value=result)
         if status == "Failed":
             raise AirflowFailException(f"The draft of plan {params.get('plan_id')} was not activated.")
