@@ -181,12 +181,15 @@ def test_a_new_plan_in_ijoin_starts_its_own_plan_sync(sandbox: Any) -> None:
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
 
+    def plan_sync_runs() -> dict[str, dict[str, Any]]:
+        with create_session() as session:
+            return {r.run_id: dict(r.conf or {}) for r in session.query(DagRun).filter_by(dag_id=PLAN_SYNC)}
+
+    before = plan_sync_runs()
     watch = run_dag("ijoin_new_plan_watch", {})
     assert watch.task_states["sync_new_plans"] == "success"
-    with create_session() as session:
-        runs = session.query(DagRun).filter_by(dag_id=PLAN_SYNC).all()
-        triggered = [r for r in runs if (r.conf or {}).get("plan_ids")]
-        assert [r.conf["plan_ids"] for r in triggered][-1:] == [PLANS["new_plan"]]
+    started = [conf for run_id, conf in plan_sync_runs().items() if run_id not in before]
+    assert started == [{"plan_ids": PLANS["new_plan"]}]
     # Handed over once: the next check finds nothing new.
     again = run_dag("ijoin_new_plan_watch", {})
     assert again.task_states["sync_new_plans"] == "skipped"
