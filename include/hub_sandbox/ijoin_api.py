@@ -21,11 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from fastapi.responses import Response
 
 from hub_sandbox import recordkeeper as rk
+from hub_sandbox.vendor_app import ApiError, envelope, failure, injected_fault, install_error_handlers
 
 API_PREFIX = "/api/v1"
 MAX_PER_PAGE = 500
@@ -132,36 +131,6 @@ def connect_state(state_path: Path) -> sqlite3.Connection:
 
 
 # ---------------------------------------------------------------------------------------------- errors
-
-
-class ApiError(Exception):
-    def __init__(self, http_status: int, message: str, error_code: str, details: list[str] | None = None):
-        super().__init__(message)
-        self.http_status, self.message, self.error_code, self.details = (
-            http_status,
-            message,
-            error_code,
-            details,
-        )
-
-
-def envelope(data: Any) -> dict[str, Any]:
-    return {"status": "success", "errors": [], "data": data}
-
-
-def failure(
-    http_status: int,
-    message: str,
-    error_code: str,
-    details: list[str] | None = None,
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    errors: dict[str, Any] = {"http_status": http_status, "message": message, "error_code": error_code}
-    if details is not None:
-        errors["details"] = details
-    return JSONResponse(
-        {"status": "failure", "errors": errors, "data": []}, status_code=http_status, headers=headers
-    )
 
 
 # ---------------------------------------------------------------------------------------------- validation
@@ -817,24 +786,7 @@ def create_app(state_path: Path, api_key: str) -> FastAPI:
     app = FastAPI(title="iJoin sandbox", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.sandbox = state
 
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return failure(exc.http_status, exc.message, exc.error_code, exc.details)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 404:
-            return failure(404, "Route not found", "route_not_found")
-        return failure(exc.status_code, str(exc.detail), "http_error")
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        names = sorted({".".join(str(p) for p in e.get("loc", ())[1:]) for e in exc.errors()})
-        return failure(400, f"Invalid parameter(s): {', '.join(names)}.", "bad_request")
-
-    @app.exception_handler(Exception)
-    async def _internal(_: Request, exc: Exception) -> JSONResponse:
-        return failure(500, "Internal error", "internal_error")
+    install_error_handlers(app)
 
     @app.middleware("http")
     async def auth_log_and_faults(
@@ -843,15 +795,7 @@ def create_app(state_path: Path, api_key: str) -> FastAPI:
         path = request.url.path
         response: Response | None = None
         if not path.startswith("/sandbox"):
-            for fault in state.faults:
-                if fault["count"] > 0 and path.startswith(fault["path_prefix"]):
-                    fault["count"] -= 1
-                    retry = fault["retry_after"]
-                    headers = {"Retry-After": str(retry)} if retry is not None else None
-                    message = "Too many requests" if fault["status"] == 429 else "Injected fault"
-                    response = failure(fault["status"], message, "sandbox_fault", headers=headers)
-                    break
-            state.faults = [f for f in state.faults if f["count"] > 0]
+            response = injected_fault(state.faults, path)
             if response is None:
                 auth = request.headers.get("authorization", "")
                 key = auth[7:].strip() if auth.lower().startswith("bearer ") else ""

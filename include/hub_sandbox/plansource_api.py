@@ -25,12 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub_sandbox import coverages
 from hub_sandbox.generator import _SSN_SPACE, category_of, person_index, subscriber_id, valid_ssn
+from hub_sandbox.vendor_app import ApiError, envelope, failure, injected_fault, install_error_handlers
 
 XREF_DIR = Path(__file__).resolve().parents[1] / "xref"
 MAX_PER_PAGE = 500
@@ -263,27 +262,6 @@ def seed_plansource(state_path: Path, hcm_db_path: Path, seed: int = 42) -> int:
 # ---------------------------------------------------------------------------------------------- helpers
 
 
-def envelope(data: Any) -> dict[str, Any]:
-    return {"status": "success", "errors": [], "data": data}
-
-
-def failure(
-    http_status: int, message: str, error_code: str, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    body = {
-        "status": "failure",
-        "errors": {"http_status": http_status, "message": message, "error_code": error_code},
-        "data": [],
-    }
-    return JSONResponse(body, status_code=http_status, headers=headers)
-
-
-class ApiError(Exception):
-    def __init__(self, http_status: int, message: str, error_code: str) -> None:
-        super().__init__(message)
-        self.http_status, self.message, self.error_code = http_status, message, error_code
-
-
 def _row_to_subscriber(row: sqlite3.Row) -> dict[str, Any]:
     out = {k: row[k] for k in COLUMNS}
     for k in BOOL_FIELDS:
@@ -496,25 +474,7 @@ def create_app(
     )
     app.state.sandbox = state
 
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return failure(exc.http_status, exc.message, exc.error_code)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 404:
-            return failure(404, "Route not found", "route_not_found")
-        return failure(exc.status_code, str(exc.detail), "http_error")
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        # FastAPI's default echoes the input; name the fields only.
-        names = sorted({".".join(str(p) for p in e.get("loc", ())[1:]) for e in exc.errors()})
-        return failure(400, f"Invalid parameter(s): {', '.join(names)}.", "bad_request")
-
-    @app.exception_handler(Exception)
-    async def _internal(_: Request, exc: Exception) -> JSONResponse:
-        return failure(500, "Internal error", "internal_error")
+    install_error_handlers(app)
 
     @app.middleware("http")
     async def log_and_faults(
@@ -523,15 +483,7 @@ def create_app(
         path = request.url.path
         response: Response | None = None
         if not path.startswith("/sandbox"):
-            for fault in state.faults:
-                if fault["count"] > 0 and path.startswith(fault["path_prefix"]):
-                    fault["count"] -= 1
-                    retry = fault["retry_after"]
-                    headers = {"Retry-After": str(retry)} if retry is not None else None
-                    message = "Too many requests" if fault["status"] == 429 else "Injected fault"
-                    response = failure(fault["status"], message, "sandbox_fault", headers)
-                    break
-            state.faults = [f for f in state.faults if f["count"] > 0]
+            response = injected_fault(state.faults, path)
         if response is None:
             response = await call_next(request)
         if not path.startswith("/sandbox"):
