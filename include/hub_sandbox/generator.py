@@ -556,6 +556,29 @@ _EMPLOYMENT_FIELDS = {
 }
 
 
+def touch_statements(
+    when: datetime, changes: dict[str, Any] | None, placeholder: str
+) -> tuple[str, list[Any], str, list[Any]]:
+    """The two UPDATEs of an HCM edit (person row, primary employment row) and their values, for a
+    driver's placeholder; each statement then takes (values..., updated_at, person_number)."""
+    if when.tzinfo is None:
+        raise ValueError("when must be timezone-aware")
+    changes = dict(changes or {})
+    unknown = set(changes) - _PERSON_FIELDS - _EMPLOYMENT_FIELDS
+    if unknown:
+        raise ValueError(f"unknown HCM fields: {sorted(unknown)}")
+    p_changes = {k: v for k, v in changes.items() if k in _PERSON_FIELDS}
+    e_changes = {k: v for k, v in changes.items() if k in _EMPLOYMENT_FIELDS}
+    # Column names come from the fixed sets above, never from values.
+    p, sets = (
+        placeholder,
+        lambda cols: ", ".join([*(f"{k} = {placeholder}" for k in cols), f"updated_at = {p}"]),
+    )
+    p_sql = f"UPDATE hcm_person SET {sets(p_changes)} WHERE person_number = {p}"
+    e_sql = f"UPDATE hcm_employment SET {sets(e_changes)} WHERE person_number = {p} AND is_primary = 1"
+    return p_sql, list(p_changes.values()), e_sql, list(e_changes.values())
+
+
 def touch_employees(
     db_path: Path,
     person_numbers: Iterable[str],
@@ -568,28 +591,17 @@ def touch_employees(
     ``employee_status_code``, ``termination_date``) go to the primary hcm_employment row, whose updated_at
     moves too. With no changes, only updated_at moves (on hcm_person).
     """
-    if when.tzinfo is None:
-        raise ValueError("when must be timezone-aware")
-    changes = dict(changes or {})
-    unknown = set(changes) - _PERSON_FIELDS - _EMPLOYMENT_FIELDS
-    if unknown:
-        raise ValueError(f"unknown HCM fields: {sorted(unknown)}")
     stamp = _ts(when)
-    p_changes = {k: v for k, v in changes.items() if k in _PERSON_FIELDS}
-    e_changes = {k: v for k, v in changes.items() if k in _EMPLOYMENT_FIELDS}
-    p_sql = "UPDATE hcm_person SET " + ", ".join([*(f"{k} = ?" for k in p_changes), "updated_at = ?"])
-    p_sql += " WHERE person_number = ?"
-    e_sql = "UPDATE hcm_employment SET " + ", ".join([*(f"{k} = ?" for k in e_changes), "updated_at = ?"])
-    e_sql += " WHERE person_number = ? AND is_primary = 1"
+    p_sql, p_values, e_sql, e_values = touch_statements(when, changes, "?")
     touched = 0
     conn = sqlite3.connect(db_path)
     try:
         with conn:
             for number in person_numbers:
-                cur = conn.execute(p_sql, [*p_changes.values(), stamp, number])
+                cur = conn.execute(p_sql, [*p_values, stamp, number])
                 touched += cur.rowcount
-                if e_changes:
-                    conn.execute(e_sql, [*e_changes.values(), stamp, number])
+                if e_values:
+                    conn.execute(e_sql, [*e_values, stamp, number])
     finally:
         conn.close()
     return touched

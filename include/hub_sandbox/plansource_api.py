@@ -12,7 +12,6 @@ import asyncio
 import base64
 import contextlib
 import csv
-import math
 import re
 import secrets
 import shutil
@@ -29,7 +28,14 @@ from fastapi.responses import JSONResponse, Response
 
 from hub_sandbox import coverages
 from hub_sandbox.generator import _SSN_SPACE, category_of, person_index, subscriber_id, valid_ssn
-from hub_sandbox.vendor_app import ApiError, envelope, failure, injected_fault, install_error_handlers
+from hub_sandbox.vendor_app import (
+    ApiError,
+    envelope,
+    failure,
+    injected_fault,
+    install_error_handlers,
+    page_of,
+)
 
 XREF_DIR = Path(__file__).resolve().parents[1] / "xref"
 MAX_PER_PAGE = 500
@@ -632,7 +638,6 @@ def create_app(
             f"SELECT * FROM subscriber {where} ORDER BY employee_number LIMIT ? OFFSET ?",
             [*args, per_page, (page - 1) * per_page],
         ).fetchall()
-        last = max(1, math.ceil(total / per_page))
 
         def link(p: int) -> str:
             query = f"page={p}&per_page={per_page}"
@@ -640,20 +645,7 @@ def create_app(
                 query += f"&employee_numbers={employee_numbers}"
             return f"{str(request.base_url).rstrip('/')}/admin/v2/subscribers?{query}"
 
-        return envelope(
-            {
-                "total": total,
-                "per_page": per_page,
-                "page": page,
-                "links": {
-                    "first": link(1),
-                    "current": link(page),
-                    "next": link(page + 1) if page < last else None,
-                    "last": link(last),
-                },
-                "subscribers": [_row_to_subscriber(r) for r in rows],
-            }
-        )
+        return page_of("subscribers", [_row_to_subscriber(r) for r in rows], total, page, per_page, link)
 
     async def bulk_records(request: Request) -> list[Any]:
         body = await json_body(request)
@@ -777,7 +769,6 @@ def create_app(
         with_test = flag("include_test", include_test)
         year = plan_year(current, previous)
         total, records = state.coverages.page(start, end, page, per_page, with_test, year)
-        last = max(1, math.ceil(total / per_page))
 
         def link(p: int) -> str:
             query = (
@@ -788,20 +779,7 @@ def create_app(
                 query += "&current=true" if year == coverages.CURRENT_PLAN_YEAR else "&previous=true"
             return f"{str(request.base_url).rstrip('/')}/admin/v2/payroll_coverages_subscribers?{query}"
 
-        return envelope(
-            {
-                "total": total,
-                "per_page": per_page,
-                "page": page,
-                "links": {
-                    "first": link(1),
-                    "current": link(page),
-                    "next": link(page + 1) if page < last else None,
-                    "last": link(last),
-                },
-                "payroll_coverages": records,
-            }
-        )
+        return page_of("payroll_coverages", records, total, page, per_page, link)
 
     @app.get("/admin/v2/payroll_coverages_subscriber/{key}")
     async def payroll_coverages_of(

@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from hub_sandbox.generator import _EMPLOYMENT_FIELDS, _PERSON_FIELDS, SCHEMA_PATH
+from hub_sandbox.generator import SCHEMA_PATH, touch_statements
 
 CHUNK = 5000
 PAGE_SIZE = 1000
@@ -117,30 +117,18 @@ def touch_employees_pg(
     """
     import psycopg2
 
-    if when.tzinfo is None:
-        raise ValueError("when must be timezone-aware")
-    changes = dict(changes or {})
-    unknown = set(changes) - _PERSON_FIELDS - _EMPLOYMENT_FIELDS
-    if unknown:
-        raise ValueError(f"unknown HCM fields: {sorted(unknown)}")
+    p_sql, p_values, e_sql, e_values = touch_statements(when, changes, "%s")
     # Whole seconds, naive UTC: as the SQLite HCM keeps them.
     stamp = when.astimezone(UTC).replace(tzinfo=None, microsecond=0)
-    p_changes = {k: v for k, v in changes.items() if k in _PERSON_FIELDS}
-    e_changes = {k: v for k, v in changes.items() if k in _EMPLOYMENT_FIELDS}
-    # Column names come from the fixed sets above, never from values.
-    p_sql = "UPDATE hcm_person SET " + ", ".join([*(f"{k} = %s" for k in p_changes), "updated_at = %s"])
-    p_sql += " WHERE person_number = %s"
-    e_sql = "UPDATE hcm_employment SET " + ", ".join([*(f"{k} = %s" for k in e_changes), "updated_at = %s"])
-    e_sql += " WHERE person_number = %s AND is_primary = 1"
     touched = 0
     conn = psycopg2.connect(dsn)
     try:
         with conn, conn.cursor() as cur:
             for number in person_numbers:
-                cur.execute(p_sql, [*p_changes.values(), stamp, number])
+                cur.execute(p_sql, [*p_values, stamp, number])
                 touched += cur.rowcount
-                if e_changes:
-                    cur.execute(e_sql, [*e_changes.values(), stamp, number])
+                if e_values:
+                    cur.execute(e_sql, [*e_values, stamp, number])
     finally:
         conn.close()
     return touched

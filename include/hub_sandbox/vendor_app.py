@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -38,6 +39,27 @@ class ApiError(Exception):
             error_code,
             details,
         )
+
+
+def page_of(
+    records_key: str, records: list[Any], total: int, page: int, per_page: int, link: Any
+) -> dict[str, Any]:
+    """A paged answer in PlanSource's shape: totals, first/current/next/last links, the records."""
+    last = max(1, math.ceil(total / per_page))
+    return envelope(
+        {
+            "total": total,
+            "per_page": per_page,
+            "page": page,
+            "links": {
+                "first": link(1),
+                "current": link(page),
+                "next": link(page + 1) if page < last else None,
+                "last": link(last),
+            },
+            records_key: records,
+        }
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

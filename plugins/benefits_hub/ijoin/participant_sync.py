@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from benefits_hub.ijoin.plan_sync import FAILED, SUCCESSFUL, WITH_WARNINGS, IJoinSync
-from benefits_hub.ijoin.rules import _months_before, allocation_problem, annual_salary, pay_frequency
+from benefits_hub.ijoin.rules import months_before, allocation_problem, annual_salary, pay_frequency
 from benefits_hub.integration import record_error
 from benefits_hub.models import ErrorRow, StageResult
 from benefits_hub.pii import redact
@@ -49,7 +49,7 @@ class ParticipantSync(IJoinSync):
             )
         rk = self._recordkeeper()
         plan = rk.plan(self.plan_id) or {}
-        since = _months_before(self.as_of, 3).isoformat()
+        since = months_before(self.as_of, 3).isoformat()
         staging = self.run.staging
         assert staging is not None
         with staging.records(f"plans/{self.plan_id}/participants.jsonl") as source:

@@ -26,7 +26,7 @@ CONTACT_TYPES = ("primary_administrator", "employer_sponsor", "primary_plan_cont
 HUNDRED = Decimal("100.00")
 
 
-def _months_before(day: date, months: int) -> date:
+def months_before(day: date, months: int) -> date:
     month = day.month - months
     year = day.year + (month - 1) // 12
     month = (month - 1) % 12 + 1
@@ -50,7 +50,7 @@ def pay_frequency(
     if code != VARIABLE:
         name = PAY_FREQUENCIES.get(code)
         return (name, None) if name else (None, f"The plan's pay frequency code '{code}' is not known.")
-    since = _months_before(as_of, 3)
+    since = months_before(as_of, 3)
     recent = [
         (calendar_date(day), str(freq).strip().upper())
         for day, freq in payroll
