@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from benefits_hub.ijoin.plan_sync import FAILED, SUCCESSFUL, WITH_WARNINGS, IJoinSync
-from benefits_hub.ijoin.rules import months_before, allocation_problem, annual_salary, pay_frequency
+from benefits_hub.ijoin.rules import allocation_problem, annual_salary, months_before, pay_frequency
 from benefits_hub.integration import record_error
 from benefits_hub.models import ErrorRow, StageResult
 from benefits_hub.pii import redact
