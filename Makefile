@@ -33,22 +33,25 @@ $(AIRFLOW_HOME)/airflow.db: | $(VENV)/.installed
 demo: install $(AIRFLOW_HOME)/airflow.db
 	$(BIN)/python -m hub_sandbox.demo --dir $(SANDBOX_DIR)
 
-## system-deps: the Debian packages the tests need: the PostgreSQL server (initdb, pg_ctl), which the
-## end-to-end tests start privately on a free loopback port to hold the HCM database
+## system-deps: the Debian packages the tests start privately on loopback: the PostgreSQL server
+## (HCM and Airflow metadata), Redis (the Celery broker of the distributed test), Chromium (the
+## Activity Monitor's browser test) and GnuPG (PGP-encrypted vendor files). Installs only what is missing.
+SYSTEM_DEPS := postgresql:pg_ctl redis-server:redis-server chromium:chromium gnupg:gpg
 system-deps:
-	@if { ls /usr/lib/postgresql/*/bin/pg_ctl && ls /usr/lib/postgresql/*/bin/initdb; } >/dev/null 2>&1 \
-		|| { command -v pg_ctl && command -v initdb; } >/dev/null 2>&1; then exit 0; fi; \
+	@missing=""; for dep in $(SYSTEM_DEPS); do pkg=$${dep%%:*}; cmd=$${dep#*:}; \
+		if [ "$$cmd" = pg_ctl ]; then ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && continue; fi; \
+		command -v "$$cmd" >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	[ -z "$$missing" ] && exit 0; \
 	if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; else \
-		echo "make system-deps: the PostgreSQL server (initdb, pg_ctl) is missing and this user cannot" \
-			"install it (not root, no sudo): run 'apt-get install postgresql' as root" >&2; exit 1; fi; \
+		echo "make system-deps: missing Debian packages:$$missing; this user cannot install them" \
+			"(not root, no sudo): run 'apt-get install$$missing' as root" >&2; exit 1; fi; \
 	if ! command -v apt-get >/dev/null 2>&1; then \
-		echo "make system-deps: the PostgreSQL server (initdb, pg_ctl) is missing and this is not a" \
-			"Debian/Ubuntu machine: install your distribution's PostgreSQL server package" >&2; exit 1; fi; \
-	echo "make system-deps: installing the Debian postgresql package (the tests' PostgreSQL server)"; \
+		echo "make system-deps: missing:$$missing, and this is not a Debian/Ubuntu machine:" \
+			"install your distribution's packages for them" >&2; exit 1; fi; \
+	echo "make system-deps: installing the Debian packages$$missing"; \
 	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
-		&& $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql \
-		|| { echo "make system-deps: could not install the postgresql package (apt-get failed above)" >&2; \
-			exit 1; }
+		&& $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing \
+		|| { echo "make system-deps: could not install$$missing (apt-get failed above)" >&2; exit 1; }
 
 ## test: the whole test suite (what .ci/run runs)
 test: install system-deps
