@@ -1,8 +1,10 @@
-"""Benchmark: the initial deductions import of about N coverage records (default 1,000,000).
+"""Benchmark: initial deductions imports of about 10k, 100k and 1M coverage records, each beside its floor.
 
-Prints figures, asserts nothing. Run with ``make bench``. The sandbox is seeded with enough employees
-for N current-plan-year coverage records (about 2.6 per employee), then the real DAG imports the whole
-2026 plan year into the SQLite HCM with ``airflow dags test``.
+Prints figures, asserts nothing. Run with ``make bench`` (or ``--sizes 10000`` for a quick look). The
+sandbox is seeded with enough employees for N current-plan-year coverage records (about 2.6 per
+employee), then the real DAG imports the whole 2026 plan year into the SQLite HCM with
+``airflow dags test``. The floor: the same PlanSource pages fetched again with a bare HTTP client, the
+same rows upserted into the same HCM table with one statement, the same staged bytes written.
 """
 
 from __future__ import annotations
@@ -13,31 +15,55 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks._harness import run_dag
+from benchmarks import floor as fl
+from benchmarks._harness import RunFigures, parse_sizes, print_floor, print_scaling, run_dag
+from benefits_hub.deductions.rules import DEDUCTION_COLUMNS, KEY_COLUMNS
 from hub_sandbox import Sandbox
 
+DAG_ID = "plansource_deductions_import"
 CURRENT_YEAR_RECORDS_PER_EMPLOYEE = 2.585  # measured on the seeded population
+INITIAL_IMPORT = {"delta": True, "deduction_start_date": "2025-10-01", "plan_year_start_date": "2025-12-31"}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--sizes", default="10000,100000,1000000", help="coverage records, comma-separated")
     args = parser.parse_args()
-    employees = math.ceil(args.records / CURRENT_YEAR_RECORDS_PER_EMPLOYEE)
-    conf = {"delta": True, "deduction_start_date": "2025-10-01", "plan_year_start_date": "2025-12-31"}
-    with tempfile.TemporaryDirectory(prefix="hub-bench-") as scratch:
-        started = time.perf_counter()
-        with Sandbox.start(Path(scratch) / "sandbox", employees=employees) as sandbox:
-            seeded = time.perf_counter() - started
-            figures = run_dag(
-                "plansource_deductions_import", conf, sandbox.connection_env(), Path(scratch) / "run.log"
+    rows: list[tuple[int, RunFigures, fl.Floor]] = []
+    with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp:
+        scratch = Path(tmp)
+        for size in parse_sizes(args.sizes):
+            employees = math.ceil(size / CURRENT_YEAR_RECORDS_PER_EMPLOYEE)
+            started = time.perf_counter()
+            with Sandbox.start(scratch / f"sandbox-{size}", employees=employees, token_ttl=86_400) as sandbox:
+                seeded = time.perf_counter() - started
+                recording = scratch / f"import-{size}.http.jsonl"
+                fl.start_recording(sandbox, recording)
+                figures = run_dag(
+                    DAG_ID, INITIAL_IMPORT, sandbox.connection_env(), scratch / f"import-{size}.log"
+                )
+                fl.stop_recording(sandbox)
+                floor = fl.Floor()
+                floor.timed("HTTP (same requests)", fl.replay_http, recording, sandbox)
+                copy = scratch / "deductions-copy.sqlite"
+                fl.copy_table(sandbox.hcm_db_path, "hcm_payroll_deduction", copy)
+                columns = (*DEDUCTION_COLUMNS, "loaded_at", "load_run_id")
+                floor.timed(
+                    "upsert HCM rows",
+                    fl.upsert_rows, sandbox.hcm_db_path, "hcm_payroll_deduction", KEY_COLUMNS, columns, copy,
+                )  # fmt: skip
+                floor.timed(
+                    "write staged bytes",
+                    fl.write_bytes, scratch / "floor.bin", fl.staged_bytes(figures.staging_root),
+                )  # fmt: skip
+            figures.print(
+                f"\nInitial PlanSource Deductions Import, {employees:,} employees (sandbox seeded in "
+                f"{seeded:.1f}s), {figures.summary.get('source_records', 0):,} coverage records read"
             )
-    figures.print(
-        f"Initial PlanSource Deductions Import, {employees:,} employees "
-        f"(sandbox seeded in {seeded:.1f}s), "
-        f"{figures.summary.get('source_records', 0):,} coverage records read"
-    )
-    print(f"  records created        {figures.summary['records_created']:,}")
+            print(f"  records created        {figures.summary['records_created']:,}")
+            print_floor(figures, floor)
+            rows.append((size, figures, floor))
+    print_scaling("PlanSource Deductions Import (initial)", rows)
     return 0
 
 

@@ -1,7 +1,10 @@
-"""Benchmark: a Participant Sync of N participants across P plans (default 200,000 across 100).
+"""Benchmark: Participant Syncs of 20k, 200k and 2M participants across 100 plans, each beside its floor.
 
-Prints figures, asserts nothing. Run with ``make bench``. The real DAG (one mapped task group per plan)
-runs with ``airflow dags test`` against the sandbox's recordkeeper database and iJoin API.
+Prints figures, asserts nothing. Run with ``make bench`` (or ``--sizes 20000`` for a quick look). The
+real DAG (one mapped task group per plan) runs with ``airflow dags test`` against the sandbox's
+recordkeeper database and iJoin API. The floor: the recordkeeper's participant, balance, allocation and
+contribution-rate rows read with the bare sqlite3 driver, the same iJoin requests replayed with a bare
+HTTP client, the same staged bytes written.
 """
 
 from __future__ import annotations
@@ -11,32 +14,54 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks._harness import run_dag
+from benchmarks import floor as fl
+from benchmarks._harness import RunFigures, parse_sizes, print_floor, print_scaling, run_dag
 from hub_sandbox import Sandbox
+
+SOURCE_TABLES = ("rk_participant", "rk_balance", "rk_allocation", "rk_contribution_rate")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--participants", type=int, default=200_000)
+    parser.add_argument("--sizes", default="20000,200000,2000000", help="participants, comma-separated")
     parser.add_argument("--plans", type=int, default=100)
     args = parser.parse_args()
-    per_plan = args.participants // args.plans
-    with tempfile.TemporaryDirectory(prefix="hub-bench-") as scratch:
-        started = time.perf_counter()
-        with Sandbox.start(
-            Path(scratch) / "sandbox", employees=10, plans=args.plans, participants_per_plan=per_plan
-        ) as sandbox:
-            seeded = time.perf_counter() - started
-            connections = sandbox.connection_env()
-            # New plans need their first Plan Sync before their participants can sync (not timed here).
-            plans = run_dag("ijoin_plan_sync", {}, connections, Path(scratch) / "plans.log")
-            figures = run_dag("ijoin_participant_sync", {}, connections, Path(scratch) / "run.log")
-    figures.print(
-        f"iJoin Participant Sync, {args.plans} plans x {per_plan:,} participants "
-        f"(sandbox seeded in {seeded:.1f}s)"
-    )
-    print(f"  records created        {figures.summary['records_created']:,}")
-    print(f"  (plan sync before it: {plans.wall_seconds:.1f} s, {plans.summary['status']})")
+    rows: list[tuple[int, RunFigures, fl.Floor]] = []
+    with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp:
+        scratch = Path(tmp)
+        for size in parse_sizes(args.sizes):
+            per_plan = size // args.plans
+            started = time.perf_counter()
+            with Sandbox.start(
+                scratch / f"sandbox-{size}", employees=10, plans=args.plans, participants_per_plan=per_plan
+            ) as sandbox:
+                seeded = time.perf_counter() - started
+                connections = sandbox.connection_env()
+                # New plans need their first Plan Sync before their participants can sync (not timed here).
+                plans = run_dag("ijoin_plan_sync", {}, connections, scratch / f"plans-{size}.log")
+                recording = scratch / f"participants-{size}.http.jsonl"
+                fl.start_recording(sandbox, recording)
+                figures = run_dag("ijoin_participant_sync", {}, connections, scratch / f"sync-{size}.log")
+                fl.stop_recording(sandbox)
+                floor = fl.Floor()
+                floor.timed(
+                    "read recordkeeper",
+                    fl.read_rows, sandbox.recordkeeper_db_path, [f"SELECT * FROM {t}" for t in SOURCE_TABLES],
+                )  # fmt: skip
+                floor.timed("HTTP (same requests)", fl.replay_http, recording, sandbox)
+                floor.timed(
+                    "write staged bytes",
+                    fl.write_bytes, scratch / "floor.bin", fl.staged_bytes(figures.staging_root),
+                )  # fmt: skip
+            figures.print(
+                f"\niJoin Participant Sync, {args.plans} plans x {per_plan:,} participants "
+                f"(sandbox seeded in {seeded:.1f}s)"
+            )
+            print(f"  records created        {figures.summary['records_created']:,}")
+            print(f"  (plan sync before it: {plans.wall_seconds:.1f} s, {plans.summary['status']})")
+            print_floor(figures, floor)
+            rows.append((size, figures, floor))
+    print_scaling("iJoin Participant Sync", rows)
     return 0
 
 

@@ -25,6 +25,7 @@ import uvicorn
 
 from hub_sandbox.ijoin_api import create_app as create_ijoin_app
 from hub_sandbox.plansource_api import create_app
+from hub_sandbox.recorder import Recorder, RecordingMiddleware
 from hub_sandbox.sftp_server import start_sftp_server
 
 # Demo credentials: fine only because the servers answer on loopback alone.
@@ -148,10 +149,22 @@ async def serve(
     acceptor = await start_sftp_server(host, sftp_port, paths.sftp_root, paths.root, SFTP_USER, SFTP_PASSWORD)
     app = create_app(paths.plansource_state, paths.sftp_root, CLIENT_ID, CLIENT_SECRET, token_ttl)
     ijoin_app = create_ijoin_app(paths.ijoin_state, IJOIN_API_KEY)
+    # Off until a benchmark switches it on: the requests it records are replayed to measure the floor.
+    recorder = Recorder()
     servers = [
-        _Server(uvicorn.Config(app, lifespan="on", log_level="info", access_log=False)),
-        _Server(uvicorn.Config(ijoin_app, lifespan="on", log_level="info", access_log=False)),
-    ]
+        _Server(
+            uvicorn.Config(
+                RecordingMiddleware(app, "plansource", recorder),
+                lifespan="on", log_level="info", access_log=False,
+            )
+        ),
+        _Server(
+            uvicorn.Config(
+                RecordingMiddleware(ijoin_app, "ijoin", recorder),
+                lifespan="on", log_level="info", access_log=False,
+            )
+        ),
+    ]  # fmt: skip
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, _stop_all, servers)
