@@ -3,8 +3,9 @@
 ``IntegrationStageOperator`` runs one stage (validate, extract, transform, deliver) of an integration
 named by its import path (imported when the task runs, never at DAG parse time).
 ``RunSummaryOperator`` runs whatever happened upstream (``all_done``), pushes the Run Summary to XCom,
-and then fails the run if the status is Completed with Errors or Failed (DESIGN.md section 8: the
-run's state comes from its leaf task, and nothing that succeeds may run after it).
+sends the notifications its rules ask for (:mod:`benefits_hub.notifications`), and then fails the run
+if the status is Completed with Errors or Failed (DESIGN.md section 8: the run's state comes from its
+leaf task, and nothing that succeeds may run after it).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from benefits_hub.integration import STAGES, Integration, RunContext, StageRefused
 from benefits_hub.models import RunSummary, StageResult
+from benefits_hub.notifications import notify_run_summary
 from benefits_hub.params import ParamError
 from benefits_hub.pii import redact
 from benefits_hub.staging import StagingArea
@@ -223,6 +225,10 @@ class RunSummaryOperator(BaseOperator):
         self.log.info("Run Summary\n%s", format_summary(summary))
         # Pushed before any failure below, so a failed run still has its summary.
         context["ti"].xcom_push(key="return_value", value=payload)
+        # Before the run is failed below: whoever the rules name is told; never changes the outcome.
+        notify_run_summary(
+            payload, dag_id=context["dag_run"].dag_id, integration_id=run.dag_id, logger=self.log
+        )
         if summary.status.fails_the_run:
             reason = summary.failure_reason or f"{summary.errors} record(s) with errors; see the error file."
             raise AirflowFailException(f"{summary.integration_name} ended {summary.status}: {reason}")
