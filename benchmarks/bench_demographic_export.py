@@ -10,6 +10,7 @@ same data (benchmarks/floor.py).
 from __future__ import annotations
 
 import argparse
+import json
 import sqlite3
 import tempfile
 import time
@@ -39,7 +40,8 @@ def export_with_floor(sandbox: Sandbox, scratch: Path, conf: dict, label: str) -
         "write staged bytes", fl.write_bytes, scratch / "floor.bin", fl.staged_bytes(figures.staging_root)
     )
     census = figures.staging_root / "output" / "census.csv"
-    if figures.summary.get("output_file"):  # a full run delivered the census file
+    manifest = json.loads((figures.staging_root / "run_manifest.json").read_text())
+    if manifest["stages"]["deliver"]["details"].get("census_file"):  # a full run delivered it
         floor.timed("SFTP census upload", fl.sftp_upload, sandbox, census, "inbound/floor-census.csv")
     return figures, floor
 
