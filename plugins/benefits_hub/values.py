@@ -15,6 +15,8 @@ from typing import Any
 
 _DATE_PREFIX = re.compile(r"^(\d{4})[-/](\d{2})[-/](\d{2})(?:$|[T ])")
 CENT = Decimal("0.01")
+# NUMERIC(12,2), the HCM's and the recordkeeper's money columns: anything larger cannot be stored.
+MONEY_LIMIT = Decimal("10000000000")
 
 
 class ValueProblem(ValueError):
@@ -32,7 +34,7 @@ def calendar_date(value: Any) -> date | None:
         return None
     match = _DATE_PREFIX.match(text)
     if not match:
-        raise ValueProblem("is not a date in a form PlanSource sends (YYYY-MM-DD, YYYY/MM/DD or ISO time)")
+        raise ValueProblem("is not a date written YYYY-MM-DD (or YYYY/MM/DD, or an ISO date and time)")
     try:
         return date(int(match[1]), int(match[2]), int(match[3]))
     except ValueError:
@@ -49,10 +51,47 @@ def money(value: Any) -> Decimal | None:
         # A float (SQLite's NUMERIC, a JSON number) goes through its shortest repr: 0.1 stays 0.1.
         amount = Decimal(repr(value) if isinstance(value, float) else str(value).strip())
     except InvalidOperation:
-        raise ValueProblem("is not a number") from None
+        raise ValueProblem(f"is not a number{_money_hint(str(value))}") from None
     if not amount.is_finite():
         raise ValueProblem("is not a number")
+    # "1e400" is a finite Decimal that cannot be rounded to the cent: refuse it before quantize raises.
+    if abs(amount) >= MONEY_LIMIT:
+        raise ValueProblem("is too large to be an amount (at most 9,999,999,999.99)")
     return amount.quantize(CENT)
+
+
+# A cell starting with one of these runs as a formula when a person opens a CSV in a spreadsheet.
+FORMULA_STARTS = ("=", "+", "-", "@")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def text_problem(
+    label: str, value: Any, limit: int | None, *, formula: bool = True
+) -> tuple[str, str] | None:
+    """(rule, reason) when free text cannot be passed on as it is, else ``None``; ``label`` names it."""
+    text = None if value is None else str(value).strip()
+    if not text:
+        return None
+    if limit is not None and len(text) > limit:
+        return "text:too_long", f"The {label} is {len(text):,} characters long; at most {limit} are allowed."
+    if _CONTROL.search(text):
+        return "text:control_character", f"The {label} holds a line break, tab or other control character."
+    if formula and text.startswith(FORMULA_STARTS):
+        return (
+            "text:formula",
+            f"The {label} starts with '{text[0]}', which a spreadsheet runs as a formula when the file "
+            "is opened.",
+        )
+    return None
+
+
+def _money_hint(text: str) -> str:
+    # What a clerk most often typed instead of 12.50, said back in their terms.
+    if any(sign in text for sign in "$€£"):
+        return " (leave out the currency sign: 12.50)"
+    if "," in text:
+        return " (use a decimal point and no thousands separator: 1234.50)"
+    return ""
 
 
 def utc_timestamp(value: Any) -> str | None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from benefits_hub.models import ErrorRow
 from benefits_hub.pii import mask_field
-from benefits_hub.values import ValueProblem, calendar_date, money, utc_timestamp
+from benefits_hub.values import ValueProblem, calendar_date, money, text_problem, utc_timestamp
 from benefits_hub.xref import CrossReference, load_table
 
 DEDUCTION_COLUMNS: tuple[str, ...] = (
@@ -29,6 +29,7 @@ COMPARED_COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 MONEY_COLUMNS = frozenset({"employee_amount", "employer_amount", "pretax_amount", "posttax_amount"})
 DATE_COLUMNS = frozenset({"effective_date", "end_date", "plan_year_start"})
+TEXT_COLUMN_LIMITS = {"coverage_level": 60, "benefit_name": 120}  # the HCM deduction table's sizes
 
 
 def deduction_codes() -> CrossReference:
@@ -152,6 +153,11 @@ def map_coverage(coverage: dict[str, Any], codes: CrossReference, known_person: 
         # No split sent: the tax treatment says which side the whole premium is on.
         pre = "pre" in str(coverage.get("tax_treatment") or "").lower()
         pretax, posttax = (employee, Decimal("0.00")) if pre else (Decimal("0.00"), employee)
+    # Free text PlanSource sends that lands in HCM columns and in the output file a clerk opens.
+    for field_name, limit in TEXT_COLUMN_LIMITS.items():
+        found = text_problem(field_name.replace("_", " "), coverage.get(field_name), limit)
+        if found:
+            problem(field_name, coverage.get(field_name), found[0], f"{found[1]} Correct it in PlanSource.")
     if errors:
         return mapped
     mapped.row = {

@@ -8,7 +8,7 @@ transform - per employee: SSN by the SSA's rules, codes through the cross-refere
             id / username / SSN against PlanSource; good employees become the changes to send (and,
             on a full run, census rows); bad ones become error rows.
 deliver   - creates and updates (changed fields only) in batches, terminations and rehires; on a full
-            run the census file too, to SFTP, atomically.
+            run the census file too, to SFTP, atomically (PGP-encrypted when plansource_pgp is set).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 from benefits_hub.demographics.rules import (
     CENSUS_COLUMNS,
     CrossReferences,
+    duplicate_problem,
     fingerprint,
     identity_problems,
     map_subscriber,
@@ -53,6 +54,8 @@ class DemographicExport(Integration):
     hcm_conn_id: ClassVar[str] = "hcm_db"
     plansource_conn_id: ClassVar[str] = "plansource_api"
     sftp_conn_id: ClassVar[str] = "plansource_sftp"
+    # PlanSource's public key for the census file; no such connection = the census goes unencrypted.
+    pgp_conn_id: ClassVar[str] = "plansource_pgp"
 
     # -- helpers ----------------------------------------------------------------------------------
     @property
@@ -198,7 +201,16 @@ class DemographicExport(Integration):
                 census = csv.DictWriter(census_stream, fieldnames=CENSUS_COLUMNS, extrasaction="ignore")
                 census.writeheader()
                 census_rows = 0
-                for employee in staging.read_records(extract.files["source_hcm"]):
+                # Rows come ordered by person number, so an employee the HCM gives twice is adjacent.
+                by_person = itertools.groupby(
+                    staging.read_records(extract.files["source_hcm"]), key=lambda row: row["person_number"]
+                )
+                for person_number, rows in by_person:
+                    employee = next(rows)
+                    repeats = sum(1 for _ in rows)
+                    if repeats:
+                        record_error(errors, duplicate_problem(str(person_number), repeats + 1), "transform")
+                        continue
                     mapped = map_subscriber(employee, xref)
                     current = plansource.get(mapped.person_number)
                     problems = mapped.errors + identity_problems(
@@ -286,15 +298,26 @@ class DemographicExport(Integration):
         )
 
     def _upload_census(self, staged_path: str) -> str:
+        """The census to SFTP, atomically; PGP-encrypted (``.csv.pgp``) when ``plansource_pgp`` says so."""
         from benefits_hub.hooks.sftp import VendorSftpHook
+        from benefits_hub.pgp import ENCRYPTED_SUFFIX, VendorPgp
         from benefits_hub.staging import StagingArea
 
         stamp = self.run.run_start.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
         remote = f"{CENSUS_FOLDER}/census_{stamp}.csv"
         hook = VendorSftpHook(ssh_conn_id=self.sftp_conn_id)
+        pgp = VendorPgp.from_connection(self.pgp_conn_id)
         with StagingArea.open_binary(staged_path) as source:
-            size = hook.upload_atomic(source, remote)
-        self.run.log.info("Census file delivered to SFTP %s (%d bytes)", remote, size)
+            if pgp is None or not pgp.encrypts:
+                size = hook.upload_atomic(source, remote)
+                self.run.log.info("Census file delivered to SFTP %s (%d bytes)", remote, size)
+                return remote
+            remote += ENCRYPTED_SUFFIX
+            with pgp.encrypted(source) as (ciphertext, fingerprint):
+                size = hook.upload_atomic(ciphertext, remote)
+        self.run.log.info(
+            "Census file delivered to SFTP %s (%d bytes, PGP-encrypted to key %s)", remote, size, fingerprint
+        )
         return remote
 
     def _save_fingerprints(self, delivered: Iterable[tuple[str, str]]) -> None:

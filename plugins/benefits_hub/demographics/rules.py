@@ -19,6 +19,7 @@ from typing import Any
 
 from benefits_hub.models import ErrorRow
 from benefits_hub.pii import mask_field
+from benefits_hub.values import ValueProblem, calendar_date, money, text_problem
 from benefits_hub.xref import CrossReference, load_table
 
 TERMINATED_STATUSES = frozenset({"Terminated", "Retired", "Deceased"})
@@ -44,6 +45,16 @@ CENSUS_COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 
 
+# Free-text HCM fields and the most characters each may hold (the HCM schema's column sizes; PlanSource
+# takes no more). Phone and e-mail are left out of the formula check: "+1 555..." is a real phone.
+TEXT_LIMITS: dict[str, int] = {
+    "first_name": 100, "middle_name": 100, "last_name": 100, "address_1": 200, "address_2": 200,
+    "city": 100, "state": 2, "zip_code": 10, "country": 3, "home_phone": 20, "work_email": 200,
+    "job_title": 100, "location": 100, "division": 100,
+}  # fmt: skip
+NO_FORMULA_CHECK = frozenset({"home_phone", "work_email"})
+
+
 def ssn_problem(ssn: str | None) -> str | None:
     """``None`` if ``ssn`` is a valid SSN by the SSA's rules, else a plain-language reason."""
     from stdnum import exceptions
@@ -52,7 +63,7 @@ def ssn_problem(ssn: str | None) -> str | None:
     if not ssn or not str(ssn).strip():
         return "The HCM has no SSN for this employee."
     compact = re.sub(r"[-\s]", "", str(ssn))
-    if not compact.isdigit():
+    if not (compact.isascii() and compact.isdigit()):  # full-width digits are digits to Python
         return "The SSN has characters other than digits and dashes."
     if len(compact) != 9:
         return "The SSN does not have 9 digits."
@@ -176,6 +187,64 @@ def map_subscriber(employee: dict[str, Any], xref: CrossReferences) -> MappedEmp
             )
         )
 
+    def problem(hcm_field: str, raw: Any, rule: str, reason: str) -> None:
+        errors.append(
+            ErrorRow(
+                record_key=person_number,
+                field=hcm_field,
+                value=mask_field(hcm_field, raw),
+                rule=rule,
+                reason=reason,
+            )
+        )
+
+    for hcm_field, limit in TEXT_LIMITS.items():
+        label = hcm_field.replace("_", " ")
+        found = text_problem(label, employee.get(hcm_field), limit, formula=hcm_field not in NO_FORMULA_CHECK)
+        if found:
+            rule, reason = found
+            problem(hcm_field, employee.get(hcm_field), rule, f"{reason} Correct it in the HCM.")
+
+    def date_of(hcm_field: str, required: bool) -> str | None:
+        raw = employee.get(hcm_field)
+        label = hcm_field.replace("_", " ")
+        try:
+            value = calendar_date(raw)
+        except ValueProblem as exc:
+            problem(hcm_field, raw, "date", f"The {label} {exc}. Correct it in the HCM.")
+            return None
+        if value is None:
+            if required:
+                problem(hcm_field, "", "required", f"The HCM has no {label} for this employee.")
+            return None
+        return value.isoformat()[:10]  # a datetime from a driver is still a calendar date
+
+    birthdate = date_of("birth_date", required=True)
+    hire_date = date_of("hire_date", required=True)
+    original_hire_date = date_of("original_hire_date", required=False)
+    if birthdate and hire_date and hire_date <= birthdate:
+        problem(
+            "hire_date", hire_date, "dates:hired_before_born",
+            "The hire date is not after the birth date; one of them is wrong in the HCM.",
+        )  # fmt: skip
+
+    salary: str | None = None
+    try:
+        amount = money(employee.get("annual_salary"))
+    except ValueProblem as exc:
+        problem(
+            "annual_salary", employee.get("annual_salary"), "amount",
+            f"The annual salary {exc}. Correct it in the HCM.",
+        )  # fmt: skip
+    else:
+        if amount is not None and amount < 0:
+            problem(
+                "annual_salary", str(amount), "amount:negative",
+                f"The annual salary is negative ({amount}). Correct it in the HCM.",
+            )  # fmt: skip
+        elif amount is not None:
+            salary = str(amount)
+
     termination_reason = None
     voluntary = None
     terminated = status in TERMINATED_STATUSES
@@ -191,7 +260,7 @@ def map_subscriber(employee: dict[str, Any], xref: CrossReferences) -> MappedEmp
         "first_name": _text(employee.get("first_name")),
         "middle_name": _text(employee.get("middle_name")),
         "last_name": _text(employee.get("last_name")),
-        "birthdate": _date(employee.get("birth_date")),
+        "birthdate": birthdate,
         "gender": through(xref.gender, "gender_code"),
         "marital_status": through(xref.marital_status, "marital_status_code", required=False),
         "address_1": _text(employee.get("address_1")),
@@ -202,8 +271,8 @@ def map_subscriber(employee: dict[str, Any], xref: CrossReferences) -> MappedEmp
         "country": _text(employee.get("country")),
         "home_phone": _text(employee.get("home_phone")),
         "email": _text(employee.get("work_email")),
-        "hire_date": _date(employee.get("hire_date")),
-        "original_hire_date": _date(employee.get("original_hire_date")),
+        "hire_date": hire_date,
+        "original_hire_date": original_hire_date,
         "union_code": through(xref.union_code, "union_code", required=False),
         "org_payroll_id": through(xref.pay_group, "pay_group_code"),
         "org_class": through(xref.pay_type, "pay_type_code"),
@@ -211,13 +280,27 @@ def map_subscriber(employee: dict[str, Any], xref: CrossReferences) -> MappedEmp
         "division": _text(employee.get("division")),
         "location": _text(employee.get("location")),
         "business_title": _text(employee.get("job_title")),
-        "current_salary": _money(employee.get("annual_salary")),
+        "current_salary": salary,
         "subscriber_status": status,
-        "termination_date": _date(employee.get("termination_date")) if terminated else None,
+        "termination_date": date_of("termination_date", required=False) if terminated else None,
         "termination_reason": termination_reason,
         "is_voluntary_termination": voluntary,
     }
     return mapped
+
+
+def duplicate_problem(person_number: str, rows: int) -> ErrorRow:
+    """The HCM gave this employee more than one primary employment: which one to send is not ours to guess."""
+    return ErrorRow(
+        record_key=person_number,
+        field="is_primary",
+        value=str(rows),
+        rule="hcm:duplicate_primary",
+        reason=(
+            f"The HCM has {rows} primary employments for this employee; exactly one must be primary. "
+            "Mark the other employments as not primary in the HCM."
+        ),
+    )
 
 
 def identity_problems(
