@@ -12,18 +12,20 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from benefits_hub.values import calendar_date, money
+from benefits_hub.values import ValueProblem, calendar_date, money
 
 PAY_FREQUENCIES = {"W": "Weekly", "B": "Biweekly", "S": "Semi-Monthly", "M": "Monthly"}
 VARIABLE = "V"
 CONTACT_TYPES = ("primary_administrator", "employer_sponsor", "primary_plan_contact")
 HUNDRED = Decimal("100.00")
+EIN_PATTERN = re.compile(r"\d{2}-?\d{7}")
 
 
 def months_before(day: date, months: int) -> date:
@@ -52,9 +54,9 @@ def pay_frequency(
         return (name, None) if name else (None, f"The plan's pay frequency code '{code}' is not known.")
     since = months_before(as_of, 3)
     recent = [
-        (calendar_date(day), str(freq).strip().upper())
-        for day, freq in payroll
-        if calendar_date(day) is not None and since <= calendar_date(day) <= as_of  # type: ignore[operator]
+        (day, str(freq).strip().upper())
+        for day, freq in ((_pay_date(raw), freq) for raw, freq in payroll)
+        if day is not None and since <= day <= as_of
     ]
     counts = Counter(freq for _, freq in recent if freq in PAY_FREQUENCIES)
     if not counts:
@@ -66,21 +68,51 @@ def pay_frequency(
     return PAY_FREQUENCIES[latest], None
 
 
+def _pay_date(value: Any) -> date | None:
+    # A payroll row whose date cannot be read tells nothing about the last 3 months: left out.
+    try:
+        return calendar_date(value)
+    except ValueProblem:
+        return None
+
+
 def annual_salary(participant: dict[str, Any]) -> tuple[Decimal, str]:
-    """(salary, where it came from): census → computed compensation → prior plan year → 0."""
+    """(salary, where it came from): census → computed compensation → prior plan year → 0.
+
+    A value that is not an amount is passed over like an empty one, and the source says so.
+    """
+    unreadable: list[str] = []
     for field, source in (
         ("annual_salary", "census annual salary"),
         ("computed_compensation", "computed annual compensation"),
         ("prior_year_compensation", "prior plan year compensation"),
     ):
-        value = money(participant.get(field))
+        try:
+            value = money(participant.get(field))
+        except ValueProblem:
+            unreadable.append(source)
+            continue
         if value is not None and value > 0:
-            return value, source
+            return value, source + (f" ({unreadable[0]} is not a number)" if unreadable else "")
     return Decimal("0.00"), "none on record (0)"
 
 
 def allocation_problem(allocations: Iterable[dict[str, Any]]) -> str | None:
-    total = sum((money(a.get("pct")) or Decimal("0")) for a in allocations)
+    """Allocations must name each fund once, with percentages from 0 to 100 that add up to 100%."""
+    total = Decimal("0")
+    seen: set[str] = set()
+    for allocation in allocations:
+        fund = str(allocation.get("fund_id") or "").strip()
+        try:
+            pct = money(allocation.get("pct")) or Decimal("0")
+        except ValueProblem as exc:
+            return f"The allocation to fund {fund or '(none)'} {exc}."
+        if pct < 0 or pct > HUNDRED:
+            return f"The allocation to fund {fund or '(none)'} is {pct}%; each must be from 0 to 100%."
+        if fund and fund in seen:
+            return f"Fund {fund} is allocated twice; each fund may appear once."
+        seen.add(fund)
+        total += pct
     if total == HUNDRED:
         return None
     return f"Investment allocations add up to {total}%, not 100%."
@@ -89,8 +121,13 @@ def allocation_problem(allocations: Iterable[dict[str, Any]]) -> str | None:
 def plan_problems(plan: dict[str, Any], funds: list[dict[str, Any]]) -> list[str]:
     """What stops a plan from syncing, each in the words iJoin's Activity Monitor would use."""
     problems = []
-    if not (plan.get("employer_ein") or "").strip():
+    ein = str(plan.get("employer_ein") or "").strip()
+    if not ein:
         problems.append("Employer EIN is missing in the recordkeeper's plan specifications.")
+    elif not EIN_PATTERN.fullmatch(ein):
+        problems.append(
+            "Employer EIN is not 9 digits written NN-NNNNNNN in the recordkeeper's plan specifications."
+        )
     open_funds = [f for f in funds if _flag(f.get("is_open"))]
     if not open_funds:
         problems.append("The plan has no open fund in its line-up.")
