@@ -48,6 +48,10 @@ def _safe(part: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", part)
 
 
+class StagedFileDamaged(ValueError):
+    """A staged file cannot be read back whole (cut off by a full disk or a killed writer)."""
+
+
 class _HashingWriter(io.RawIOBase):
     """Counts and hashes bytes on their way to the underlying file."""
 
@@ -185,9 +189,18 @@ class StagingArea:
 
         path = manifest.path if isinstance(manifest, StagedFile) else manifest["path"]
         with ObjectStoragePath(path).open("r", encoding="utf-8") as handle:
-            for line in handle:
-                if line.strip():
-                    yield json.loads(line)
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    # Never the line itself in the message: it may hold PII.
+                    raise StagedFileDamaged(
+                        f"The staged file {path.rsplit('/', 1)[-1]} is damaged at line {number} (cut off, or "
+                        "not JSON). Run the integration again to stage it anew."
+                    ) from None
+                yield record
 
     @staticmethod
     def open_binary(path: str) -> IO[bytes]:

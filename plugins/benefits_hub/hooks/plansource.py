@@ -92,7 +92,7 @@ class PlanSourceHook(VendorApiHook):
         page = 1
         while True:
             data = self.call("GET", "/subscribers", params={"page": page, "per_page": per_page})
-            records = data.get("subscribers") or []
+            records = self._page_records(data, "subscribers", "/subscribers")
             yield from records
             if not data.get("links", {}).get("next") or not records:
                 return
@@ -141,11 +141,23 @@ class PlanSourceHook(VendorApiHook):
                 "include_test": str(include_test).lower(),
             }
             data = self.call("GET", "/payroll_coverages_subscribers", params=params)
+            records = self._page_records(data, "payroll_coverages", "/payroll_coverages_subscribers")
             yield data
-            records = data.get("payroll_coverages") or []
             if not data.get("links", {}).get("next") or not records:
                 return
             page += 1
+
+    def _page_records(self, data: Any, key: str, path: str) -> list[dict[str, Any]]:
+        """A page's records, or a clear refusal when the page is not the shape PlanSource documents."""
+        records = data.get(key) if isinstance(data, dict) else None
+        if records is None and isinstance(data, dict) and key in data:
+            records = []  # an explicit null: an empty page
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise PlanSourceError(
+                200, path, "unexpected_page", f"the page has no list of {key.replace('_', ' ')}",
+                vendor=self.vendor_name,
+            )  # fmt: skip
+        return records
 
     def lookup_many(self, employee_numbers: Iterable[str]) -> Iterator[tuple[str, dict[str, Any] | None]]:
         for number in employee_numbers:

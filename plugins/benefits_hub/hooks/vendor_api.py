@@ -159,7 +159,7 @@ class VendorApiHook(HttpHook):
                 return None
             if response.status_code >= 400:
                 self._raise_for(response, path)
-            return response.json().get("data")
+            return self._data(response, path)
 
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(
@@ -171,6 +171,24 @@ class VendorApiHook(HttpHook):
             reraise=True,
         )
         return retrying(attempt)
+
+    def _data(self, response: requests.Response, path: str) -> Any:
+        """The envelope's ``data``; an answer that is not a whole JSON envelope says so plainly."""
+        try:
+            body = response.json()
+        except ValueError:
+            # Cut off on the way (a dropped connection, a proxy's error page): another try may get it whole.
+            raise VendorApiTransientError(
+                response.status_code, path, "incomplete_answer",
+                f"the answer is not complete JSON ({len(response.content)} bytes); it was probably cut off",
+                vendor=self.vendor_name,
+            ) from None  # fmt: skip
+        if not isinstance(body, dict):
+            raise VendorApiError(
+                response.status_code, path, "unexpected_answer", "the answer is not a JSON object",
+                vendor=self.vendor_name,
+            )  # fmt: skip
+        return body.get("data")
 
     def _log_retry(self, retry_state: tenacity.RetryCallState) -> None:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
