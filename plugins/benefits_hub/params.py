@@ -10,17 +10,18 @@ Two layers refuse a bad value, both naming the param:
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, TypeVar
 
 from airflow.sdk import Param
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 # Person numbers separated by commas, no spaces (the seed's rule).
 INCLUDE_EMPLOYEES_PATTERN = r"^[A-Za-z0-9_.-]+(,[A-Za-z0-9_.-]+)*$"
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 LOOKBACK_DAYS_MIN = 1
 LOOKBACK_DAYS_MAX = 31
+RUN_NAME_MAX = 200
 
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -39,7 +40,7 @@ def integration_run_name_param() -> Param:
     return Param(
         None,
         type=["null", "string"],
-        maxLength=200,
+        maxLength=RUN_NAME_MAX,
         title="Integration Run Name",
         description=(
             "Optional. A unique name that makes this run easy to find in the Run Summary. "
@@ -145,6 +146,13 @@ def _blank_to_none(value: Any) -> Any:
     return None if isinstance(value, str) and not value.strip() else value
 
 
+def _run_name(value: Any) -> Any:
+    value = _blank_to_none(value)
+    if isinstance(value, str) and len(value) > RUN_NAME_MAX:
+        raise ValueError(f"must be at most {RUN_NAME_MAX} characters")
+    return value
+
+
 class PlanSourceRunParams(BaseModel):
     """The params every PlanSource integration takes, parsed and checked."""
 
@@ -159,7 +167,7 @@ class PlanSourceRunParams(BaseModel):
     @field_validator("integration_run_name", mode="before")
     @classmethod
     def _name(cls, value: Any) -> Any:
-        return _blank_to_none(value)
+        return _run_name(value)
 
     @field_validator("include_employees", mode="before")
     @classmethod
@@ -218,9 +226,39 @@ class DeductionsRunParams(PlanSourceRunParams):
     @property
     def plan_year_start(self) -> date | None:
         """The first day of the plan year (the param is the day before it)."""
-        from datetime import timedelta
-
         return self.plan_year_start_date + timedelta(days=1) if self.plan_year_start_date else None
+
+    @model_validator(mode="after")
+    def _dates_agree(self) -> DeductionsRunParams:
+        # An initial import names its plan year, and its first change falls near that plan year. No dates
+        # in the reasons: refusals are redacted, and a date reads as a birth date there.
+        start, plan_year = self.deduction_start_date, self.plan_year_start
+        if start is None:
+            return self
+        if plan_year is None:
+            raise ParamError(
+                "plan_year_start_date",
+                "is required with Deduction Start Date: the day before the plan year starts",
+            )
+        ends = _one_year_after(plan_year) - timedelta(days=1)
+        if start > ends:
+            raise ParamError(
+                "deduction_start_date",
+                "is after the plan year that Plan Year Start Date names has ended; check the year",
+            )
+        if start < plan_year - timedelta(days=366):
+            raise ParamError(
+                "deduction_start_date",
+                "is more than a year before the plan year that Plan Year Start Date names; check the year",
+            )
+        return self
+
+
+def _one_year_after(day: date) -> date:
+    try:
+        return day.replace(year=day.year + 1)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + 1, day=28)
 
 
 class IJoinRunParams(BaseModel):
@@ -230,6 +268,11 @@ class IJoinRunParams(BaseModel):
 
     integration_run_name: str | None = None
     plan_ids: tuple[str, ...] = ()
+
+    @field_validator("integration_run_name", mode="before")
+    @classmethod
+    def _name(cls, value: Any) -> Any:
+        return _run_name(value)
 
     @field_validator("plan_ids", mode="before")
     @classmethod
@@ -246,6 +289,9 @@ def parse_params(model: type[_M], params: dict[str, Any]) -> _M:
         return model.model_validate(dict(params))
     except ValidationError as exc:
         first = exc.errors()[0]
+        raised = (first.get("ctx") or {}).get("error")
+        if isinstance(raised, ParamError):  # a rule over several params names the one to correct
+            raise ParamError(raised.param, raised.reason) from None
         param = str(first["loc"][0]) if first["loc"] else "params"
         reason = first["msg"].removeprefix("Value error, ")
         raise ParamError(param, reason) from None
