@@ -43,6 +43,12 @@ def calendar_date(value: Any) -> date | None:
 
 def money(value: Any) -> Decimal | None:
     """``None`` for empty; a Decimal to the cent; else :class:`ValueProblem`."""
+    amount = number(value)
+    return None if amount is None else amount.quantize(CENT)
+
+
+def number(value: Any) -> Decimal | None:
+    """``None`` for empty; the exact Decimal (33.333 stays 33.333); else :class:`ValueProblem`."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, bool):
@@ -57,7 +63,7 @@ def money(value: Any) -> Decimal | None:
     # "1e400" is a finite Decimal that cannot be rounded to the cent: refuse it before quantize raises.
     if abs(amount) >= MONEY_LIMIT:
         raise ValueProblem("is too large to be an amount (at most 9,999,999,999.99)")
-    return amount.quantize(CENT)
+    return amount
 
 
 # A cell starting with one of these runs as a formula when a person opens a CSV in a spreadsheet.

@@ -19,7 +19,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from benefits_hub.values import ValueProblem, calendar_date, money
+from benefits_hub.values import ValueProblem, calendar_date, money, number
 
 PAY_FREQUENCIES = {"W": "Weekly", "B": "Biweekly", "S": "Semi-Monthly", "M": "Monthly"}
 VARIABLE = "V"
@@ -104,7 +104,8 @@ def allocation_problem(allocations: Iterable[dict[str, Any]]) -> str | None:
     for allocation in allocations:
         fund = str(allocation.get("fund_id") or "").strip()
         try:
-            pct = money(allocation.get("pct")) or Decimal("0")
+            # Exact, not to the cent: three allocations of 33.333, 33.333 and 33.334 add up to 100.
+            pct = number(allocation.get("pct")) or Decimal("0")
         except ValueProblem as exc:
             return f"The allocation to fund {fund or '(none)'} {exc}."
         if pct < 0 or pct > HUNDRED:
@@ -115,7 +116,8 @@ def allocation_problem(allocations: Iterable[dict[str, Any]]) -> str | None:
         total += pct
     if total == HUNDRED:
         return None
-    return f"Investment allocations add up to {total}%, not 100%."
+    cents = total.quantize(Decimal("0.01"))
+    return f"Investment allocations add up to {cents if cents == total else total}%, not 100%."
 
 
 def plan_problems(plan: dict[str, Any], funds: list[dict[str, Any]]) -> list[str]:
