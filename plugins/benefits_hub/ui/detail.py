@@ -1,0 +1,171 @@
+"""One run's detail, as pure functions: its Run Summary, files, task logs and Transaction Assistant.
+
+The files a person may download are exactly those the run's summary lists (:func:`summary_files`): the
+download route looks a file up by kind and position there, never by a path the browser sends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from benefits_hub.models import RunSummary
+from benefits_hub.ui import urls
+from benefits_hub.ui.activity import ActivityRow, shown_text
+
+
+class RunFile(BaseModel):
+    kind: str  # source, output, errors
+    index: int
+    name: str
+    download_path: str
+
+
+@dataclass(frozen=True)
+class TaskFacts:
+    """One task instance of the run, as Airflow's ``task_instance`` row records it."""
+
+    task_id: str
+    map_index: int
+    state: str | None
+    try_number: int
+
+
+class TaskLog(BaseModel):
+    task_id: str
+    map_index: int
+    state: str | None
+    try_number: int
+    log_path: str  # the Airflow UI's page of this task instance, relative to the api-server's root
+
+
+class ResubmitOffer(BaseModel):
+    """The Transaction Assistant for a deductions import run that has error records."""
+
+    reference_id: str
+    error_records: int | None = None
+    post_path: str
+
+
+class RunDetail(BaseModel):
+    row: ActivityRow
+    dag_id: str
+    run_id: str
+    summary: dict[str, Any] | None = None
+    warnings: list[str] = Field(default_factory=list)
+    failure_reason: str | None = None
+    files: list[RunFile] = Field(default_factory=list)
+    tasks: list[TaskLog] = Field(default_factory=list)
+    resubmit: ResubmitOffer | None = None
+
+
+def summary_files(summary: dict[str, Any] | None) -> dict[str, list[str]]:
+    """The staged files a Run Summary lists, by kind. A set's members' error files count as its own."""
+    summary = summary or {}
+    errors = [str(p) for p in summary.get("error_files") or []]
+    for member in summary.get("members") or []:
+        if isinstance(member, dict):
+            errors.extend(str(p) for p in member.get("error_files") or [])
+    output = summary.get("output_file")
+    return {
+        "source": [str(p) for p in summary.get("source_files") or []],
+        "output": [str(output)] if output else [],
+        "errors": errors,
+    }
+
+
+def file_for(summary: dict[str, Any] | None, kind: str, index: int) -> str | None:
+    """The path of the ``index``-th file of ``kind`` in the summary, or None."""
+    files = summary_files(summary).get(kind) or []
+    return files[index] if 0 <= index < len(files) else None
+
+
+def file_name(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def run_files(dag_id: str, run_id: str, summary: dict[str, Any] | None) -> list[RunFile]:
+    return [
+        RunFile(
+            kind=kind,
+            index=index,
+            name=file_name(path),
+            download_path=urls.run_file_path(dag_id, run_id, kind, index),
+        )
+        for kind, paths in summary_files(summary).items()
+        for index, path in enumerate(paths)
+    ]
+
+
+def task_logs(dag_id: str, run_id: str, tasks: list[TaskFacts]) -> list[TaskLog]:
+    return [
+        TaskLog(
+            task_id=task.task_id,
+            map_index=task.map_index,
+            state=task.state,
+            try_number=task.try_number,
+            log_path=urls.airflow_task_instance_path(dag_id, run_id, task.task_id, task.map_index),
+        )
+        for task in tasks
+    ]
+
+
+def resubmit_offer(
+    dag_id: str, run_id: str, import_dag_id: str, import_summary: dict[str, Any] | None
+) -> ResubmitOffer | None:
+    """Offered when this run left a deductions import Run Summary with an error file: exactly what the
+    Transaction Assistant accepts. The summary is this run's when the run is the import itself, or an
+    integration set whose import member it is (its ``process_name``); another DAG's run that happens
+    to share the run id (two schedules firing at the same hour) gets no offer."""
+    if not import_summary or not import_summary.get("error_files"):
+        return None
+    if (import_summary.get("process_name") or import_dag_id) != dag_id:
+        return None
+    errors = import_summary.get("errors")
+    return ResubmitOffer(
+        reference_id=str(import_summary.get("integration_reference_id") or run_id),
+        error_records=errors if isinstance(errors, int) else None,
+        post_path=urls.resubmit_path(dag_id, run_id),
+    )
+
+
+def run_detail(
+    row: ActivityRow,
+    run_id: str,
+    summary: dict[str, Any] | None,
+    tasks: list[TaskFacts],
+    import_dag_id: str,
+    import_summary: dict[str, Any] | None,
+) -> RunDetail:
+    warnings = [shown_text(w) for w in (summary or {}).get("warnings") or []]
+    reason = (summary or {}).get("failure_reason")
+    return RunDetail(
+        row=row,
+        dag_id=row.dag_id,
+        run_id=run_id,
+        summary=summary or None,
+        warnings=warnings,
+        failure_reason=shown_text(reason) if reason else None,
+        files=run_files(row.dag_id, run_id, summary),
+        tasks=task_logs(row.dag_id, run_id, tasks),
+        resubmit=resubmit_offer(row.dag_id, run_id, import_dag_id, import_summary),
+    )
+
+
+# The Run Summary's own fields first, in the order the model lists them; per-integration counters after.
+SUMMARY_ORDER: tuple[str, ...] = tuple(RunSummary.model_fields)
+
+
+def summary_items(summary: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The summary's fields in reading order: the standard ones, then the integration's own."""
+    known = [(key, summary[key]) for key in SUMMARY_ORDER if key in summary]
+    extra = sorted(((k, v) for k, v in summary.items() if k not in SUMMARY_ORDER), key=lambda kv: kv[0])
+    return known + extra
+
+
+def field_label(key: str) -> str:
+    """``records_processed`` → ``Records processed``."""
+    text = key.replace("_", " ").strip()
+    return text[:1].upper() + text[1:]

@@ -1,0 +1,279 @@
+"""What the Activity Monitor reads from Airflow's own records: the metadata DB, through Airflow's models.
+
+Which DAGs are integrations (no list to keep up to date): a DAG **owned by** ``benefits-integrations``
+(the owner every integration DAG's ``default_args`` set) whose ``summary`` task is one of the hub's own
+operators (``benefits_hub.*``: the Run Summary operator, or an integration set's). A new DAG built from
+the shared stages shows up by itself; helpers such as the draft review (a human approval with a
+summary of its own) or the new-plan watch (no summary) do not. A DAG whose serialized form is gone
+from the DB is judged by its owner alone.
+
+Runs come from ``dag_run``, their Run Summaries from the ``summary`` task's ``return_value`` XCom, and
+schedules from the ``dag`` table (``next_dagrun_create_after``; ``is_stale`` once its file is gone).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import and_, func, or_, select, true
+
+from benefits_hub.ui.activity import UNFINISHED_STATES, RunFacts, ScheduleFacts
+from benefits_hub.ui.detail import TaskFacts
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+SUMMARY_TASK_ID = "summary"
+HUB_PACKAGE = "benefits_hub."
+RESUBMIT_DAG_ID = "plansource_deductions_resubmit"
+
+
+@dataclass(frozen=True)
+class IntegrationDag:
+    dag_id: str
+    display_name: str
+    schedule: ScheduleFacts
+
+
+def _owned_by_hub(owners: str | None) -> bool:
+    from benefits_hub.operators.stages import OWNER
+
+    return OWNER in {owner.strip() for owner in (owners or "").split(",")}
+
+
+def _summary_is_the_hubs(dag: Any) -> bool:
+    task = dag.task_dict.get(SUMMARY_TASK_ID)
+    return task is not None and str(getattr(task, "_task_module", "")).startswith(HUB_PACKAGE)
+
+
+def integration_dags(session: Session, dag_bag: Any) -> dict[str, IntegrationDag]:
+    """Every integration DAG Airflow knows, stale ones included (see the module docstring)."""
+    from airflow.models.dag import DagModel
+
+    from benefits_hub.operators.stages import OWNER
+
+    found: dict[str, IntegrationDag] = {}
+    for model in session.scalars(select(DagModel).where(DagModel.owners.like(f"%{OWNER}%"))):
+        if not _owned_by_hub(model.owners):
+            continue
+        dag = dag_bag.get_latest_version_of_dag(model.dag_id, session=session)
+        if dag is not None and not _summary_is_the_hubs(dag):
+            continue
+        found[model.dag_id] = IntegrationDag(
+            dag_id=model.dag_id,
+            display_name=model.dag_display_name,
+            schedule=ScheduleFacts(
+                dag_id=model.dag_id,
+                schedule=model.timetable_summary,
+                next_run_at=model.next_dagrun_create_after,
+                paused=bool(model.is_paused),
+                deleted=bool(model.is_stale),
+            ),
+        )
+    return found
+
+
+def _summary_value(value: Any) -> dict[str, Any] | None:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, dict) else None
+
+
+def _summaries(session: Session, dag_run_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    from airflow.models.xcom import XComModel
+
+    found: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(dag_run_ids), 500):  # bounded IN lists
+        chunk = dag_run_ids[start : start + 500]
+        rows = session.execute(
+            select(XComModel.dag_run_id, XComModel.value).where(
+                XComModel.dag_run_id.in_(chunk),
+                XComModel.task_id == SUMMARY_TASK_ID,
+                XComModel.key == "return_value",
+                XComModel.map_index == -1,
+            )
+        )
+        for dag_run_id, value in rows:
+            summary = _summary_value(value)
+            if summary is not None:
+                found[dag_run_id] = summary
+    return found
+
+
+def latest_integration_names(session: Session, dag_ids: Collection[str]) -> dict[str, str]:
+    """Each DAG's integration name from its latest Run Summary that names one (any time ago)."""
+    from airflow.models.xcom import XComModel
+
+    if not dag_ids:
+        return {}
+    summaries = (
+        select(XComModel.dag_id, func.max(XComModel.dag_run_id).label("dag_run_id"))
+        .where(
+            XComModel.dag_id.in_(list(dag_ids)),
+            XComModel.task_id == SUMMARY_TASK_ID,
+            XComModel.key == "return_value",
+            XComModel.map_index == -1,
+        )
+        .group_by(XComModel.dag_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(XComModel.dag_id, XComModel.value)
+        .join(summaries, XComModel.dag_run_id == summaries.c.dag_run_id)
+        .where(XComModel.task_id == SUMMARY_TASK_ID, XComModel.key == "return_value")
+    )
+    names: dict[str, str] = {}
+    for dag_id, value in rows:
+        name = (_summary_value(value) or {}).get("integration_name")
+        if name:
+            names[dag_id] = str(name)
+    return names
+
+
+def _facts(run: Any, summary: dict[str, Any] | None) -> RunFacts:
+    return RunFacts(
+        dag_id=run.dag_id,
+        run_id=run.run_id,
+        state=str(getattr(run.state, "value", run.state)),
+        run_type=str(getattr(run.run_type, "value", run.run_type)),
+        triggering_user_name=run.triggering_user_name,
+        queued_at=run.queued_at,
+        start_date=run.start_date,
+        end_date=run.end_date,
+        run_after=run.run_after,
+        summary=summary,
+    )
+
+
+def runs(
+    session: Session,
+    dag_ids: Collection[str],
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    ended_since: datetime | None = None,
+) -> list[RunFacts]:
+    """The runs of ``dag_ids`` that happened in [since, until) (plus any still unfinished), or that
+    ended at or after ``ended_since``; each with its Run Summary."""
+    from airflow.models.dagrun import DagRun
+
+    if not dag_ids:
+        return []
+    happened = func.coalesce(DagRun.start_date, DagRun.queued_at, DagRun.run_after)
+    query = select(DagRun).where(DagRun.dag_id.in_(list(dag_ids)))
+    if ended_since is not None:
+        query = query.where(DagRun.end_date >= ended_since)
+    else:
+        bounds = [happened >= since] if since is not None else []
+        if until is not None:
+            bounds.append(happened < until)
+        query = query.where(or_(and_(true(), *bounds), DagRun.state.in_(list(UNFINISHED_STATES))))
+    dag_runs = list(session.scalars(query))
+    summaries = _summaries(session, [run.id for run in dag_runs])
+    return [_facts(run, summaries.get(run.id)) for run in dag_runs]
+
+
+def one_run(session: Session, dag_id: str, run_id: str) -> RunFacts | None:
+    from airflow.models.dagrun import DagRun
+
+    run = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+    if run is None:
+        return None
+    return _facts(run, _summaries(session, [run.id]).get(run.id))
+
+
+def tasks(session: Session, dag_id: str, run_id: str) -> list[TaskFacts]:
+    """The run's task instances in the order they ran (those that never started last)."""
+    from airflow.models.taskinstance import TaskInstance
+
+    rows = session.execute(
+        select(
+            TaskInstance.task_id,
+            TaskInstance.map_index,
+            TaskInstance.state,
+            TaskInstance.try_number,
+            TaskInstance.start_date,
+        ).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
+    ).all()
+    far = datetime.max.replace(tzinfo=None)
+
+    def order(row: Any) -> tuple[Any, ...]:
+        started = row.start_date.replace(tzinfo=None) if row.start_date else far
+        return (started, row.task_id, row.map_index)
+
+    return [
+        TaskFacts(
+            task_id=row.task_id,
+            map_index=row.map_index,
+            state=str(getattr(row.state, "value", row.state)) if row.state else None,
+            try_number=row.try_number or 0,
+        )
+        for row in sorted(rows, key=order)
+    ]
+
+
+def deductions_import_summary(run_id: str) -> tuple[str, dict[str, Any] | None]:
+    """The deductions import DAG id and the import Run Summary kept under ``run_id`` in the staging
+    area (the run manifest the Transaction Assistant reads), or None."""
+    from benefits_hub.deductions.resubmit import IMPORT_DAG_ID
+    from benefits_hub.operators.stages import RUN_MANIFEST
+    from benefits_hub.staging import StagingArea
+
+    manifest = StagingArea(IMPORT_DAG_ID, run_id).read_json(RUN_MANIFEST)
+    summary = (manifest or {}).get("summary")
+    return IMPORT_DAG_ID, summary if isinstance(summary, dict) else None
+
+
+def staged_text_lines(path: str) -> Any:
+    """A staged file's text, line by line (ObjectStoragePath: file:// here, s3:// on a cluster)."""
+    from airflow.sdk import ObjectStoragePath
+
+    from benefits_hub.staging import staging_conn_id
+
+    conn_id = staging_conn_id()
+    target = ObjectStoragePath(path, conn_id=conn_id) if conn_id else ObjectStoragePath(path)
+    with target.open("r", encoding="utf-8", newline="") as handle:
+        yield from handle
+
+
+def staged_exists(path: str) -> bool:
+    from airflow.sdk import ObjectStoragePath
+
+    from benefits_hub.staging import staging_conn_id
+
+    conn_id = staging_conn_id()
+    return (ObjectStoragePath(path, conn_id=conn_id) if conn_id else ObjectStoragePath(path)).exists()
+
+
+def is_staged(path: str) -> bool:
+    """True when ``path`` lies in the staging area (a summary only lists staged files; checked anyway)."""
+    from benefits_hub.staging import staging_base_url
+
+    base = staging_base_url().rstrip("/") + "/"
+    return path.startswith(base) and "/../" not in path
+
+
+def start_resubmit(
+    session: Session, reference_id: str, corrections: dict[str, Any] | None, user_name: str
+) -> Any:
+    """Trigger the Transaction Assistant for ``reference_id``, as the UI's trigger form would."""
+    from airflow.api.common.trigger_dag import trigger_dag
+    from airflow.utils.types import DagRunTriggeredByType
+
+    conf: dict[str, Any] = {"integration_reference_id": reference_id}
+    if corrections:
+        conf["corrections"] = corrections
+    return trigger_dag(
+        RESUBMIT_DAG_ID,
+        triggered_by=DagRunTriggeredByType.UI,
+        triggering_user_name=user_name,
+        conf=conf,
+        session=session,
+    )

@@ -1,0 +1,467 @@
+"""The Activity Monitor's HTML: plain server-rendered pages (a little vanilla JS for the one action).
+
+Pure functions of the rows and details; every value is escaped, and free text from a summary passes
+through :func:`~benefits_hub.ui.activity.shown_text` (no SSN ever reaches the page). ``root`` is the
+api-server's root path (``[api] base_url``'s path, usually empty); every link is built from
+:mod:`benefits_hub.ui.urls`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from html import escape
+from typing import Any
+from urllib.parse import urlencode
+
+from benefits_hub.ui import urls
+from benefits_hub.ui.activity import (
+    SCHEDULED,
+    SCHEDULED_BUT_DELETED,
+    STATUSES,
+    ActivityFilter,
+    ActivityRow,
+    ErrorCounter,
+    format_duration,
+    format_time,
+    shown_text,
+)
+from benefits_hub.ui.detail import RunDetail, field_label, summary_items
+
+STYLE = """
+:root { --ink:#1f2937; --muted:#6b7280; --line:#e5e7eb; --bg:#f9fafb; --accent:#0f62fe; }
+* { box-sizing: border-box; }
+body { margin:0; font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif; color:var(--ink);
+  background:var(--bg); }
+main { padding:20px 24px 40px; max-width:1500px; }
+h1 { font-size:22px; margin:0 0 4px; }
+h2 { font-size:16px; margin:28px 0 10px; }
+a { color:var(--accent); text-decoration:none; }
+a:hover { text-decoration:underline; }
+.subtitle { color:var(--muted); margin:0 0 16px; }
+.card { background:#fff; border:1px solid var(--line); border-radius:8px; padding:14px 16px; }
+.counter { margin:0 0 14px; padding:10px 14px; border-radius:8px; font-weight:500; }
+.counter.has-errors { background:#fef2f2; border:1px solid #fecaca; color:#991b1b; }
+.counter.no-errors { background:#f0fdf4; border:1px solid #bbf7d0; color:#166534; }
+form.filters { display:flex; flex-wrap:wrap; gap:12px; align-items:flex-end; margin-bottom:14px; }
+form.filters label { display:flex; flex-direction:column; gap:3px; font-size:12px; color:var(--muted); }
+select, input[type=date], textarea { font:inherit; padding:5px 8px; border:1px solid #d1d5db;
+  border-radius:6px; background:#fff; color:var(--ink); }
+button, .button { font:inherit; padding:6px 14px; border-radius:6px; border:1px solid var(--accent);
+  background:var(--accent); color:#fff; cursor:pointer; display:inline-block; }
+.button.secondary { background:#fff; color:var(--accent); }
+table { border-collapse:collapse; width:100%; background:#fff; }
+table.runs { border:1px solid var(--line); border-radius:8px; overflow:hidden; }
+th, td { padding:7px 10px; border-bottom:1px solid var(--line); text-align:left; vertical-align:top; }
+th { background:#f3f4f6; font-size:12px; text-transform:uppercase; letter-spacing:.03em; color:#374151;
+  white-space:nowrap; }
+th a { color:inherit; }
+td.num { text-align:right; font-variant-numeric:tabular-nums; }
+td.when { white-space:nowrap; }
+td.name { min-width:230px; }
+td.ref { max-width:190px; }
+.ref { font-family:ui-monospace,Menlo,Consolas,monospace; font-size:12px; color:var(--muted);
+  word-break:break-all; }
+.dag-id { display:block; font-size:11px; color:var(--muted); }
+tr.row-schedule td { background:#f8fafc; }
+tr.row-deleted td { color:#9ca3af; background:#f3f4f6; }
+tr.row-deleted .dag-id { text-decoration:line-through; }
+.badge { display:inline-block; padding:2px 9px; border-radius:999px; font-size:12px; font-weight:600;
+  white-space:nowrap; }
+.status-in-progress { background:#dbeafe; color:#1e40af; }
+.status-completed, .status-successful { background:#dcfce7; color:#166534; }
+.status-successful-with-warnings { background:#fef3c7; color:#92400e; }
+.status-completed-with-errors { background:#ffedd5; color:#9a3412; }
+.status-failed { background:#fee2e2; color:#991b1b; }
+.status-scheduled { background:#e0e7ff; color:#3730a3; }
+.status-scheduled-but-deleted { background:#e5e7eb; color:#6b7280; }
+.errors-positive { color:#b91c1c; font-weight:600; }
+.tag { font-size:11px; color:var(--muted); border:1px solid var(--line); border-radius:4px; padding:0 4px;
+  margin-left:4px; }
+.footer { color:var(--muted); font-size:12px; margin-top:10px; }
+dl.meta { display:grid; grid-template-columns:max-content 1fr; gap:4px 18px; margin:0; }
+dl.meta dt { color:var(--muted); }
+dl.meta dd { margin:0; }
+.reason { background:#fef2f2; border:1px solid #fecaca; color:#7f1d1d; border-radius:8px; padding:10px 14px; }
+ul.warnings { margin:0; padding-left:20px; }
+ul.warnings li { margin:3px 0; color:#92400e; }
+table.summary th { width:240px; text-transform:none; letter-spacing:0; font-size:13px; background:#f9fafb; }
+table.nested th { text-transform:none; font-size:12px; }
+textarea { width:100%; min-height:90px; font-family:ui-monospace,Menlo,Consolas,monospace; font-size:12px; }
+.resubmit-result { margin-top:10px; }
+.resubmit-result.error { color:#991b1b; }
+.resubmit-result.ok { color:#166534; }
+.muted { color:var(--muted); }
+"""
+
+RESUBMIT_SCRIPT = """
+document.querySelectorAll("form[data-resubmit]").forEach(function (form) {
+  form.addEventListener("submit", async function (event) {
+    event.preventDefault();
+    var out = form.querySelector(".resubmit-result");
+    var button = form.querySelector("button");
+    var text = form.elements.corrections.value.trim();
+    var corrections = null;
+    if (text) {
+      try { corrections = JSON.parse(text); }
+      catch (error) {
+        out.className = "resubmit-result error";
+        out.textContent = "Corrections must be JSON: " + error.message;
+        return;
+      }
+    }
+    button.disabled = true;
+    out.className = "resubmit-result";
+    out.textContent = "Starting…";
+    var response = await fetch(form.action, {
+      method: "POST", credentials: "same-origin",
+      headers: {"Content-Type": "application/json", "Accept": "application/json"},
+      body: JSON.stringify({corrections: corrections})
+    });
+    var body = await response.json().catch(function () { return {}; });
+    if (response.ok) {
+      out.className = "resubmit-result ok";
+      out.textContent = "Started the Transaction Assistant: ";
+      var link = document.createElement("a");
+      link.href = body.detail_url;
+      link.textContent = body.run_id;
+      out.appendChild(link);
+    } else {
+      out.className = "resubmit-result error";
+      out.textContent = "Not started: " + (typeof body.detail === "string" ? body.detail : response.status);
+      button.disabled = false;
+    }
+  });
+});
+"""
+
+
+def esc(value: object) -> str:
+    return escape("" if value is None else str(value), quote=True)
+
+
+def status_class(status: str) -> str:
+    return "status-" + "-".join(status.lower().replace("-", " ").split())
+
+
+def status_badge(status: str) -> str:
+    return f'<span class="badge {status_class(status)}">{esc(status)}</span>'
+
+
+def page(title: str, body: str, *, script: str = "") -> str:
+    return (
+        "<!doctype html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{esc(title)}</title><style>{STYLE}</style></head>"
+        f"<body><main>{body}</main>" + (f"<script>{script}</script>" if script else "") + "</body></html>"
+    )
+
+
+# -- the list ---------------------------------------------------------------------------------------
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("integration", "Integration"),
+    ("run_name", "Run name"),
+    ("reference_id", "Reference ID"),
+    ("triggered_by", "Triggered by"),
+    ("start", "Start / next run"),
+    ("end", "End"),
+    ("duration_seconds", "Duration"),
+    ("status", "Status"),
+    ("records_processed", "Processed"),
+    ("records_created", "Created"),
+    ("errors", "Errors"),
+    ("people_processed", "Employees / participants"),
+)
+
+
+def _number(value: int | None, *, errors: bool = False) -> str:
+    if value is None:
+        return '<td class="num"></td>'
+    css = ' class="num errors-positive"' if errors and value > 0 else ' class="num"'
+    return f"<td{css}>{value:,}</td>"
+
+
+def _run_cells(row: ActivityRow, root: str) -> str:
+    link = f'<a href="{esc(root + row.detail_path)}">{esc(row.run_name)}</a>' if row.detail_path else ""
+    start = format_time(row.start) if row.start else ('<span class="muted">queued</span>')
+    return (
+        f'<td class="name">{link}</td>'
+        f'<td class="ref">{esc(row.reference_id)}</td>'
+        f"<td>{esc(row.triggered_by)}</td>"
+        f'<td class="when">{start}</td>'
+        f'<td class="when">{esc(format_time(row.end))}</td>'
+        f'<td class="when">{esc(format_duration(row.duration_seconds))}</td>'
+        f"<td>{status_badge(row.status)}</td>"
+        + _number(row.records_processed)
+        + _number(row.records_created)
+        + _number(row.errors, errors=True)
+        + _number(row.people_processed)
+    )
+
+
+def _schedule_cells(row: ActivityRow) -> str:
+    if row.deleted:
+        what = f"Was scheduled ({esc(row.schedule)}); its DAG file is gone, so it will not run"
+        when = '<span class="muted">never</span>'
+    else:
+        what = f'Next scheduled run<span class="dag-id">schedule: {esc(row.schedule)}</span>'
+        when = esc(format_time(row.start)) + ('<span class="tag">paused</span>' if row.paused else "")
+    return (
+        f'<td class="name">{what}</td><td></td><td>scheduler</td>'
+        f'<td class="when">{when}</td><td></td><td></td>'
+        f"<td>{status_badge(row.status)}</td><td></td><td></td><td></td><td></td>"
+    )
+
+
+def row_html(row: ActivityRow, root: str) -> str:
+    css = ["row-run" if row.kind == "run" else "row-schedule"]
+    if row.deleted:
+        css.append("row-deleted")
+    integration = f'{esc(row.integration)}<span class="dag-id">{esc(row.dag_id)}</span>'
+    cells = _run_cells(row, root) if row.kind == "run" else _schedule_cells(row)
+    return (
+        f'<tr class="{" ".join(css)}" data-kind="{esc(row.kind)}" data-dag-id="{esc(row.dag_id)}" '
+        f'data-status="{esc(row.status)}"><td>{integration}</td>{cells}</tr>'
+    )
+
+
+def _list_link(root: str, params: dict[str, Any]) -> str:
+    return root + urls.list_path(**params)
+
+
+def _header(key: str, title: str, activity_filter: ActivityFilter, root: str, seen: str) -> str:
+    active = activity_filter.sort == key
+    order = "asc" if active and activity_filter.order == "desc" else "desc"
+    params = {**activity_filter.query_params(), "sort": key, "order": order, "seen": seen}
+    arrow = (" ▼" if activity_filter.order == "desc" else " ▲") if active else ""
+    direction = "descending" if activity_filter.order == "desc" else "ascending"
+    aria = f' aria-sort="{direction}"' if active else ""
+    return f'<th{aria}><a href="{esc(_list_link(root, params))}">{esc(title)}{arrow}</a></th>'
+
+
+def counter_html(counter: ErrorCounter) -> str:
+    since = esc(format_time(counter.since))
+    if not counter.runs:
+        return (
+            f'<div id="error-counter" class="counter no-errors" data-count="0">'
+            f"No run ended with errors since you last looked ({since}).</div>"
+        )
+    runs = "run" if counter.runs == 1 else "runs"
+    names = ", ".join(esc(name) for name in counter.integrations)
+    return (
+        f'<div id="error-counter" class="counter has-errors" data-count="{counter.runs}">'
+        f"{counter.runs} {runs} ended with errors since you last looked ({since}): "
+        f"{counter.records:,} error records — {names}.</div>"
+    )
+
+
+def _options(choices: Sequence[tuple[str, str]], chosen: Sequence[str], everything: str) -> str:
+    options = [f'<option value="">{esc(everything)}</option>']
+    for value, label in choices:
+        selected = " selected" if value in chosen else ""
+        options.append(f'<option value="{esc(value)}"{selected}>{esc(label)}</option>')
+    return "".join(options)
+
+
+def filters_html(
+    activity_filter: ActivityFilter, integrations: Sequence[tuple[str, str]], root: str, seen: str
+) -> str:
+    statuses = [(status, status) for status in STATUSES]
+    csv_query = urlencode(activity_filter.query_params(), doseq=True)
+    return (
+        f'<form class="filters" method="get" action="{esc(root + urls.list_path())}">'
+        f'<label>Integration<select name="integration">'
+        f"{_options(integrations, activity_filter.integrations, 'All integrations')}</select></label>"
+        f'<label>Status<select name="status">'
+        f"{_options(statuses, activity_filter.statuses, 'All statuses')}</select></label>"
+        f'<label>From<input type="date" name="date_from" '
+        f'value="{esc(activity_filter.date_from.isoformat() if activity_filter.date_from else "")}"></label>'
+        f'<label>To<input type="date" name="date_to" '
+        f'value="{esc(activity_filter.date_to.isoformat() if activity_filter.date_to else "")}"></label>'
+        f'<input type="hidden" name="sort" value="{esc(activity_filter.sort)}">'
+        f'<input type="hidden" name="order" value="{esc(activity_filter.order)}">'
+        f'<input type="hidden" name="seen" value="{esc(seen)}">'
+        '<button type="submit">Apply</button>'
+        f'<a class="button secondary" href="{esc(root + urls.list_path())}">Last 7 days</a>'
+        f'<a class="button secondary" id="csv-export" '
+        f'href="{esc(root + urls.csv_path() + "?" + csv_query)}">Download CSV</a>'
+        "</form>"
+    )
+
+
+def list_page(
+    rows: Sequence[ActivityRow],
+    activity_filter: ActivityFilter,
+    counter: ErrorCounter,
+    integrations: Sequence[tuple[str, str]],
+    *,
+    root: str,
+    now: datetime,
+    seen: str,
+) -> str:
+    since, until = activity_filter.window(now)
+    headers = "".join(_header(key, title, activity_filter, root, seen) for key, title in COLUMNS)
+    body_rows = "".join(row_html(row, root) for row in rows) or (
+        f'<tr class="empty"><td colspan="{len(COLUMNS)}">No runs match these filters.</td></tr>'
+    )
+    runs = sum(1 for row in rows if row.kind == "run")
+    until_text = format_time(until) if until else "now"
+    body = (
+        "<h1>Activity Monitor</h1>"
+        '<p class="subtitle">Every integration run, in the vendors\' words. Open a run for its summary, '
+        "files and logs.</p>"
+        + counter_html(counter)
+        + filters_html(activity_filter, integrations, root, seen)
+        + f'<table class="runs" id="activity"><thead><tr>{headers}</tr></thead>'
+        f"<tbody>{body_rows}</tbody></table>"
+        f'<p class="footer" id="row-count">{runs} run(s) from {esc(format_time(since))} to '
+        f"{esc(until_text)}, plus the scheduled integrations ({SCHEDULED} / {SCHEDULED_BUT_DELETED}). "
+        "Times are UTC.</p>"
+    )
+    return page("Activity Monitor", body)
+
+
+# -- one run ----------------------------------------------------------------------------------------
+def _value_html(key: str, value: Any, detail: RunDetail, root: str) -> str:
+    if key in ("source_files", "output_file", "error_files"):
+        kind = {"source_files": "source", "output_file": "output", "error_files": "errors"}[key]
+        # A set's members' error files follow its own in the file list: this field lists its own.
+        own = len(value or []) if isinstance(value, list) else int(bool(value))
+        links = [
+            f'<a href="{esc(root + f.download_path)}">{esc(f.name)}</a>'
+            for f in detail.files
+            if f.kind == kind and f.index < own
+        ]
+        return ", ".join(links) or '<span class="muted">none</span>'
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return _nested_table(value)
+    if isinstance(value, list):
+        items = "".join(f"<li>{esc(shown_text(v))}</li>" for v in value)
+        return f'<ul class="warnings">{items}</ul>' if items else '<span class="muted">none</span>'
+    if isinstance(value, dict):
+        return _nested_table([value])
+    if value is None or value == "":
+        return '<span class="muted">—</span>'
+    if key == "status":
+        return status_badge(str(value))
+    return esc(shown_text(value))
+
+
+def _nested_table(items: list[dict[str, Any]]) -> str:
+    keys: list[str] = []
+    for item in items:
+        keys.extend(k for k in item if k not in keys)
+    head = "".join(f"<th>{esc(field_label(k))}</th>" for k in keys)
+    rows = []
+    for item in items:
+        cells = []
+        for key in keys:
+            value = item.get(key)
+            if isinstance(value, list):
+                value = "; ".join(shown_text(v) for v in value)
+            cells.append(f"<td>{esc(shown_text(value)) if value not in (None, '') else ''}</td>")
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    return f'<table class="nested"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _files_html(detail: RunDetail, root: str) -> str:
+    if not detail.files:
+        return '<p class="muted">This run lists no files.</p>'
+    titles = {"source": "Source", "output": "Output", "errors": "Error file"}
+    items = "".join(
+        f'<li><span class="muted">{titles[f.kind]}:</span> '
+        f'<a class="file-link" data-kind="{esc(f.kind)}" href="{esc(root + f.download_path)}">'
+        f"{esc(f.name)}</a>"
+        "</li>"
+        for f in detail.files
+    )
+    return f'<ul id="files">{items}</ul><p class="muted">Files download with SSNs and birth dates masked.</p>'
+
+
+def _tasks_html(detail: RunDetail, root: str) -> str:
+    if not detail.tasks:
+        return '<p class="muted">No task has run yet.</p>'
+    rows = "".join(
+        "<tr>"
+        f"<td>{esc(t.task_id)}{f' [{t.map_index}]' if t.map_index >= 0 else ''}</td>"
+        f'<td>{esc(t.state or "not started")}</td><td class="num">{t.try_number}</td>'
+        # The log opens in the whole Airflow UI, not inside the frame that shows this page.
+        f'<td><a class="log-link" target="_top" href="{esc(root + t.log_path)}">'
+        "Open the log in Airflow</a></td>"
+        "</tr>"
+        for t in detail.tasks
+    )
+    return (
+        '<table class="runs" id="task-logs"><thead><tr><th>Task</th><th>State</th><th>Tries</th>'
+        f"<th>Log</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
+
+
+def _resubmit_html(detail: RunDetail, root: str) -> str:
+    offer = detail.resubmit
+    if offer is None:
+        return ""
+    records = "error records"
+    if offer.error_records is not None:
+        records = f"{offer.error_records:,} error record(s)"
+    return (
+        '<h2>Transaction Assistant</h2><div class="card" id="transaction-assistant">'
+        f"<p>Re-import this run's {records} after fixing them. Records you do not correct here are retried "
+        "as they are (after a cross-reference fix, say). Enter corrections as JSON, per error record "
+        '(the error file\'s <code>record_key</code>), e.g. <code>{"E000123#COV-9": '
+        '{"subscriber_premium": "12.50"}}</code>.</p>'
+        f'<form data-resubmit method="post" action="{esc(root + offer.post_path)}">'
+        '<label for="corrections" class="muted">Corrections (optional)</label>'
+        '<textarea id="corrections" name="corrections" placeholder="{}"></textarea>'
+        f'<p><button type="submit">Resubmit error records of {esc(offer.reference_id)}</button></p>'
+        '<div class="resubmit-result" role="status"></div></form></div>'
+    )
+
+
+def detail_page(detail: RunDetail, *, root: str) -> str:
+    row = detail.row
+    meta = [
+        ("Integration", f'{esc(row.integration)} <span class="muted">({esc(row.dag_id)})</span>'),
+        ("Reference ID", f'<span class="ref">{esc(row.reference_id)}</span>'),
+        ("Triggered by", esc(row.triggered_by)),
+        ("Start", esc(format_time(row.start)) or '<span class="muted">queued</span>'),
+        ("End", esc(format_time(row.end)) or '<span class="muted">—</span>'),
+        ("Duration", esc(format_duration(row.duration_seconds)) or '<span class="muted">—</span>'),
+        ("Type", esc(row.integration_type or "—")),
+    ]
+    meta_html = "".join(f"<dt>{title}</dt><dd>{value}</dd>" for title, value in meta)
+    parts = [
+        f'<p><a href="{esc(root + urls.list_path())}">← Activity Monitor</a></p>',
+        f'<h1 id="run-name">{esc(row.run_name)} {status_badge(row.status)}</h1>',
+        f'<div class="card"><dl class="meta">{meta_html}</dl></div>',
+    ]
+    if detail.failure_reason:
+        parts.append(f'<h2>Why it failed</h2><div class="reason">{esc(detail.failure_reason)}</div>')
+    if detail.warnings:
+        items = "".join(f"<li>{esc(w)}</li>" for w in detail.warnings)
+        parts.append(f'<h2>Warnings</h2><ul class="warnings" id="warnings">{items}</ul>')
+    parts.append("<h2>Files</h2>" + _files_html(detail, root))
+    parts.append(_resubmit_html(detail, root))
+    parts.append("<h2>Task logs</h2>" + _tasks_html(detail, root))
+    if detail.summary:
+        rows = "".join(
+            f'<tr data-field="{esc(key)}"><th>{esc(field_label(key))}</th>'
+            f"<td>{_value_html(key, value, detail, root)}</td></tr>"
+            for key, value in summary_items(detail.summary)
+        )
+        parts.append(f'<h2>Run Summary</h2><table class="runs summary" id="summary">{rows}</table>')
+    else:
+        status = row.status
+        why = "it has not finished yet" if status == "In-Progress" else "it stopped before its summary step"
+        parts.append(f'<h2>Run Summary</h2><p class="muted">No Run Summary: {why}.</p>')
+    script = RESUBMIT_SCRIPT if detail.resubmit else ""
+    return page(f"{row.run_name} — Activity Monitor", "".join(parts), script=script)
+
+
+def message_page(title: str, message: str, *, root: str) -> str:
+    body = (
+        f'<p><a href="{esc(root + urls.list_path())}">← Activity Monitor</a></p>'
+        f"<h1>{esc(title)}</h1><p>{esc(message)}</p>"
+    )
+    return page(title, body)

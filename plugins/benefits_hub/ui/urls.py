@@ -1,0 +1,65 @@
+"""The Activity Monitor's URLs: the one place that builds them (notifications link here too).
+
+Paths are relative to the api-server's root (``[api] base_url``); :func:`absolute_url` puts one under a
+base URL for a message sent outside the UI. Ids are percent-encoded: run ids carry ``:`` and ``+``.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote, urlencode
+
+PREFIX = "/activity-monitor"
+RUN_FILE_KINDS = ("source", "output", "errors")
+
+
+def _part(value: str) -> str:
+    return quote(value, safe="")
+
+
+def list_path(**filters: str | list[str]) -> str:
+    """The HTML list, optionally with filters (``integration``, ``status``, ``date_from``...)."""
+    query = urlencode(filters, doseq=True)
+    return f"{PREFIX}/" + (f"?{query}" if query else "")
+
+
+def run_detail_path(dag_id: str, run_id: str) -> str:
+    """One run's detail page: its whole Run Summary, files, task logs."""
+    return f"{PREFIX}/runs/{_part(dag_id)}/{_part(run_id)}"
+
+
+def api_runs_path() -> str:
+    """The list as JSON (same filters as the page, as query parameters)."""
+    return f"{PREFIX}/api/runs"
+
+
+def api_run_path(dag_id: str, run_id: str) -> str:
+    """One run's detail as JSON."""
+    return f"{PREFIX}/api/runs/{_part(dag_id)}/{_part(run_id)}"
+
+
+def csv_path() -> str:
+    """The filtered list as a CSV file."""
+    return f"{PREFIX}/api/runs.csv"
+
+
+def run_file_path(dag_id: str, run_id: str, kind: str, index: int) -> str:
+    """Download of the ``index``-th file of ``kind`` (source, output, errors) listed in a run's summary."""
+    if kind not in RUN_FILE_KINDS:
+        raise ValueError(f"kind must be one of {RUN_FILE_KINDS}, not {kind!r}")
+    return f"{run_detail_path(dag_id, run_id)}/files/{kind}/{index}"
+
+
+def resubmit_path(dag_id: str, run_id: str) -> str:
+    """POST here to start the Transaction Assistant for a deductions import run."""
+    return f"{api_run_path(dag_id, run_id)}/resubmit"
+
+
+def airflow_task_instance_path(dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> str:
+    """The Airflow 3 UI's page of one task instance (it opens on the task's logs)."""
+    path = f"/dags/{_part(dag_id)}/runs/{_part(run_id)}/tasks/{_part(task_id)}"
+    return path + (f"/mapped/{map_index}" if map_index >= 0 else "")
+
+
+def absolute_url(base_url: str, path: str) -> str:
+    """``path`` under ``base_url`` (e.g. ``[api] base_url`` = ``https://airflow.example.com/airflow/``)."""
+    return base_url.rstrip("/") + path

@@ -1,0 +1,88 @@
+"""The Activity Monitor's HTML: what a person sees, escaped, never an SSN."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+from benefits_hub.ui.activity import (
+    ActivityFilter,
+    ErrorCounter,
+    RunFacts,
+    ScheduleFacts,
+    build_rows,
+    run_row,
+)
+from benefits_hub.ui.detail import TaskFacts, run_detail
+from benefits_hub.ui.render import detail_page, list_page, status_class
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+IMPORT = "plansource_deductions_import"
+
+
+def listing(**kwargs: object) -> str:
+    runs = [
+        RunFacts(
+            dag_id=IMPORT, run_id="manual__1", state="failed", start_date=NOW - timedelta(hours=2),
+            end_date=NOW - timedelta(hours=1), summary={
+                "status": "Completed with Errors", "integration_run_name": "<script>alert(1)</script>",
+                "integration_name": "PlanSource Deductions Import", "errors": 4,
+            },
+        )
+    ]  # fmt: skip
+    schedules = [ScheduleFacts("retired_feed", "@daily", None, deleted=True)]
+    rows = build_rows(runs, schedules, {})
+    counter = ErrorCounter(since=NOW - timedelta(days=1), runs=1, records=4, integrations=["Import"])
+    return list_page(
+        rows, ActivityFilter(**kwargs), counter, [(IMPORT, "PlanSource Deductions Import")],
+        root="/airflow", now=NOW, seen="2026-11-24T12:00:00+00:00",
+    )  # fmt: skip
+
+
+def test_list_shows_badges_greys_deleted_rows_and_escapes_names() -> None:
+    html = listing()
+    assert '<span class="badge status-completed-with-errors">Completed with Errors</span>' in html
+    assert '<span class="badge status-scheduled-but-deleted">Scheduled but Deleted</span>' in html
+    assert re.search(r'<tr class="row-schedule row-deleted"[^>]*data-dag-id="retired_feed"', html)
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert 'href="/airflow/activity-monitor/runs/plansource_deductions_import/manual__1"' in html
+    assert 'id="error-counter" class="counter has-errors" data-count="1"' in html
+
+
+def test_sort_headers_toggle_the_order_and_keep_the_filter_and_the_visit() -> None:
+    html = listing(statuses=["Failed"], sort="start", order="desc")
+    start_header = re.search(r'<th aria-sort="descending"><a href="([^"]+)">Start / next run ▼', html)
+    assert start_header is not None
+    link = start_header.group(1).replace("&amp;", "&")
+    assert "status=Failed" in link and "sort=start" in link and "order=asc" in link and "seen=" in link
+    csv_link = re.search(r'id="csv-export" href="([^"]+)"', html).group(1).replace("&amp;", "&")
+    assert csv_link.startswith("/airflow/activity-monitor/api/runs.csv?") and "status=Failed" in csv_link
+    assert '<option value="Failed" selected>Failed</option>' in html
+
+
+def test_detail_page_lists_files_logs_summary_and_the_transaction_assistant() -> None:
+    summary = {
+        "integration_run_name": "Import 1", "integration_name": "PlanSource Deductions Import",
+        "integration_reference_id": "manual__1", "status": "Completed with Errors", "errors": 2,
+        "warnings": ["Employee 180-01-7851 has no export on record"],
+        "failure_reason": "2 record(s) with errors",
+        "error_files": ["file:///s/plansource_deductions_import/manual__1/error_file.csv"],
+        "outcomes": [{"plan_id": "P0001", "status": "Failed", "messages": ["no EIN"]}],
+    }  # fmt: skip
+    facts = RunFacts(dag_id=IMPORT, run_id="manual__1", state="failed", summary=summary)
+    detail = run_detail(
+        run_row(facts, "Import"), "manual__1", summary, [TaskFacts("validate", -1, "success", 1)],
+        IMPORT, summary,
+    )  # fmt: skip
+    html = detail_page(detail, root="")
+    assert "180-01-7851" not in html and "***-**-7851" in html
+    assert 'href="/activity-monitor/runs/plansource_deductions_import/manual__1/files/errors/0"' in html
+    assert 'target="_top" href="/dags/plansource_deductions_import/runs/manual__1/tasks/validate"' in html
+    assert 'action="/activity-monitor/api/runs/plansource_deductions_import/manual__1/resubmit"' in html
+    assert "<td>P0001</td>" in html  # per-plan outcomes as a table
+    assert html.count("<script>") == 1  # only the Transaction Assistant's
+
+
+def test_status_classes() -> None:
+    assert status_class("In-Progress") == "status-in-progress"
+    assert status_class("Successful with warnings") == "status-successful-with-warnings"
