@@ -27,6 +27,7 @@ def _start(args: argparse.Namespace) -> int:
         plans=args.plans,
         participants_per_plan=args.participants_per_plan,
         ijoin_port=args.ijoin_port,
+        pgp_private_key=args.pgp_private_key.read_text() if args.pgp_private_key else None,
     )
     print(f"sandbox started in {time.monotonic() - began:.1f}s (pid {sandbox.pid})")
     print(f"  PlanSource API  {sandbox.plansource_url}  (client id {sandbox.info['client_id']})")
@@ -90,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--token-ttl", type=int, default=300, help="OAuth token lifetime, seconds")
     start.add_argument(
         "--reseed", action="store_true", help="rebuild HCM, PlanSource, recordkeeper and iJoin data"
+    )
+    start.add_argument(
+        "--pgp-private-key",
+        type=Path,
+        default=None,
+        help="PlanSource's armored PGP private key (no passphrase): .csv.pgp census files are decrypted",
     )
     start.set_defaults(func=_start)
     for name, func, text in (

@@ -12,16 +12,18 @@ import asyncio
 import base64
 import contextlib
 import csv
+import io
 import re
 import secrets
 import shutil
 import sqlite3
+import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -40,6 +42,8 @@ from hub_sandbox.vendor_app import (
 XREF_DIR = Path(__file__).resolve().parents[1] / "xref"
 MAX_PER_PAGE = 500
 CENSUS_POLL_SECONDS = 0.5
+ENCRYPTED_CENSUS_SUFFIXES = (".csv.pgp", ".csv.gpg")
+CENSUS_SUFFIXES = (".csv", *ENCRYPTED_CENSUS_SUFFIXES)
 _ID_NAMESPACE = uuid.UUID("6f1c7c52-4d0e-4a8f-9a43-0c9d3b1f6a10")
 
 # Writable subscriber fields (everything but id, public_id and the timestamps).
@@ -324,10 +328,18 @@ class State:
     """Everything mutable the app holds; one SQLite connection used from the event loop only."""
 
     def __init__(
-        self, state_path: Path, sftp_root: Path, client_id: str, client_secret: str, ttl: int
+        self,
+        state_path: Path,
+        sftp_root: Path,
+        client_id: str,
+        client_secret: str,
+        ttl: int,
+        pgp_home: Path | None = None,
     ) -> None:
         self.db = connect_state(state_path)
         self.sftp_root = Path(sftp_root)
+        # A GnuPG home holding "PlanSource's" private key: census files sent as .csv.pgp are decrypted.
+        self.pgp_home = pgp_home
         self.client_id, self.client_secret = client_id, client_secret
         self.token_ttl = ttl
         self.tokens: dict[str, tuple[float, int]] = {}  # token -> (issued at, ttl at issue)
@@ -411,7 +423,7 @@ class State:
         (inbound / "processed").mkdir(exist_ok=True)
         for path in sorted(inbound.iterdir()):
             name = path.name
-            if not path.is_file() or name.startswith(".") or not name.endswith(".csv"):
+            if not path.is_file() or name.startswith(".") or not name.endswith(CENSUS_SUFFIXES):
                 continue  # .tmp / .part: an upload still in progress under its temporary name
             st = path.stat()
             sig = (st.st_size, st.st_mtime)
@@ -424,7 +436,7 @@ class State:
     def ingest_census(self, path: Path) -> None:
         rows = accepted = 0
         error = None
-        with path.open(newline="", encoding="utf-8", errors="replace") as fh:
+        with self._census_text(path) as (fh, problems):
             reader = csv.DictReader(fh)
             header = reader.fieldnames or []
             required = ("employee_number", "first_name", "last_name", "ssn", "birthdate")
@@ -439,6 +451,9 @@ class State:
                 )
                 if not missing and number and last:
                     accepted += 1
+        if problems:  # nothing of a file that did not decrypt counts
+            rows = accepted = 0
+            error = problems[0]
         self.db.execute(
             "INSERT INTO census_import (file_name, rows, accepted, rejected, error, imported_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
@@ -449,12 +464,42 @@ class State:
             target = target.with_name(f"{path.stem}.{int(time.time() * 1000)}{path.suffix}")
         shutil.move(path, target)
 
+    @contextlib.contextmanager
+    def _census_text(self, path: Path) -> Iterator[tuple[IO[str], list[str]]]:
+        """The census as text, a .pgp one decrypted by gpg as it is read; problems are known at exit."""
+        problems: list[str] = []
+        if not path.name.endswith(ENCRYPTED_CENSUS_SUFFIXES):
+            with path.open(newline="", encoding="utf-8", errors="replace") as fh:
+                yield fh, problems
+            return
+        if self.pgp_home is None:
+            problems.append("encrypted file, and the sandbox was started without a PGP private key")
+            yield io.StringIO(""), problems
+            return
+        gpg = subprocess.Popen(  # noqa: S603 - Debian's gpg on a file we hold
+            ["gpg", "--homedir", str(self.pgp_home), "--batch", "--quiet", "--decrypt", str(path)],  # noqa: S607
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        assert gpg.stdout is not None
+        try:
+            with io.TextIOWrapper(gpg.stdout, encoding="utf-8", errors="replace", newline="") as text:
+                yield text, problems
+        finally:
+            if gpg.wait(timeout=60) != 0:
+                problems.append("encrypted file that does not decrypt with the sandbox's PGP key")
+
 
 def create_app(
-    state_path: Path, sftp_root: Path, client_id: str, client_secret: str, token_ttl_seconds: int
+    state_path: Path,
+    sftp_root: Path,
+    client_id: str,
+    client_secret: str,
+    token_ttl_seconds: int,
+    pgp_home: Path | None = None,
 ) -> FastAPI:
     """The PlanSource-like API over an existing (seeded or empty) state file."""
-    state = State(Path(state_path), Path(sftp_root), client_id, client_secret, token_ttl_seconds)
+    state = State(Path(state_path), Path(sftp_root), client_id, client_secret, token_ttl_seconds, pgp_home)
 
     async def census_loop() -> None:
         while True:

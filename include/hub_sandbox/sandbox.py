@@ -28,6 +28,7 @@ from hub_sandbox.server import (
     SFTP_USER,
     SandboxPaths,
     check_loopback,
+    stop_gpg_agent,
 )
 from hub_sandbox.sftp_server import prepare_root, public_host_key
 
@@ -86,6 +87,28 @@ def ensure_seeded(
     return True
 
 
+def prepare_pgp_home(home: Path, private_key: str | None) -> None:
+    """A GnuPG home holding only ``private_key`` (PlanSource's), or none at all without a key."""
+    if home.exists():
+        stop_gpg_agent(home)
+        shutil.rmtree(home)
+    if private_key is None:
+        return
+    home.mkdir(mode=0o700)
+    # Sandbox keys are test keys: spare the agent its machine-calibrated (slow) key protection.
+    (home / "gpg-agent.conf").write_text("s2k-count 65536\n")
+    imported = subprocess.run(  # noqa: S603
+        ["gpg", "--homedir", str(home), "--batch", "--import"],  # noqa: S607 - Debian's gnupg
+        input=private_key.encode(),
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    if imported.returncode != 0:
+        stop_gpg_agent(home)
+        raise ValueError("pgp_private_key is not an armored PGP private key gpg can import")
+
+
 class Sandbox:
     """A running sandbox (a detached server process) and the facts needed to talk to it."""
 
@@ -112,11 +135,13 @@ class Sandbox:
         plans: int = 6,
         participants_per_plan: int = 30,
         ijoin_port: int = 0,
+        pgp_private_key: str | None = None,
     ) -> Sandbox:
         """Seed if needed, start the server process in the background and wait until every port answers.
 
         With ``stop_with_parent`` (the default, for tests) the server exits when this process ends; the CLI
-        passes False so that the sandbox outlives ``hub-sandbox start``.
+        passes False so that the sandbox outlives ``hub-sandbox start``. ``pgp_private_key`` (armored, no
+        passphrase) is PlanSource's key: census files sent as ``.csv.pgp`` are decrypted with it.
         """
         check_loopback(host)
         paths = SandboxPaths(Path(directory).resolve())
@@ -130,6 +155,7 @@ class Sandbox:
             paths.info.unlink()
         ensure_seeded(paths.root, employees, seed, reseed, plans, participants_per_plan)
         prepare_root(paths.sftp_root)
+        prepare_pgp_home(paths.pgp_home, pgp_private_key)
         host_key = public_host_key(paths.root)
         paths.ready.unlink(missing_ok=True)
         cmd = [

@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -83,6 +84,22 @@ class SandboxPaths:
     def seed_marker(self) -> Path:
         return self.root / "seed.json"
 
+    @property
+    def pgp_home(self) -> Path:
+        """GnuPG home with PlanSource's private key, when the sandbox was started with one."""
+        return self.root / "pgp"
+
+
+def stop_gpg_agent(home: Path) -> None:
+    """gpg starts an agent per GnuPG home; it must not outlive the sandbox."""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        subprocess.run(  # noqa: S603
+            ["gpgconf", "--homedir", str(home), "--kill", "all"],  # noqa: S607 - Debian's gnupg
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+
 
 def check_loopback(host: str) -> None:
     """Refuse anything but 127.0.0.0/8 or ::1: the sandbox's credentials are public."""
@@ -147,7 +164,8 @@ async def serve(
     sock = _listen(host, http_port)
     ijoin_sock = _listen(host, ijoin_port)
     acceptor = await start_sftp_server(host, sftp_port, paths.sftp_root, paths.root, SFTP_USER, SFTP_PASSWORD)
-    app = create_app(paths.plansource_state, paths.sftp_root, CLIENT_ID, CLIENT_SECRET, token_ttl)
+    pgp_home = paths.pgp_home if paths.pgp_home.is_dir() else None
+    app = create_app(paths.plansource_state, paths.sftp_root, CLIENT_ID, CLIENT_SECRET, token_ttl, pgp_home)
     ijoin_app = create_ijoin_app(paths.ijoin_state, IJOIN_API_KEY)
     # Off until a benchmark switches it on: the requests it records are replayed to measure the floor.
     recorder = Recorder()
@@ -199,6 +217,8 @@ async def serve(
             watcher.cancel()
         acceptor.close()
         await acceptor.wait_closed()
+        if pgp_home is not None:
+            stop_gpg_agent(pgp_home)
         paths.ready.unlink(missing_ok=True)
 
 
