@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -148,6 +150,49 @@ def run_dag(dag_id: str, conf: dict[str, Any] | None = None) -> RunOutcome:
         if row is not None:
             summary = row.value if isinstance(row.value, dict) else json.loads(row.value)
     return RunOutcome(state=str(dag_run.state), run_id=dag_run.run_id, summary=summary, task_states=states)
+
+
+@contextmanager
+def running_api_server(extra_env: dict[str, str], log_name: str = "api-server.log") -> Iterator[str]:
+    """A real ``airflow api-server`` (with this repo's plugins) on a free 127.0.0.1 port, sharing this
+    session's metadata DB; yields its base URL and stops it on exit."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, **extra_env}
+    log = open(os.path.join(os.environ["AIRFLOW_HOME"], log_name), "w")  # noqa: SIM115 - closed below
+    server = subprocess.Popen(
+        [sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if requests.get(f"{base}/api/v2/version", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the api-server did not start; see {log.name}")
+            time.sleep(0.5)
+        yield base
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def api_server(airflow_db: None) -> Iterator[str]:
+    """One api-server for the session's tests; every caller is an admin (the simple auth manager's
+    all-admins mode), so tests call its REST API and pages without logging in."""
+    with running_api_server({"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True"}) as base:
+        yield base
 
 
 @pytest.fixture

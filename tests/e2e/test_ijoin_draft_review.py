@@ -4,13 +4,8 @@ review run waits in Airflow's Required Actions until a person approves it throug
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,39 +16,6 @@ from tests.e2e.test_ijoin import PLANS, ijoin
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("clean_hub_state")]
 REVIEW = "ijoin_plan_draft_review"
-
-
-@pytest.fixture(scope="module")
-def api_server(airflow_db: None) -> Iterator[str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {**os.environ, "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True"}
-    log = open(os.path.join(os.environ["AIRFLOW_HOME"], "api-server.log"), "w")  # noqa: SIM115 - closed below
-    server = subprocess.Popen(
-        [sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if requests.get(f"{base}/api/v2/version", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the api-server did not start; see {log.name}")
-            time.sleep(0.5)
-        yield base
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
 
 
 def answer_when_asked(base: str, choice: str, answered: dict[str, Any], timeout: float = 90) -> None:
