@@ -88,6 +88,7 @@ class ActivityRow(BaseModel):
     start: datetime | None = None
     end: datetime | None = None
     duration_seconds: int | None = None
+    queued: datetime | None = None  # when Airflow queued the run (a queued run has no start yet)
     status: str
     integration_type: str | None = None
     records_processed: int | None = None
@@ -159,6 +160,7 @@ def run_row(run: RunFacts, integration: str) -> ActivityRow:
         start=run.start_date,
         end=run.end_date if str(run.state) not in UNFINISHED_STATES else None,
         duration_seconds=duration,
+        queued=run.queued_at or run.run_after,
         status=run_status(run.state, run.summary),
         integration_type=summary.get("integration_type"),
         records_processed=_count(summary, "records_processed"),
@@ -267,28 +269,28 @@ def apply_filter(
         if activity_filter.statuses and row.status not in activity_filter.statuses:
             continue
         if row.kind == "run":
-            when = row.start or row.end
-            if when is None and row.status != RunStatus.IN_PROGRESS.value:
-                continue
-            if when is not None and (when < since or (until is not None and when >= until)):
+            when = row.start or row.queued
+            if when is None or when < since or (until is not None and when >= until):
                 continue
         kept.append(row)
     return kept
 
 
+def _sort_value(row: ActivityRow, key: str) -> Any:
+    value = getattr(row, key)
+    if key == "start" and value is None:
+        value = row.queued  # a queued run sorts by when it was queued
+    return value.casefold() if isinstance(value, str) else value
+
+
 def sort_rows(rows: Iterable[ActivityRow], key: str = "start", order: str = "desc") -> list[ActivityRow]:
-    """Sorted by ``key``; rows without a value for it (a queued run has no start) come last."""
+    """Sorted by ``key``; rows without a value for it (a deleted schedule has no next run) come last."""
     if key not in SORT_KEYS:
         raise ValueError(f"cannot sort by {key!r}")
     rows = list(rows)
-    valued = [r for r in rows if getattr(r, key) is not None]
-    empty = [r for r in rows if getattr(r, key) is None]
-
-    def sort_key(row: ActivityRow) -> Any:
-        value = getattr(row, key)
-        return value.casefold() if isinstance(value, str) else value
-
-    valued.sort(key=sort_key, reverse=order == "desc")
+    valued = [r for r in rows if _sort_value(r, key) is not None]
+    empty = [r for r in rows if _sort_value(r, key) is None]
+    valued.sort(key=lambda row: _sort_value(row, key), reverse=order == "desc")
     return valued + empty
 
 

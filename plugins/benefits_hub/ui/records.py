@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, func, or_, select, true
+from sqlalchemy import func, select
 
-from benefits_hub.ui.activity import UNFINISHED_STATES, RunFacts, ScheduleFacts
+from benefits_hub.ui.activity import RunFacts, ScheduleFacts
 from benefits_hub.ui.detail import TaskFacts
 
 if TYPE_CHECKING:
@@ -160,8 +160,8 @@ def runs(
     until: datetime | None = None,
     ended_since: datetime | None = None,
 ) -> list[RunFacts]:
-    """The runs of ``dag_ids`` that happened in [since, until) (plus any still unfinished), or that
-    ended at or after ``ended_since``; each with its Run Summary."""
+    """The runs of ``dag_ids`` that started (or, not started yet, were queued) in [since, until), or
+    that ended at or after ``ended_since``; each with its Run Summary."""
     from airflow.models.dagrun import DagRun
 
     if not dag_ids:
@@ -171,10 +171,10 @@ def runs(
     if ended_since is not None:
         query = query.where(DagRun.end_date >= ended_since)
     else:
-        bounds = [happened >= since] if since is not None else []
+        if since is not None:
+            query = query.where(happened >= since)
         if until is not None:
-            bounds.append(happened < until)
-        query = query.where(or_(and_(true(), *bounds), DagRun.state.in_(list(UNFINISHED_STATES))))
+            query = query.where(happened < until)
     dag_runs = list(session.scalars(query))
     summaries = _summaries(session, [run.id for run in dag_runs])
     return [_facts(run, summaries.get(run.id)) for run in dag_runs]

@@ -51,7 +51,8 @@ button, .button { font:inherit; padding:6px 14px; border-radius:6px; border:1px 
   background:var(--accent); color:#fff; cursor:pointer; display:inline-block; }
 .button.secondary { background:#fff; color:var(--accent); }
 table { border-collapse:collapse; width:100%; background:#fff; }
-table.runs { border:1px solid var(--line); border-radius:8px; overflow:hidden; }
+table.runs { border:1px solid var(--line); }
+.scroll { overflow-x:auto; border-radius:8px; }
 th, td { padding:7px 10px; border-bottom:1px solid var(--line); text-align:left; vertical-align:top; }
 th { background:#f3f4f6; font-size:12px; text-transform:uppercase; letter-spacing:.03em; color:#374151;
   white-space:nowrap; }
@@ -184,7 +185,7 @@ def _number(value: int | None, *, errors: bool = False) -> str:
 
 def _run_cells(row: ActivityRow, root: str) -> str:
     link = f'<a href="{esc(root + row.detail_path)}">{esc(row.run_name)}</a>' if row.detail_path else ""
-    start = format_time(row.start) if row.start else ('<span class="muted">queued</span>')
+    start = esc(format_time(row.start)) or f'<span class="muted">queued {esc(format_time(row.queued))}</span>'
     return (
         f'<td class="name">{link}</td>'
         f'<td class="ref">{esc(row.reference_id)}</td>'
@@ -313,8 +314,8 @@ def list_page(
         "files and logs.</p>"
         + counter_html(counter)
         + filters_html(activity_filter, integrations, root, seen)
-        + f'<table class="runs" id="activity"><thead><tr>{headers}</tr></thead>'
-        f"<tbody>{body_rows}</tbody></table>"
+        + f'<div class="scroll"><table class="runs" id="activity"><thead><tr>{headers}</tr></thead>'
+        f"<tbody>{body_rows}</tbody></table></div>"
         f'<p class="footer" id="row-count">{runs} run(s) from {esc(format_time(since))} to '
         f"{esc(until_text)}, plus the scheduled integrations ({SCHEDULED} / {SCHEDULED_BUT_DELETED}). "
         "Times are UTC.</p>"

@@ -59,9 +59,10 @@ def run(
     end = start + timedelta(minutes=minutes) if start and minutes is not None else None
     if run_summary is not None:
         run_summary = {**run_summary, "integration_reference_id": run_id}
+    fields.setdefault("queued_at", start)
     return RunFacts(
         dag_id=dag_id, run_id=run_id, state=state, start_date=start, end_date=end,
-        queued_at=start, summary=run_summary, **fields,
+        summary=run_summary, **fields,
     )  # fmt: skip
 
 
@@ -156,12 +157,12 @@ def rows_for_filtering() -> list[Any]:
             run_summary=summary("Completed with Errors", errors=4),
         ),
         run("import", "r3", start=NOW - timedelta(days=10), run_summary=summary("Failed")),
-        run("import", "r4", state="queued", start=None),
+        run("import", "r4", state="queued", start=None, queued_at=NOW - timedelta(minutes=10)),
     ]
     return build_rows(runs, [ScheduleFacts("export", "0 * * * *", NOW)], {})
 
 
-def test_default_window_is_the_last_seven_days_and_keeps_unfinished_runs_and_schedules() -> None:
+def test_default_window_is_the_last_seven_days_and_keeps_queued_runs_and_schedules() -> None:
     kept = apply_filter(rows_for_filtering(), ActivityFilter(), NOW)
     assert sorted(r.reference_id or r.status for r in kept) == ["Scheduled", "r1", "r2", "r4"]
 
@@ -173,7 +174,9 @@ def test_filters_by_integration_status_and_dates() -> None:
     by_dag = apply_filter(rows, ActivityFilter(integrations=["import"], date_from=date(2026, 11, 1)), NOW)
     assert sorted(r.reference_id for r in by_dag) == ["r3", "r4"]
     one_day = ActivityFilter(date_from=date(2026, 11, 22), date_to=date(2026, 11, 22))
-    assert [r.reference_id for r in apply_filter(rows, one_day, NOW) if r.kind == "run"] == ["r2", "r4"]
+    assert [r.reference_id for r in apply_filter(rows, one_day, NOW) if r.kind == "run"] == ["r2"]
+    future = ActivityFilter(date_from=date(2026, 12, 1))
+    assert [r.status for r in apply_filter(rows, future, NOW)] == ["Scheduled"]
 
 
 def test_filter_refuses_an_unknown_status_or_sort() -> None:
@@ -189,12 +192,14 @@ def test_window_of_only_an_end_date_is_the_seven_days_before_it() -> None:
     assert since == datetime(2026, 11, 4, tzinfo=UTC)
 
 
-def test_sorting_both_ways_with_empty_values_last() -> None:
+def test_sorting_both_ways_with_empty_values_last_and_queued_runs_by_queue_time() -> None:
     rows = [r for r in rows_for_filtering() if r.kind == "run"]
     newest_first = sort_rows(rows, "start", "desc")
-    assert [r.reference_id for r in newest_first] == ["r1", "r2", "r3", "r4"]  # queued r4 has no start
+    assert [r.reference_id for r in newest_first] == ["r4", "r1", "r2", "r3"]  # r4: queued, no start yet
     oldest_first = sort_rows(rows, "start", "asc")
     assert [r.reference_id for r in oldest_first] == ["r3", "r2", "r1", "r4"]
+    by_end = sort_rows(rows, "end", "desc")
+    assert by_end[-1].reference_id == "r4"  # no end yet: last whichever the order
     by_errors = sort_rows(rows, "errors", "desc")
     assert by_errors[0].reference_id == "r2"
     by_status = sort_rows(rows, "status", "asc")
