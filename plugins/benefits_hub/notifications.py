@@ -297,10 +297,17 @@ def run_message(
         lines.append(f"... and {len(warnings) - MAX_LISTED} more warning(s); see the Run Summary.")
     lines.append("")
     return Message(
-        subject=f"[Benefits hub] {status}: {name}{where} - {run_name}",
+        subject=f"[Benefits hub] {status}: {_headline(name, where, run_name)}",
         lines=tuple(lines),
         links=run_links(dag_id, run_id, base_url),
     )
+
+
+def _headline(name: str, where: str, run_name: str) -> str:
+    # The default run name is the integration's name and a time stamp: say the name once.
+    if run_name.startswith(name):
+        return f"{run_name}{where}"
+    return f"{name}{where} - {run_name}"
 
 
 def _when(value: object) -> str:

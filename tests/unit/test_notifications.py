@@ -162,7 +162,9 @@ def test_run_message_says_what_which_how_many_and_where() -> None:
         summary(), dag_id=EXPORT, integration_id=EXPORT, base_url="https://airflow.example.com/"
     )
     text = message.text
-    assert message.subject.startswith("[Benefits hub] Completed with Errors: HCM Demographic Export")
+    assert (
+        message.subject == "[Benefits hub] Completed with Errors: HCM Demographic Export 2026-03-02 10:00:00"
+    )
     assert "Integration: HCM Demographic Export (plansource_hcm_demographic_export)" in text
     assert "Run name: HCM Demographic Export 2026-03-02 10:00:00" in text
     assert "Status: Completed with Errors" in text
@@ -189,6 +191,7 @@ def test_no_ssn_birth_date_or_bank_number_reaches_a_message_even_from_a_failure_
         for secret in (SSN, "180017851", "1980-04-12", "04/12/1980", "000123456789012", "123456789"):
             assert secret not in text
     assert "***-**-7851" in message.text  # masked the way clerks are used to seeing it
+    assert message.subject == "[Benefits hub] Failed: HCM Demographic Export - rerun for ***-**-7851"
     assert "What failed: PlanSource said: subscriber ***-**-7851" in message.text
     assert "Plan P0003: Failed: contact ssn ***-**-7851" in message.text
 
