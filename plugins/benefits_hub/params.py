@@ -277,7 +277,10 @@ class IJoinRunParams(BaseModel):
     @field_validator("plan_ids", mode="before")
     @classmethod
     def _plans(cls, value: Any) -> tuple[str, ...]:
-        return PlanSourceRunParams._include(value)
+        try:
+            return PlanSourceRunParams._include(value)
+        except ValueError as exc:  # the same list rule, said about plans
+            raise ValueError(str(exc).replace("person number", "plan id")) from None
 
     @classmethod
     def parse(cls, params: dict[str, Any]) -> IJoinRunParams:

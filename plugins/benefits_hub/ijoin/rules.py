@@ -116,6 +116,8 @@ def allocation_problem(allocations: Iterable[dict[str, Any]]) -> str | None:
         total += pct
     if total == HUNDRED:
         return None
+    if not seen:  # seen holds every allocation's fund, "" for one that names none
+        return "There are no investment allocations; they must add up to 100%."
     cents = total.quantize(Decimal("0.01"))
     return f"Investment allocations add up to {cents if cents == total else total}%, not 100%."
 
