@@ -25,6 +25,10 @@ from typing import IO, Any
 from benefits_hub.models import ErrorRow, StagedFile
 
 DEFAULT_STAGING_DIRNAME = "benefits_hub_staging"
+STATE_FOLDER = "_state"  # the hub's own state (delivered fingerprints): kept, never a run's folder
+# In each run's folder: the Airflow run that owns it (an integration set stages its members under their
+# own DAG ids), so the retention (benefits_hub.retention) can ask whether that run is still going.
+RUN_MARKER = "_run.json"
 
 
 def staging_base_url() -> str:
@@ -41,6 +45,26 @@ def staging_conn_id() -> str | None:
     from airflow.configuration import conf
 
     return conf.get("benefits_hub", "staging_conn_id", fallback=None) or None
+
+
+def staging_base(base_url: str | None = None, conn_id: str | None = None) -> Any:
+    """The staging store's root as an ``ObjectStoragePath`` (configured URL and connection by default)."""
+    from airflow.sdk import ObjectStoragePath
+
+    base = base_url or staging_base_url()
+    conn = conn_id if conn_id is not None else staging_conn_id()
+    return ObjectStoragePath(base, conn_id=conn) if conn else ObjectStoragePath(base)
+
+
+def _current_dag_run() -> tuple[str, str] | None:
+    """(dag_id, run_id) of the Airflow run this code runs in; None outside a task."""
+    try:
+        from airflow.sdk import get_current_context
+
+        dag_run = get_current_context()["dag_run"]
+    except Exception:  # no task context (unit tests, benchmarks' harness)
+        return None
+    return str(dag_run.dag_id), str(dag_run.run_id)
 
 
 def _safe(part: str) -> str:
@@ -115,13 +139,11 @@ class StagingArea:
     """One run's folder in the staging store."""
 
     def __init__(self, dag_id: str, run_id: str, base_url: str | None = None, conn_id: str | None = None):
-        from airflow.sdk import ObjectStoragePath
-
-        base = base_url or staging_base_url()
-        conn = conn_id if conn_id is not None else staging_conn_id()
-        self.base = ObjectStoragePath(base, conn_id=conn) if conn else ObjectStoragePath(base)
+        self.base = staging_base(base_url, conn_id)
+        self.dag_id, self.run_id = dag_id, run_id
         self.root = self.base / _safe(dag_id) / _safe(run_id)
-        self.state_root = self.base / "_state" / _safe(dag_id)
+        self.state_root = self.base / STATE_FOLDER / _safe(dag_id)
+        self._marked = False
 
     def path(self, name: str) -> Any:
         return self.root / name
@@ -132,8 +154,21 @@ class StagingArea:
         if getattr(path, "protocol", "file") in ("file", "local", ""):
             path.parent.mkdir(parents=True, exist_ok=True)
 
+    def _mark_run(self) -> None:
+        """Before this instance's first file in the run folder: record the Airflow run that owns it."""
+        if self._marked:
+            return
+        owner = _current_dag_run() or (self.dag_id, self.run_id)
+        path = self.root / RUN_MARKER
+        self._ensure_parent(path)
+        with path.open("w", encoding="utf-8") as handle:
+            json.dump({"dag_id": owner[0], "run_id": owner[1]}, handle)
+        self._marked = True
+
     @contextmanager
-    def _open_text(self, path: Any) -> Iterator[tuple[IO[str], _HashingWriter]]:
+    def _open_text(self, path: Any, *, state: bool = False) -> Iterator[tuple[IO[str], _HashingWriter]]:
+        if not state:
+            self._mark_run()
         self._ensure_parent(path)
         with path.open("wb") as raw:
             hashing = _HashingWriter(raw)
@@ -167,7 +202,7 @@ class StagingArea:
     def text_file(self, name: str, *, state: bool = False) -> Iterator[tuple[IO[str], Any]]:
         """A plain text file (a census CSV, say); yields (stream, path)."""
         path = (self.state_root if state else self.root) / name
-        with self._open_text(path) as (text, _hashing):
+        with self._open_text(path, state=state) as (text, _hashing):
             yield text, path
 
     def write_json(self, name: str, value: Any) -> str:
