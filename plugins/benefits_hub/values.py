@@ -17,6 +17,7 @@ _DATE_PREFIX = re.compile(r"^(\d{4})[-/](\d{2})[-/](\d{2})(?:$|[T ])")
 CENT = Decimal("0.01")
 # NUMERIC(12,2), the HCM's and the recordkeeper's money columns: anything larger cannot be stored.
 MONEY_LIMIT = Decimal("10000000000")
+TOO_LARGE = "is too large to be an amount (at most 9,999,999,999.99)"
 
 
 class ValueProblem(ValueError):
@@ -53,6 +54,9 @@ def number(value: Any) -> Decimal | None:
         return None
     if isinstance(value, bool):
         raise ValueProblem("is not an amount")
+    if isinstance(value, float) and value in (float("inf"), float("-inf")):
+        # A database NUMERIC column turns "1e400" into infinity on the way in.
+        raise ValueProblem(TOO_LARGE)
     try:
         # A float (SQLite's NUMERIC, a JSON number) goes through its shortest repr: 0.1 stays 0.1.
         amount = Decimal(repr(value) if isinstance(value, float) else str(value).strip())
@@ -62,7 +66,7 @@ def number(value: Any) -> Decimal | None:
         raise ValueProblem("is not a number")
     # "1e400" is a finite Decimal that cannot be rounded to the cent: refuse it before quantize raises.
     if abs(amount) >= MONEY_LIMIT:
-        raise ValueProblem("is too large to be an amount (at most 9,999,999,999.99)")
+        raise ValueProblem(TOO_LARGE)
     return amount
 
 

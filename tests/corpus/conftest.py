@@ -39,3 +39,7 @@ def corpus_report() -> Iterator[None]:
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(line + "\n")
     print("\n" + line)
+
+
+# The end-to-end batches use the e2e fixtures as they are (real metadata DB, real sandbox servers).
+from tests.e2e.conftest import airflow_db, clean_hub_state, plansource_admin, sandbox  # noqa: E402, F401
