@@ -40,7 +40,11 @@ class PlanSourceHook(VendorApiHook):
     api_path = API_PATH
 
     def __init__(
-        self, plansource_conn_id: str = default_conn_name, *, request_attempts: int = 5, timeout: float = 60.0
+        self,
+        plansource_conn_id: str = default_conn_name,
+        *,
+        request_attempts: int = 5,
+        timeout: float | None = None,
     ) -> None:
         super().__init__(plansource_conn_id, request_attempts=request_attempts, timeout=timeout)
         self.plansource_conn_id = plansource_conn_id

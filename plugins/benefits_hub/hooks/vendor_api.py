@@ -2,7 +2,8 @@
 
 - One ``requests`` session per hook (keep-alive), built by ``HttpHook.get_conn`` so TLS verification,
   proxies and certs follow the connection as they do for every HTTP-provider hook. The connection
-  needs no extras (``HttpHook`` would send unknown extras as HTTP headers).
+  needs no extras (``HttpHook`` would send unknown extras as HTTP headers); ``verify`` may name a CA
+  bundle, but a connection that turns verification off is refused.
 - Bearer auth: each vendor hook says where its token comes from (:meth:`VendorApiHook.bearer_token`);
   on a 401 it may renew it (:meth:`VendorApiHook.renew_token`) and the call is tried once more.
 - 429 and 5xx are retried with exponential backoff (honouring ``Retry-After``) through tenacity, the
@@ -27,6 +28,7 @@ from requests.auth import AuthBase
 from benefits_hub.pii import redact
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+DEFAULT_TIMEOUT = 60.0  # seconds to wait for a vendor to answer, unless the connection says otherwise
 
 
 class VendorApiError(Exception):
@@ -87,10 +89,20 @@ class VendorApiHook(HttpHook):
     vendor_name: ClassVar[str] = "The vendor"
     api_path: ClassVar[str] = ""
 
-    def __init__(self, conn_id: str, *, request_attempts: int = 5, timeout: float = 60.0) -> None:
+    def __init__(self, conn_id: str, *, request_attempts: int = 5, timeout: float | None = None) -> None:
         super().__init__(method="GET", http_conn_id=conn_id)
         self.request_attempts = request_attempts
-        self.timeout = timeout
+        self._timeout = timeout
+
+    @property
+    def timeout(self) -> float:
+        """Seconds to wait for an answer: the caller's, else the connection's ``timeout`` extra (an
+        HttpHook option, never sent as a header), else 60. A call that times out is retried."""
+        if self._timeout is not None:
+            return self._timeout
+        _ = self.session  # building the session reads the connection's extras into merged_extra
+        configured = self.merged_extra.get("timeout")
+        return float(configured) if configured not in (None, "") else DEFAULT_TIMEOUT
 
     # -- auth -------------------------------------------------------------------------------------
     def bearer_token(self) -> str:
@@ -106,7 +118,15 @@ class VendorApiHook(HttpHook):
 
     @cached_property
     def session(self) -> requests.Session:
-        return self.get_conn()
+        session = self.get_conn()
+        if session.verify is False or str(session.verify).strip().lower() in ("false", "0", "no", "off", ""):
+            # HttpHook would honour it; the hub does not send PII to a server it has not verified.
+            raise ValueError(
+                f"Connection '{self.http_conn_id}' turns TLS certificate verification off (verify extra): "
+                "the hub refuses it. For a vendor whose certificate is signed by a private CA, set the "
+                "verify extra to the path of that CA bundle instead."
+            )
+        return session
 
     @cached_property
     def _credentials(self) -> tuple[str, str]:
