@@ -24,7 +24,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from hub_sandbox import recordkeeper as rk
-from hub_sandbox.vendor_app import ApiError, envelope, failure, injected_fault, install_error_handlers
+from hub_sandbox.vendor_app import ApiError, FaultSwitch, envelope, failure, install_error_handlers
 
 API_PREFIX = "/api/v1"
 MAX_PER_PAGE = 500
@@ -414,7 +414,7 @@ class State:
     def __init__(self, state_path: Path, api_key: str) -> None:
         self.db = connect_state(state_path)
         self.api_key = api_key
-        self.faults: list[dict[str, Any]] = []
+        self.faults = FaultSwitch(API_PREFIX)
 
     # -- plans
     def plan_row(self, plan_id: str) -> sqlite3.Row:
@@ -794,8 +794,10 @@ def create_app(state_path: Path, api_key: str) -> FastAPI:
     ) -> Response:
         path = request.url.path
         response: Response | None = None
+        fault = None
         if not path.startswith("/sandbox"):
-            response = injected_fault(state.faults, path)
+            fault = state.faults.take(request.method, path)
+            response = state.faults.refusal(fault)
             if response is None:
                 auth = request.headers.get("authorization", "")
                 key = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
@@ -808,6 +810,7 @@ def create_app(state_path: Path, api_key: str) -> FastAPI:
                 "INSERT INTO request_log (method, path, status, at) VALUES (?, ?, ?, ?)",
                 (request.method, path, response.status_code, _now()),
             )
+        await state.faults.hold(fault)  # logged first: the sandbox shows the call landed, its answer is late
         return response
 
     async def json_body(request: Request) -> dict[str, Any]:
@@ -1067,20 +1070,7 @@ def create_app(state_path: Path, api_key: str) -> FastAPI:
 
     @app.post("/sandbox/faults")
     async def add_fault(request: Request) -> dict[str, Any]:
-        body = await json_body(request)
-        try:
-            fault = {
-                "status": int(body.get("status", 503)),
-                "count": int(body.get("count", 1)),
-                "path_prefix": str(body.get("path_prefix", API_PREFIX)),
-                "retry_after": None if body.get("retry_after") is None else int(body["retry_after"]),
-            }
-        except (TypeError, ValueError):
-            raise _bad("status, count and retry_after must be integers.") from None
-        if fault["status"] == 429 and fault["retry_after"] is None:
-            fault["retry_after"] = 1
-        state.faults.append(fault)
-        return envelope(state.faults)
+        return envelope(state.faults.arm(await json_body(request)))
 
     @app.delete("/sandbox/faults")
     async def clear_faults() -> dict[str, Any]:

@@ -32,9 +32,9 @@ from hub_sandbox import coverages
 from hub_sandbox.generator import _SSN_SPACE, category_of, person_index, subscriber_id, valid_ssn
 from hub_sandbox.vendor_app import (
     ApiError,
+    FaultSwitch,
     envelope,
     failure,
-    injected_fault,
     install_error_handlers,
     page_of,
 )
@@ -343,7 +343,9 @@ class State:
         self.client_id, self.client_secret = client_id, client_secret
         self.token_ttl = ttl
         self.tokens: dict[str, tuple[float, int]] = {}  # token -> (issued at, ttl at issue)
-        self.faults: list[dict[str, Any]] = []
+        # POST /sandbox/expire_tokens: after this many more authorised calls, every token issued expires.
+        self.expire_tokens_after: int | None = None
+        self.faults = FaultSwitch("/admin/v2")
         self.census_seen: dict[str, tuple[int, float]] = {}
         self.coverages = coverages.CoverageQueries(self.db)
         m = meta()
@@ -357,6 +359,10 @@ class State:
             "subscriber_status": m["subscriber_statuses"],
             "termination_reason": [r["name"] for r in m["termination_reasons"]],
         }
+
+    def expire_all_tokens(self) -> None:
+        self.tokens = {token: (issued, 0) for token, (issued, _ttl) in self.tokens.items()}
+        self.expire_tokens_after = None
 
     # -- subscribers
     def find(self, key: str, is_custom_id: bool) -> sqlite3.Row | None:
@@ -532,16 +538,14 @@ def create_app(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         path = request.url.path
-        response: Response | None = None
-        if not path.startswith("/sandbox"):
-            response = injected_fault(state.faults, path)
-        if response is None:
-            response = await call_next(request)
+        fault = None if path.startswith("/sandbox") else state.faults.take(request.method, path)
+        response = state.faults.refusal(fault) or await call_next(request)
         if not path.startswith("/sandbox"):
             state.db.execute(
                 "INSERT INTO request_log (method, path, status, at) VALUES (?, ?, ?, ?)",
                 (request.method, path, response.status_code, _now()),
             )
+        await state.faults.hold(fault)  # logged first: the sandbox shows the call landed, its answer is late
         return response
 
     # -- OAuth ---------------------------------------------------------------------------------------
@@ -586,6 +590,10 @@ def create_app(
         # Shortening the TTL (POST /sandbox/token_ttl) also shortens tokens already issued.
         if time.time() > issued[0] + min(issued[1], state.token_ttl):
             raise ApiError(401, "Signature has expired", "invalid_token")
+        if state.expire_tokens_after is not None:
+            state.expire_tokens_after -= 1
+            if state.expire_tokens_after <= 0:
+                state.expire_all_tokens()
 
     async def json_body(request: Request) -> dict[str, Any]:
         try:
@@ -925,25 +933,26 @@ def create_app(
 
     @app.post("/sandbox/faults")
     async def add_fault(request: Request) -> dict[str, Any]:
-        body = await json_body(request)
-        try:
-            fault = {
-                "status": int(body.get("status", 503)),
-                "count": int(body.get("count", 1)),
-                "path_prefix": str(body.get("path_prefix", "/admin/v2")),
-                "retry_after": None if body.get("retry_after") is None else int(body["retry_after"]),
-            }
-        except (TypeError, ValueError):
-            raise ApiError(400, "status, count and retry_after must be integers.", "bad_request") from None
-        if fault["status"] == 429 and fault["retry_after"] is None:
-            fault["retry_after"] = 1
-        state.faults.append(fault)
-        return envelope(state.faults)
+        return envelope(state.faults.arm(await json_body(request)))
 
     @app.delete("/sandbox/faults")
     async def clear_faults() -> dict[str, Any]:
         state.faults.clear()
         return envelope([])
+
+    @app.post("/sandbox/expire_tokens")
+    async def expire_tokens(request: Request) -> dict[str, Any]:
+        """Every token issued so far expires now, or after ``after_requests`` more authorised calls
+        (a token that runs out in the middle of a run, whatever its ``expires_in`` said)."""
+        body = await json_body(request)
+        try:
+            after = int(body.get("after_requests", 0))
+        except (TypeError, ValueError):
+            raise ApiError(400, "after_requests must be an integer.", "bad_request") from None
+        state.expire_tokens_after = after if after > 0 else None
+        if after <= 0:
+            state.expire_all_tokens()
+        return envelope({"after_requests": after})
 
     @app.post("/sandbox/token_ttl")
     async def set_token_ttl(request: Request) -> dict[str, Any]:

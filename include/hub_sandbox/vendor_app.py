@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Any
 
@@ -85,15 +86,84 @@ def install_error_handlers(app: FastAPI) -> None:
         return failure(500, "Internal error", "internal_error")
 
 
-def injected_fault(faults: list[dict[str, Any]], path: str) -> JSONResponse | None:
-    """The answer of the first armed fault matching ``path`` (POST /sandbox/faults), using it up."""
-    for fault in faults:
-        if fault["count"] > 0 and path.startswith(fault["path_prefix"]):
+class FaultSwitch:
+    """The faults armed through ``POST /sandbox/faults``, which a vendor app's middleware applies.
+
+    A fault catches the next ``count`` requests whose path starts with ``path_prefix`` (and whose
+    method is ``method``, if given), after letting ``skip`` of them through. With a ``status`` it
+    answers that error (429 with ``Retry-After``); with ``status: null`` the request is served as usual.
+    ``stall`` (seconds) holds the answer that long, *after* the request was handled: a write lands,
+    and only its answer is late, as when a vendor stalls past the caller's read timeout.
+    ``DELETE /sandbox/faults`` disarms everything and sends held answers at once.
+    """
+
+    def __init__(self, default_prefix: str) -> None:
+        self.default_prefix = default_prefix
+        self.faults: list[dict[str, Any]] = []
+        self._holds: set[asyncio.Event] = set()
+
+    def arm(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        try:
+            status = body.get("status", 503)
+            fault = {
+                "status": None if status is None else int(status),
+                "count": int(body.get("count", 1)),
+                "path_prefix": str(body.get("path_prefix", self.default_prefix)),
+                "method": str(body["method"]).upper() if body.get("method") else None,
+                "skip": int(body.get("skip", 0)),
+                "retry_after": None if body.get("retry_after") is None else int(body["retry_after"]),
+                "stall": float(body.get("stall", 0)),
+            }
+        except (TypeError, ValueError):
+            raise ApiError(
+                400, "status, count, skip, retry_after and stall must be numbers.", "bad_request"
+            ) from None
+        if fault["status"] is None and fault["stall"] <= 0:
+            raise ApiError(400, "A fault without a status must stall.", "bad_request")
+        if fault["status"] == 429 and fault["retry_after"] is None:
+            fault["retry_after"] = 1
+        self.faults.append(fault)
+        return self.faults
+
+    def clear(self) -> None:
+        self.faults.clear()
+        for release in self._holds:
+            release.set()
+
+    def take(self, method: str, path: str) -> dict[str, Any] | None:
+        """The first armed fault matching this request, used up; None if the request goes through."""
+        for fault in self.faults:
+            if fault["count"] <= 0 or not path.startswith(fault["path_prefix"]):
+                continue
+            if fault["method"] not in (None, method.upper()):
+                continue
+            if fault["skip"] > 0:
+                fault["skip"] -= 1
+                return None
             fault["count"] -= 1
-            retry = fault["retry_after"]
-            headers = {"Retry-After": str(retry)} if retry is not None else None
-            message = "Too many requests" if fault["status"] == 429 else "Injected fault"
-            response = failure(fault["status"], message, "sandbox_fault", headers=headers)
-            faults[:] = [f for f in faults if f["count"] > 0]
-            return response
-    return None
+            self.faults[:] = [f for f in self.faults if f["count"] > 0]
+            return dict(fault)
+        return None
+
+    @staticmethod
+    def refusal(fault: dict[str, Any] | None) -> JSONResponse | None:
+        """The error answer of a fault that has a status; None if the request is to be served."""
+        if fault is None or fault["status"] is None:
+            return None
+        retry = fault["retry_after"]
+        headers = {"Retry-After": str(retry)} if retry is not None else None
+        message = "Too many requests" if fault["status"] == 429 else "Injected fault"
+        return failure(fault["status"], message, "sandbox_fault", headers=headers)
+
+    async def hold(self, fault: dict[str, Any] | None) -> None:
+        """Hold the answer for the fault's ``stall`` seconds (or until the faults are cleared)."""
+        if fault is None or fault["stall"] <= 0:
+            return
+        release = asyncio.Event()
+        self._holds.add(release)
+        try:
+            await asyncio.wait_for(release.wait(), fault["stall"])
+        except TimeoutError:
+            pass
+        finally:
+            self._holds.discard(release)
