@@ -214,3 +214,96 @@ def test_import_batch_of_bad_payroll_coverages(sandbox: Any) -> None:
         if case.outcome != "error_row":
             field, value = case.expect["field"], case.expect["value"]
             assert f"{float(loaded[coverage_id][field]):.2f}" == value, case
+
+
+# -- iJoin Participant Sync ----------------------------------------------------------------------------
+
+
+def test_participant_sync_batch_of_bad_recordkeeper_rows(sandbox: Any) -> None:
+    import requests
+
+    from hub_sandbox.recordkeeper import special_participants
+
+    plan = "P0001"
+    special = {p for people in special_participants(6, 30).values() for p in people}
+    ordinary = [f"{plan}-{j:06d}" for j in range(1, 31) if f"{plan}-{j:06d}" not in special]
+    seeded_bad = {p for p in special_participants(6, 30)["allocations_not_100"] if p.startswith(plan)}
+    planted: dict[str, Case] = {}
+    with sqlite3.connect(sandbox.recordkeeper_db_path) as conn:
+        open_funds = [
+            f
+            for (f,) in conn.execute("SELECT fund_id FROM rk_fund WHERE plan_id = ? AND is_open = 1", (plan,))
+        ]
+        # The corpus names funds F001, F002, F003; here they are the plan's own open funds, in order.
+        fund_of = dict(zip(("F001", "F002", "F003"), open_funds, strict=False))
+        for participant, case in zip(ordinary, batch("recordkeeper"), strict=False):
+            planted[participant] = case
+            given = case.data["input"]
+            if case.data["check"] == "allocations":
+                conn.execute(
+                    "DELETE FROM rk_allocation WHERE plan_id = ? AND participant_id = ?", (plan, participant)
+                )
+                conn.executemany(
+                    "INSERT INTO rk_allocation (plan_id, participant_id, fund_id, pct) VALUES (?, ?, ?, ?)",
+                    [(plan, participant, fund_of[a["fund_id"]], a["pct"]) for a in given],
+                )
+            elif case.data["check"] == "salary":
+                conn.execute(
+                    "UPDATE rk_participant SET annual_salary = ?, computed_compensation = ? "
+                    "WHERE plan_id = ? AND participant_id = ?",
+                    (given["annual_salary"], given["computed_compensation"], plan, participant),
+                )
+    assert len(planted) == len(batch("recordkeeper")) and len(open_funds) >= 3
+
+    outcome = run_dag("ijoin_participant_sync", {"plan_ids": plan})
+
+    summary = outcome.summary
+    assert summary is not None and summary["status"] == "Completed with Errors", summary
+    bad = {f"{plan}/{p}": c for p, c in planted.items() if c.outcome == "error_row"}
+    rows = [r for r in outcome.error_rows() if r["record_key"].split("/")[1] not in seeded_bad]
+    assert_clear_rows(rows, bad)
+    # Every participant of the plan reached iJoin, the bad ones without their allocations.
+    headers = {"Authorization": f"Bearer {sandbox.info['ijoin_api_key']}"}
+
+    def in_ijoin(participant: str) -> dict[str, Any]:
+        url = f"{sandbox.ijoin_url}/sandbox/participants/{plan}/{participant}"
+        response = requests.get(url, headers=headers, timeout=10)
+        response.raise_for_status()
+        body = response.json().get("data", response.json())
+        return {**body, **(body.get("body") or {})}
+
+    synced = {f"{plan}-{j:06d}": in_ijoin(f"{plan}-{j:06d}") for j in range(1, 31)}
+    assert len(synced) == 30
+    for participant, case in planted.items():
+        record = synced[participant]
+        if case.outcome == "error_row":
+            assert record["allocations"] == [] and record["sync_status"] == "Synchronized with warnings"
+        elif case.data["check"] == "allocations":
+            assert sorted(a["fund_id"] for a in record["allocations"]) == sorted(open_funds[:3])
+        else:
+            assert f"{float(record['annual_salary']):.2f}" == case.expect["value"]
+            assert case.expect["warning"] in record["salary_source"]
+
+
+# -- Params, through a real trigger ----------------------------------------------------------------------
+
+
+def test_bad_params_refused_at_trigger_and_at_validate(sandbox: Any) -> None:
+    """A schema case never becomes a run; a validate-layer case becomes a Failed run whose summary names
+    the param, before any data moves."""
+    from airflow.sdk.exceptions import ParamValidationError
+
+    by_id = {c.id: c for c in CASES if c.source == "dag_params"}
+    schema_case = by_id["import-plan-year-us-order"]
+    with pytest.raises(ParamValidationError, match="Invalid input for param plan_year_start_date"):
+        run_dag(schema_case.data["dag_id"], schema_case.data["conf"])
+
+    validate_case = by_id["import-deduction-start-without-plan-year"]
+    outcome = run_dag(validate_case.data["dag_id"], validate_case.data["conf"])
+    summary = outcome.summary
+    assert summary is not None and summary["status"] == "Failed"
+    assert outcome.task_states["validate"] == "failed" and outcome.task_states["extract"] == "upstream_failed"
+    expected = f"Param '{validate_case.expect['param']}': {validate_case.expect['reason']}"
+    assert summary["failure_reason"].startswith(expected), summary["failure_reason"]
+    with sqlite3.connect(sandbox.hcm_db_path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM hcm_payroll_deduction").fetchone()[0] == 0
