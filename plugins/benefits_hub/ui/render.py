@@ -33,7 +33,7 @@ STYLE = """
 * { box-sizing: border-box; }
 body { margin:0; font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif; color:var(--ink);
   background:var(--bg); }
-main { padding:20px 24px 40px; max-width:1500px; }
+main { padding:18px 16px 40px; }
 h1 { font-size:22px; margin:0 0 4px; }
 h2 { font-size:16px; margin:28px 0 10px; }
 a { color:var(--accent); text-decoration:none; }
@@ -53,17 +53,18 @@ button, .button { font:inherit; padding:6px 14px; border-radius:6px; border:1px 
 table { border-collapse:collapse; width:100%; background:#fff; }
 table.runs { border:1px solid var(--line); }
 .scroll { overflow-x:auto; border-radius:8px; }
-th, td { padding:7px 10px; border-bottom:1px solid var(--line); text-align:left; vertical-align:top; }
-th { background:#f3f4f6; font-size:12px; text-transform:uppercase; letter-spacing:.03em; color:#374151;
-  white-space:nowrap; }
+th, td { padding:6px 8px; border-bottom:1px solid var(--line); text-align:left; vertical-align:top; }
+th { background:#f3f4f6; font-size:11px; text-transform:uppercase; letter-spacing:.03em; color:#374151; }
 th a { color:inherit; }
 td.num { text-align:right; font-variant-numeric:tabular-nums; }
 td.when { white-space:nowrap; }
-td.name { min-width:230px; }
-td.ref { max-width:190px; }
+td.name { min-width:170px; }
+td.integration { max-width:170px; overflow-wrap:anywhere; }
+td.ref { max-width:120px; font-size:11px; }
+table#activity { font-size:13px; }
 .ref { font-family:ui-monospace,Menlo,Consolas,monospace; font-size:12px; color:var(--muted);
   word-break:break-all; }
-.dag-id { display:block; font-size:11px; color:var(--muted); }
+.dag-id { display:block; font-size:11px; color:var(--muted); word-break:break-all; }
 tr.row-schedule td { background:#f8fafc; }
 tr.row-deleted td { color:#9ca3af; background:#f3f4f6; }
 tr.row-deleted .dag-id { text-decoration:line-through; }
@@ -165,8 +166,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("run_name", "Run name"),
     ("reference_id", "Reference ID"),
     ("triggered_by", "Triggered by"),
-    ("start", "Start / next run"),
-    ("end", "End"),
+    ("start", "Start / next run (UTC)"),
+    ("end", "End (UTC)"),
     ("duration_seconds", "Duration"),
     ("status", "Status"),
     ("records_processed", "Processed"),
@@ -174,6 +175,11 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("errors", "Errors"),
     ("people_processed", "Employees / participants"),
 )
+
+
+def _short_time(value: datetime | None) -> str:
+    """A time in the list: UTC, which the column header says."""
+    return format_time(value).removesuffix(" UTC")
 
 
 def _number(value: int | None, *, errors: bool = False) -> str:
@@ -185,13 +191,13 @@ def _number(value: int | None, *, errors: bool = False) -> str:
 
 def _run_cells(row: ActivityRow, root: str) -> str:
     link = f'<a href="{esc(root + row.detail_path)}">{esc(row.run_name)}</a>' if row.detail_path else ""
-    start = esc(format_time(row.start)) or f'<span class="muted">queued {esc(format_time(row.queued))}</span>'
+    start = esc(_short_time(row.start)) or f'<span class="muted">queued {esc(_short_time(row.queued))}</span>'
     return (
         f'<td class="name">{link}</td>'
         f'<td class="ref">{esc(row.reference_id)}</td>'
         f"<td>{esc(row.triggered_by)}</td>"
         f'<td class="when">{start}</td>'
-        f'<td class="when">{esc(format_time(row.end))}</td>'
+        f'<td class="when">{esc(_short_time(row.end))}</td>'
         f'<td class="when">{esc(format_duration(row.duration_seconds))}</td>'
         f"<td>{status_badge(row.status)}</td>"
         + _number(row.records_processed)
@@ -207,10 +213,13 @@ def _schedule_cells(row: ActivityRow) -> str:
         when = '<span class="muted">never</span>'
     else:
         what = f'Next scheduled run<span class="dag-id">schedule: {esc(row.schedule)}</span>'
-        when = esc(format_time(row.start)) + ('<span class="tag">paused</span>' if row.paused else "")
+        when = esc(_short_time(row.start))
+        if row.paused:
+            # A paused DAG runs only once someone turns it on again: its due time may be long past.
+            when = f'<span class="tag">paused</span> <span class="muted">due {when}</span>'
     return (
         f'<td class="name">{what}</td><td></td><td>scheduler</td>'
-        f'<td class="when">{when}</td><td></td><td></td>'
+        f"<td>{when}</td><td></td><td></td>"
         f"<td>{status_badge(row.status)}</td><td></td><td></td><td></td><td></td>"
     )
 
@@ -223,7 +232,7 @@ def row_html(row: ActivityRow, root: str) -> str:
     cells = _run_cells(row, root) if row.kind == "run" else _schedule_cells(row)
     return (
         f'<tr class="{" ".join(css)}" data-kind="{esc(row.kind)}" data-dag-id="{esc(row.dag_id)}" '
-        f'data-status="{esc(row.status)}"><td>{integration}</td>{cells}</tr>'
+        f'data-status="{esc(row.status)}"><td class="integration">{integration}</td>{cells}</tr>'
     )
 
 

@@ -51,7 +51,7 @@ def test_list_shows_badges_greys_deleted_rows_and_escapes_names() -> None:
 
 def test_sort_headers_toggle_the_order_and_keep_the_filter_and_the_visit() -> None:
     html = listing(statuses=["Failed"], sort="start", order="desc")
-    start_header = re.search(r'<th aria-sort="descending"><a href="([^"]+)">Start / next run ▼', html)
+    start_header = re.search(r'<th aria-sort="descending"><a href="([^"]+)">Start / next run \(UTC\) ▼', html)
     assert start_header is not None
     link = start_header.group(1).replace("&amp;", "&")
     assert "status=Failed" in link and "sort=start" in link and "order=asc" in link and "seen=" in link
