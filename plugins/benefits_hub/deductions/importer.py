@@ -28,6 +28,7 @@ from benefits_hub.deductions.rules import (
     plan_year_of,
 )
 from benefits_hub.integration import Integration, StageRefused, record_error
+from benefits_hub.journal import DeliveryJournal
 from benefits_hub.lookup import DiskLookup
 from benefits_hub.models import IntegrationType, RunStatus, RunSummary, StagedFile, StageResult
 from benefits_hub.params import DeductionsRunParams
@@ -238,6 +239,8 @@ class DeductionsImport(Integration):
         assert staging is not None
         transform = self.run.result("transform")
         counters = {"records_created": 0, "records_updated": 0, "records_skipped": 0}
+        # A chunk the HCM committed in an earlier attempt of this run is replayed, not written again.
+        journal = DeliveryJournal(staging)
         with (
             self._hcm().deduction_writer(self.run.run_id) as writer,
             staging.text_file("output/loaded_deductions.csv") as (output_stream, output_path),
@@ -249,7 +252,13 @@ class DeductionsImport(Integration):
 
             def flush() -> None:
                 nonlocal loaded
-                for action, row in writer.apply(chunk):
+                # The journal keeps each outcome as (action, position in the chunk): no row values.
+                positions = {id(row): n for n, row in enumerate(chunk)}
+                outcomes = journal.once(
+                    "chunk", chunk, lambda: [(a, positions[id(row)]) for a, row in writer.apply(chunk)]
+                )
+                for action, position in outcomes:
+                    row = chunk[position]
                     if action == "unchanged":
                         counters["records_skipped"] += 1
                         continue
@@ -266,6 +275,7 @@ class DeductionsImport(Integration):
                     flush()
             if chunk:
                 flush()
+        journal.log_replays(self.run.log, "chunk(s) of deductions")
         return StageResult(
             stage="deliver",
             counters=counters,

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import csv
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from benefits_hub.demographics.rules import (
     CENSUS_COLUMNS,
@@ -29,6 +29,7 @@ from benefits_hub.demographics.rules import (
     plan_changes,
 )
 from benefits_hub.integration import Integration, StageRefused, record_error
+from benefits_hub.journal import DeliveryJournal
 from benefits_hub.lookup import DiskLookup
 from benefits_hub.models import ErrorRow, IntegrationType, RunSummary, StageResult
 from benefits_hub.params import PlanSourceRunParams
@@ -42,6 +43,7 @@ BATCH_SIZE = 500  # PlanSource's bulk endpoints take at most 500 records
 CENSUS_FOLDER = "inbound"
 FINGERPRINTS_STATE = "delivered_fingerprints.jsonl"
 WATERMARK_KEY = "watermark"
+T = TypeVar("T")
 
 
 def _parse_ts(value: str | None) -> datetime | None:
@@ -270,7 +272,9 @@ class DemographicExport(Integration):
             output = csv.writer(output_stream)
             output.writerow(["employee_number", "actions", "fields_sent", "result"])
             output_rows = 0
-            sender = _BatchSender(plansource, errors, counters)
+            # A retried or cleared deliver of this run replays what PlanSource already acknowledged.
+            journal = DeliveryJournal(staging)
+            sender = _BatchSender(plansource, errors, counters, journal)
             for change in staging.read_records(transform.files["changes"]):
                 for number, actions, fields, ok in sender.add(change):
                     output.writerow([number, "+".join(actions), " ".join(sorted(fields)), ok])
@@ -284,7 +288,11 @@ class DemographicExport(Integration):
         census_file = transform.files.get("census")
         remote_census = None
         if census_file is not None:
-            remote_census = self._upload_census(census_file.path)
+            census_path = census_file.path
+            remote_census = journal.once(
+                "census", _file_digest(census_path), lambda: self._upload_census(census_path)
+            )
+        journal.log_replays(self.run.log, "PlanSource delivery(ies)")
         from benefits_hub.models import StagedFile
 
         return StageResult(
@@ -351,16 +359,58 @@ class DemographicExport(Integration):
             self.run.state_set(WATERMARK_KEY, moved.isoformat())
 
 
-class _BatchSender:
-    """Sends subscriber changes in PlanSource's batch sizes, in the order each employee needs."""
+def _file_digest(path: str) -> str:
+    """sha256 of a staged file, streamed (a census can be hundreds of megabytes)."""
+    import hashlib
 
-    def __init__(self, plansource: Any, errors: Any, counters: dict[str, int]) -> None:
+    from benefits_hub.staging import StagingArea
+
+    digest = hashlib.sha256()
+    with StagingArea.open_binary(path) as source:
+        while block := source.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _answers(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """PlanSource's per-record answers, reduced to what the journal may keep (no record values)."""
+    kept = ("employee_number", "id", "status", "error_code")
+    return [
+        {**{k: r.get(k) for k in kept}, "message": redact(str(r["message"])) if r.get("message") else None}
+        for r in results
+    ]
+
+
+def _acknowledged(answer: Any) -> bool:
+    """A single call answers with the whole subscriber, SSN included: the journal keeps only that
+    PlanSource acknowledged it."""
+    return True
+
+
+class _BatchSender:
+    """Sends subscriber changes in PlanSource's batch sizes, in the order each employee needs.
+
+    Every call goes through the run's delivery journal: a batch PlanSource acknowledged in an earlier
+    attempt of this run is replayed from there, never sent again.
+    """
+
+    def __init__(
+        self,
+        plansource: Any,
+        errors: Any,
+        counters: dict[str, int],
+        journal: DeliveryJournal | None = None,
+    ) -> None:
         self.plansource = plansource
         self.errors = errors
         self.counters = counters
+        self.journal = journal
         self.creates: list[dict[str, Any]] = []
         self.updates: list[dict[str, Any]] = []
         self.delivered_fingerprints: list[tuple[str, str]] = []
+
+    def _once(self, kind: str, payload: Any, send: Callable[[], T]) -> T:
+        return send() if self.journal is None else self.journal.once(kind, payload, send)
 
     def _fail(self, number: str, action: str, message: str) -> None:
         record_error(
@@ -386,8 +436,13 @@ class _BatchSender:
                 done += self._flush_creates()
             return done
         if "rehire" in actions:
+            hire_date = fields.get("hire_date")
             try:
-                self.plansource.rehire_subscriber(number, fields.get("hire_date"))
+                self._once(
+                    "rehire",
+                    {"employee_number": number, "hire_date": hire_date},
+                    lambda: _acknowledged(self.plansource.rehire_subscriber(number, hire_date)),
+                )
                 self.counters["rehires"] += 1
             except Exception as exc:
                 if getattr(exc, "status", 500) >= 500:
@@ -411,14 +466,16 @@ class _BatchSender:
         number = change["employee_number"]
         fields = change["fields"]
         if "terminate" in change["actions"]:
+            termination = {
+                "termination_date": fields.get("termination_date"),
+                "termination_reason": fields.get("termination_reason"),
+                "is_voluntary_termination": fields.get("is_voluntary_termination"),
+            }
             try:
-                self.plansource.terminate_subscriber(
-                    number,
-                    {
-                        "termination_date": fields.get("termination_date"),
-                        "termination_reason": fields.get("termination_reason"),
-                        "is_voluntary_termination": fields.get("is_voluntary_termination"),
-                    },
+                self._once(
+                    "terminate",
+                    {"employee_number": number, **termination},
+                    lambda: _acknowledged(self.plansource.terminate_subscriber(number, termination)),
                 )
                 self.counters["terminations"] += 1
             except Exception as exc:
@@ -434,7 +491,10 @@ class _BatchSender:
         batch, self.creates = self.creates, []
         if not batch:
             return []
-        results = self.plansource.create_subscribers([c["fields"] for c in batch])
+        subscribers = [c["fields"] for c in batch]
+        results = self._once(
+            "create", subscribers, lambda: _answers(self.plansource.create_subscribers(subscribers))
+        )
         by_number = {r.get("employee_number"): r for r in results}
         done = []
         for change in batch:
@@ -458,7 +518,8 @@ class _BatchSender:
         batch, self.updates = self.updates, []
         if not batch:
             return []
-        results = self.plansource.update_subscribers([u["payload"] for u in batch])
+        changes = [u["payload"] for u in batch]
+        results = self._once("update", changes, lambda: _answers(self.plansource.update_subscribers(changes)))
         by_number = {r.get("employee_number"): r for r in results}
         done = []
         for item in batch:

@@ -19,6 +19,7 @@ from typing import Any
 from benefits_hub.ijoin.plan_sync import FAILED, SUCCESSFUL, WITH_WARNINGS, IJoinSync
 from benefits_hub.ijoin.rules import allocation_problem, annual_salary, months_before, pay_frequency
 from benefits_hub.integration import record_error
+from benefits_hub.journal import DeliveryJournal
 from benefits_hub.models import ErrorRow, StageResult
 from benefits_hub.pii import redact
 
@@ -172,18 +173,25 @@ class ParticipantSync(IJoinSync):
     def deliver(self) -> StageResult:
         started = datetime.now(UTC).isoformat()
         transform = self.run.result("transform")
-        if transform.details["status"] == FAILED:
-            self._log_activity(FAILED, started, transform.details["messages"], None)
-            return StageResult(stage="deliver", details={**transform.details, "result": "not sent"})
         staging = self.run.staging
         assert staging is not None
+        # A batch (or activity entry) iJoin acknowledged in an earlier attempt of this run is not sent again.
+        journal = DeliveryJournal(staging)
+        if transform.details["status"] == FAILED:
+            self._log_activity_once(journal, FAILED, started, transform.details["messages"], None)
+            return StageResult(stage="deliver", details={**transform.details, "result": "not sent"})
         ijoin = self._ijoin()
         counters = {"records_created": 0, "records_updated": 0, "records_skipped": 0}
         with self.run.error_file(f"deliver-{self.plan_id}") as errors:
             batch: list[dict[str, Any]] = []
 
             def flush() -> None:
-                for result in ijoin.upsert_participants(self.plan_id, batch):
+                results = journal.once(
+                    f"participants-{self.plan_id}",
+                    batch,
+                    lambda: _answers(ijoin.upsert_participants(self.plan_id, batch)),
+                )
+                for result in results:
                     status = result.get("status")
                     if status == "created":
                         counters["records_created"] += 1
@@ -210,10 +218,36 @@ class ParticipantSync(IJoinSync):
         warned = transform.counters.get("participants_with_warnings", 0)
         status = WITH_WARNINGS if warned or errors.records else SUCCESSFUL
         messages = [f"{warned} participant(s) synchronized with warnings"] if warned else []
-        self._log_activity(status, started, messages, transform.files["payload"].path)
+        self._log_activity_once(journal, status, started, messages, transform.files["payload"].path)
+        journal.log_replays(self.run.log, "iJoin delivery(ies)")
         return StageResult(
             stage="deliver",
             counters={**counters, "error_records": errors.records},
             files={"errors": errors.manifest, "output": transform.files["payload"]},
             details={"plan_id": self.plan_id, "status": status, "messages": messages, **counters},
         )
+
+    def _log_activity_once(
+        self, journal: DeliveryJournal, status: str, started: str, messages: list[str], payload: str | None
+    ) -> None:
+        """One activity entry per plan and run, however many times deliver runs (timestamps aside)."""
+
+        def log() -> bool:
+            self._log_activity(status, started, messages, payload)
+            return True
+
+        journal.once(
+            f"activity-{self.plan_id}", {"status": status, "messages": messages, "payload_url": payload}, log
+        )
+
+
+def _answers(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """iJoin's per-participant answers, reduced to what the journal may keep (no record values)."""
+    return [
+        {
+            "participant_id": r.get("participant_id"),
+            "status": r.get("status"),
+            "message": redact(str(r["message"])) if r.get("message") else None,
+        }
+        for r in results
+    ]

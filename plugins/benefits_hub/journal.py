@@ -1,0 +1,84 @@
+"""The delivery journal: what a run has already delivered, kept beside the run's staged files.
+
+A ``deliver`` task may run more than once for the same run: Airflow retries it after a failure, a
+person clears it, a killed worker's task is retried. Every batch the destination acknowledged (a vendor
+answered, the HCM committed) is written down here, keyed by the run and by what was sent; a later
+attempt of the same run replays the recorded answer instead of sending the batch again, so its counts,
+output and error rows come out as if nothing had failed.
+
+Only acknowledged batches are journaled. One whose answer never came back (a read timeout, a worker
+killed mid-call) is sent again, and the destination's own idempotency keeps that harmless: upserts on
+the record key, PlanSource's 409 for an employee number it already has.
+
+Entries are small JSON objects, one per batch (``journal/<stage>/<kind>-<digest>.json`` in the run's
+staging folder), so this works on object stores too (no appends, no renames). They hold sanitised
+answers and record keys, never SSNs or birth dates: the payload itself is only hashed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from benefits_hub.staging import StagingArea
+
+T = TypeVar("T")
+
+
+class DeliveryJournal:
+    """One stage's journal in one run's staging area."""
+
+    def __init__(self, staging: StagingArea, stage: str = "deliver") -> None:
+        self.root = staging.path(f"journal/{stage}")
+        self.sent = 0
+        self.replayed = 0
+
+    @staticmethod
+    def key(kind: str, payload: Any) -> str:
+        """``kind`` plus a digest of exactly what is sent (so a changed batch is a new one)."""
+        canonical = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
+        digest = hashlib.sha256(canonical.encode()).hexdigest()[:40]
+        return f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', kind)}-{digest}"
+
+    def lookup(self, key: str) -> dict[str, Any] | None:
+        """The entry for ``key``, or None (never recorded, or cut off mid-write by a killed worker)."""
+        path = self.root / f"{key}.json"
+        try:
+            with path.open("r", encoding="utf-8") as handle:
+                entry = json.load(handle)
+        except (FileNotFoundError, ValueError):
+            return None
+        return entry if isinstance(entry, dict) and "answer" in entry else None
+
+    def record(self, key: str, answer: Any) -> None:
+        path = self.root / f"{key}.json"
+        StagingArea._ensure_parent(path)
+        with path.open("w", encoding="utf-8") as handle:
+            json.dump({"answer": answer}, handle, default=str)
+
+    def once(self, kind: str, payload: Any, send: Callable[[], T]) -> T:
+        """``send()``'s answer, sent at most once per run for this payload once acknowledged.
+
+        ``send`` must return what is safe to keep (no PII): the answer is stored as JSON and given
+        back as such on a replay.
+        """
+        key = self.key(kind, payload)
+        entry = self.lookup(key)
+        if entry is not None:
+            self.replayed += 1
+            return entry["answer"]  # type: ignore[no-any-return]
+        answer = send()
+        self.record(key, answer)
+        self.sent += 1
+        return answer
+
+    def log_replays(self, log: Any, what: str) -> None:
+        if self.replayed:
+            log.info(
+                "%d %s already delivered by an earlier attempt of this run: not sent again "
+                "(%d sent now)",
+                self.replayed, what, self.sent,
+            )  # fmt: skip
