@@ -313,14 +313,19 @@ def test_transaction_assistant_starts_a_resubmit_run(monitored: Monitored) -> No
     assert response.status_code == 201, response.text
     started = response.json()
     assert started["dag_id"] == RESUBMIT
-    with create_session() as session:
-        run = session.query(DagRun).filter_by(dag_id=RESUBMIT, run_id=started["run_id"]).one()
-        assert run.conf == {"integration_reference_id": outcome.run_id, "corrections": corrections}
-        assert run.state == "queued"
-    # Airflow has queued it: the page shows it In-Progress, and its detail says why it has no summary.
-    in_progress = monitored.rows(status="In-Progress", integration=RESUBMIT)
-    assert started["run_id"] in {r["reference_id"] for r in in_progress}
-    assert "it has not finished yet" in monitored.get(started["detail_path"]).text
+    try:
+        with create_session() as session:
+            run = session.query(DagRun).filter_by(dag_id=RESUBMIT, run_id=started["run_id"]).one()
+            assert run.conf == {"integration_reference_id": outcome.run_id, "corrections": corrections}
+            assert run.state == "queued" and run.triggering_user_name
+        # Airflow queued it: the page shows it In-Progress; its detail says why it has no summary yet.
+        in_progress = monitored.rows(status="In-Progress", integration=RESUBMIT)
+        assert started["run_id"] in {r["reference_id"] for r in in_progress}
+        assert "it has not finished yet" in monitored.get(started["detail_path"]).text
+    finally:
+        # No scheduler runs here: leave no queued run behind in the session's shared metadata DB.
+        with create_session() as session:
+            session.query(DagRun).filter_by(dag_id=RESUBMIT, run_id=started["run_id"]).delete()
     # A run without deductions errors offers nothing to resubmit.
     refused = requests.post(
         monitored.base + urls.resubmit_path(EXPORT, monitored.runs["completed"].run_id), json={}, timeout=30
