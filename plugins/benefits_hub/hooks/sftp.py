@@ -3,7 +3,9 @@
 Adds the one thing the provider lacks: an atomic upload. The file is written under a hidden
 temporary name and renamed into place with ``posix-rename``, so a vendor polling the folder never
 picks up half a file, and a dropped connection leaves only a temporary file behind.
-Host keys are verified as the provider does (``host_key`` extra, or ``known_hosts``).
+Host keys are verified as the provider does (``host_key`` extra, or ``known_hosts``), and never
+skipped: a connection asking for ``no_host_key_check`` or ``allow_host_key_change`` is refused, so a
+vendor's files can only ever go to the server whose key the connection names.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import posixpath
 import uuid
-from typing import IO
+from typing import IO, Any
 
 from airflow.providers.sftp.hooks.sftp import SFTPHook
 
@@ -20,6 +22,16 @@ class VendorSftpHook(SFTPHook):
     """SFTP to a vendor's inbound/outbound folders."""
 
     hook_name = "Vendor SFTP"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.no_host_key_check or self.allow_host_key_change:
+            # Without the check anyone on the path can pose as the vendor and receive the PII we send.
+            raise ValueError(
+                f"Connection '{self.ssh_conn_id}' turns SFTP host key verification off "
+                "(no_host_key_check / allow_host_key_change): the hub refuses it. Put the vendor's "
+                "public host key in the connection's host_key extra instead."
+            )
 
     def upload_atomic(self, source: IO[bytes], remote_path: str) -> int:
         """Stream ``source`` to ``remote_path`` atomically; returns the bytes written."""
