@@ -130,11 +130,6 @@ class Cluster:
     def airflow_home(self) -> Path:
         return self.root / "airflow-home"
 
-    @property
-    def local_staging(self) -> Path:
-        """Where staging lands when no staging_url is set (file://$AIRFLOW_HOME/benefits_hub_staging)."""
-        return self.airflow_home / "benefits_hub_staging"
-
     def s3_client(self) -> Any:
         import boto3
 
@@ -148,13 +143,15 @@ class Cluster:
 
     # -- processes --------------------------------------------------------------------------------
 
-    def spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> Service:
+    def spawn(
+        self, name: str, cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> Service:
         log_path = self.root / "logs" / f"{name}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("ab") as log:
             process = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env=env if env is not None else self.env, cwd=self.root, start_new_session=True,
+                env=env if env is not None else self.env, cwd=cwd or self.root, start_new_session=True,
             )  # fmt: skip
         service = Service(name, process, log_path)
         self.services.append(service)
@@ -287,15 +284,29 @@ class Cluster:
         for worker in workers:
             wait_until(f"Celery {worker.name}", worker_ready(worker), START_TIMEOUT, components)
 
+    def worker_disk(self, name: str) -> Path:
+        """What stands for a worker machine's own disk: its AIRFLOW_HOME, HOME, temp dir, working dir."""
+        return self.root / name
+
     def spawn_worker(self, name: str) -> Service:
+        disk = self.worker_disk(name)
+        (disk / "tmp").mkdir(parents=True)
         command = [
             *AIRFLOW, "celery", "worker", "--celery-hostname", f"{name}@%h",
-            "--concurrency", str(WORKER_CONCURRENCY), "--pid", str(self.root / f"{name}.pid"),
+            "--concurrency", str(WORKER_CONCURRENCY), "--pid", str(disk / "worker.pid"),
             # The log server would listen on every interface; the api-server reads task logs from
             # the log folder the workers share on this machine instead.
             "--skip-serve-logs",
         ]  # fmt: skip
-        return self.spawn(name, command, env={**self.env, "HUB_WORKER_HOSTNAME": name})
+        # Both workers share this machine, but not their local disk: a task that left a file in its
+        # home, temp or working directory for a task on the other worker would not find it there.
+        own_disk = {
+            "AIRFLOW_HOME": str(disk / "airflow-home"),
+            "HOME": str(disk),
+            "TMPDIR": str(disk / "tmp"),
+        }
+        env = {**self.env, **own_disk, "HUB_WORKER_HOSTNAME": name}
+        return self.spawn(name, command, env=env, cwd=disk)
 
 
 def worker_ready(worker: Service) -> Callable[[], bool]:

@@ -255,9 +255,11 @@ def test_staged_files_are_on_s3_and_not_on_local_disk(cluster: Cluster, runs: di
         # The run manifest the summary task writes beside the run's files.
         safe_run_id = "".join(c if c.isalnum() or c in "_.-" else "_" for c in run.run_id)
         assert f"staging/{run.dag_id}/{safe_run_id}/run_manifest.json" in keys, run.dag_id
-    # Nothing fell back to the local default (file://$AIRFLOW_HOME/benefits_hub_staging).
-    assert not cluster.local_staging.exists()
-    assert not list(cluster.airflow_home.rglob("*.jsonl"))
+    # Nothing fell back to the local default (file://$AIRFLOW_HOME/benefits_hub_staging), on the
+    # workers' own disks or elsewhere.
+    for disk in (cluster.airflow_home, *(cluster.worker_disk(w) for w in WORKERS)):
+        assert not list(disk.rglob("benefits_hub_staging")), disk
+        assert not [p for p in disk.rglob("*") if p.suffix in (".jsonl", ".csv")], disk
 
 
 def test_summaries_are_right(cluster: Cluster, runs: dict[str, Run]) -> None:
