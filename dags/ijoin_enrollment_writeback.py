@@ -8,7 +8,7 @@ makes to the recordkeeper.
 ## Params (the trigger form)
 | Param | What to enter |
 |---|---|
-| Integration Run Name | Optional. |
+| Integration Run Name | Optional. A name to find this run by; empty = name + date/time. |
 
 ## Statuses
 - **Successful**: every pending election was applied (or had been applied already) and marked sent.
@@ -26,14 +26,22 @@ makes to the recordkeeper.
 ## Re-running safely
 Always safe: an election recorded in `rk_applied_election` is never applied again; a run that stopped
 between applying and marking sent only marks it sent next time.
+
+## Notifications and deadline
+- **Who is told**: whoever the rules in the Airflow Variable `benefits_hub.notifications` name for this
+  integration and the run's status (e-mail and/or webhook; see `docs/notifications.md`). The message
+  says what failed, how many records, the error file, and links to this run.
+- **Deadline**: a run not finished within **30 minutes** of being queued raises *Deadline missed* to the
+  rules that listen for it.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, CronTriggerTimetable
 
+from benefits_hub.deadlines import finish_within
 from benefits_hub.operators.stages import integration_default_args, integration_stages
 from benefits_hub.params import integration_run_name_param
 
@@ -44,6 +52,8 @@ with DAG(
     description="iJoin enrollment-site elections to the recordkeeper (daily)",
     doc_md=__doc__,
     schedule=CronTriggerTimetable("30 6 * * *", timezone="UTC"),
+    # Daily; only the elections made since the last run.
+    deadline=finish_within(timedelta(minutes=30)),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,

@@ -5,6 +5,10 @@ Every 10 minutes, looks for plans added in iJoin (in set-up, never synced) that 
 knows, and starts an **iJoin Plan Sync** for just those plans: a new plan gets its plan data without
 anyone asking. Each new plan is handed over once.
 
+## Params
+None: it looks for new plans by itself. To sync one particular plan now, trigger the **iJoin Plan
+Sync** (`ijoin_plan_sync`) with that plan's id in Plan IDs.
+
 ## Statuses
 - **success** with `sync_new_plans` skipped: no new plan.
 - **success** with `sync_new_plans` done: an `ijoin_plan_sync` run was started with `plan_ids` set to the
@@ -19,15 +23,22 @@ anyone asking. Each new plan is handed over once.
 
 ## Re-running safely
 Safe: a plan already handed over is not triggered again.
+
+## Notifications and deadline
+- **Who is told**: the watch has no Run Summary and sends no status message of its own; the Plan Sync
+  it starts notifies like any run (see `docs/notifications.md`).
+- **Deadline**: a check not finished within **10 minutes** of being queued raises *Deadline missed* to
+  the rules for `ijoin_new_plan_watch` that listen for it.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, CronTriggerTimetable, task
 
+from benefits_hub.deadlines import finish_within
 from benefits_hub.operators.stages import integration_default_args
 
 with DAG(
@@ -35,6 +46,8 @@ with DAG(
     description="Start a Plan Sync for each plan newly added in iJoin (every 10 minutes)",
     doc_md=__doc__,
     schedule=CronTriggerTimetable("*/10 * * * *", timezone="UTC"),
+    # A check must end before the next one is due.
+    deadline=finish_within(timedelta(minutes=10)),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,

@@ -8,7 +8,7 @@ pay frequency and salary. One task per plan (dynamic task mapping).
 ## Params (the trigger form)
 | Param | What to enter |
 |---|---|
-| Integration Run Name | Optional. |
+| Integration Run Name | Optional. A name to find this run by; empty = name + date/time. |
 | Plan IDs | Optional. Recordkeeper plan ids, comma-separated, no spaces. Empty = every plan. |
 
 ## Rules applied
@@ -31,14 +31,22 @@ pay frequency and salary. One task per plan (dynamic task mapping).
 
 ## Re-running safely
 Always safe: participants are upserted on (plan, participant); unchanged ones are reported unchanged.
+
+## Notifications and deadline
+- **Who is told**: whoever the rules in the Airflow Variable `benefits_hub.notifications` name for this
+  integration and the run's status (e-mail and/or webhook; see `docs/notifications.md`). The message
+  says what failed, how many records, the error file, and links to this run.
+- **Deadline**: a run not finished within **2 hours** of being queued raises *Deadline missed* to the
+  rules that listen for it.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, CronTriggerTimetable
 
+from benefits_hub.deadlines import finish_within
 from benefits_hub.operators.stages import fanned_out_stages, integration_default_args
 from benefits_hub.params import integration_run_name_param, plan_ids_param
 
@@ -50,6 +58,8 @@ with DAG(
     doc_md=__doc__,
     # Daily, early morning (the seed: a daily Participant Sync for all plans).
     schedule=CronTriggerTimetable("0 6 * * *", timezone="UTC"),
+    # Daily, one task per plan.
+    deadline=finish_within(timedelta(hours=2)),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,

@@ -24,6 +24,11 @@ activate it; iJoin's own validation can still refuse.
 
 ## Re-running safely
 Safe: activation happens only after an approval, and only if a draft exists.
+
+## Notifications and deadline
+- **Who is told**: no status message of its own: the Plan Sync's *Successful with warnings* message
+  announced the draft (a rule for `ijoin_plan_sync`; see `docs/notifications.md`).
+- **No deadline**: a run waits for its reviewer as long as it takes (Airflow UI → Required Actions).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ fails alone, with its reasons, and the others go on.
 ## Params (the trigger form)
 | Param | What to enter |
 |---|---|
-| Integration Run Name | Optional. |
+| Integration Run Name | Optional. A name to find this run by; empty = name + date/time. |
 | Plan IDs | Optional. Recordkeeper plan ids, comma-separated, no spaces. Empty = every plan. |
 
 ## Statuses (per plan, in the Run Summary's `outcomes` and in iJoin's Activity Monitor)
@@ -38,15 +38,23 @@ Required Actions) before iJoin activates it; this run does not wait for them.
 ## Re-running safely
 Always safe: a plan already in step is reported `unchanged`; a pending draft is replaced by the newest
 recordkeeper line-up, never activated by the sync.
+
+## Notifications and deadline
+- **Who is told**: whoever the rules in the Airflow Variable `benefits_hub.notifications` name for this
+  integration and the run's status (e-mail and/or webhook; see `docs/notifications.md`). The message
+  says what failed, how many records, the error file, and links to this run.
+- **Deadline**: a run not finished within **2 hours** of being queued raises *Deadline missed* to the
+  rules that listen for it.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, CronTriggerTimetable, TriggerRule, task
 
+from benefits_hub.deadlines import finish_within
 from benefits_hub.operators.stages import fanned_out_stages, integration_default_args
 from benefits_hub.params import integration_run_name_param, plan_ids_param
 
@@ -58,6 +66,8 @@ with DAG(
     doc_md=__doc__,
     # Monthly, early on the 1st (the seed: at least monthly for all plans).
     schedule=CronTriggerTimetable("0 5 1 * *", timezone="UTC"),
+    # Monthly, one task per plan.
+    deadline=finish_within(timedelta(hours=2)),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,

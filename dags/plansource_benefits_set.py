@@ -8,7 +8,7 @@ the import does not run (deductions must never land on employees PlanSource has 
 ## Params (the trigger form)
 | Param | What to enter |
 |---|---|
-| Integration Run Name | Optional. |
+| Integration Run Name | Optional. A name to find this run by; empty = name + date/time. |
 | Export params | The export's own params as JSON, e.g. `{"delta": true, "lookback_days": 1}`. |
 | Import params | The import's own params as JSON, e.g. `{"delta": true, "lookback_days": 1}`. |
 
@@ -25,14 +25,23 @@ the import does not run (deductions must never land on employees PlanSource has 
 ## Re-running safely
 Both members are safe to re-run (no duplicate subscribers, deductions upserted). Fix what stopped the
 set, then trigger the set again, or run the remaining member on its own.
+
+## Notifications and deadline
+- **Who is told**: each member notifies like its own integration: a rule for the HCM Demographic Export
+  (`plansource_hcm_demographic_export`) hears about the export inside this set too, and a rule naming
+  `plansource_benefits_set` hears about both members (see `docs/notifications.md`). The set's own
+  summary sends nothing more: the member that stopped the set has already said why.
+- **Deadline**: a set not finished within **3 hours** of being queued raises *Deadline missed* to the
+  rules for `plansource_benefits_set` that listen for it.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Param, TaskGroup
 
+from benefits_hub.deadlines import finish_within
 from benefits_hub.operators.sets import IntegrationSetSummaryOperator
 from benefits_hub.operators.stages import integration_default_args, integration_stages
 from benefits_hub.params import integration_run_name_param
@@ -48,6 +57,8 @@ with DAG(
     description="Integration set: HCM Demographic Export, then PlanSource Deductions Import (Abort on Failure)",
     doc_md=__doc__,
     schedule=None,
+    # The export's 45 minutes and the import's 2 hours, one after the other.
+    deadline=finish_within(timedelta(hours=3)),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,

@@ -40,6 +40,13 @@ is explained in the error file; good records are loaded.
 ## Re-running safely
 Deductions are upserted on (person number, deduction code, effective date): re-running the same window
 changes nothing, and an ended coverage end-dates its deduction instead of deleting it.
+
+## Notifications and deadline
+- **Who is told**: whoever the rules in the Airflow Variable `benefits_hub.notifications` name for this
+  integration and the run's status (e-mail and/or webhook; see `docs/notifications.md`). The message
+  says what failed, how many records, the error file, and links to this run.
+- **Deadline**: a run not finished within **2 hours** of being queued raises *Deadline missed* to the
+  rules that listen for it.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
+from benefits_hub.deadlines import finish_within
 from benefits_hub.operators.stages import integration_default_args, integration_stages
 from benefits_hub.params import (
     deduction_start_date_param,
@@ -67,6 +75,8 @@ with DAG(
     doc_md=__doc__,
     # Nightly at the end of the payroll day (22:00 UTC), each run's interval the past day.
     schedule=CronDataIntervalTimetable("0 22 * * *", timezone="UTC"),
+    # Nightly: time to fix a late import before payroll reads the deductions.
+    deadline=finish_within(timedelta(hours=2)),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,

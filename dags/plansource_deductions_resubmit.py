@@ -9,7 +9,7 @@ idempotent load as the import.
 ## Params (the trigger form)
 | Param | What to enter |
 |---|---|
-| Integration Run Name | Optional. |
+| Integration Run Name | Optional. A name to find this run by; empty = name + date/time. |
 | Integration Reference ID | The `integration_reference_id` from the failed import's Run Summary. |
 | Corrections | Optional. For each error record (the error file's `record_key`, e.g. `E000123#COV-9`), the fields to correct, e.g. `{"E000123#COV-9": {"subscriber_premium": "12.50"}}`. Records without a correction are simply retried (after you fixed a cross-reference table, say). |
 
@@ -31,6 +31,13 @@ treatment, coverage level, effective and termination dates, termination reason, 
 ## Re-running safely
 Always safe: loads are upserts on (person number, deduction code, effective date); a record already
 loaded is left unchanged.
+
+## Notifications and deadline
+- **Who is told**: whoever the rules in the Airflow Variable `benefits_hub.notifications` name for this
+  integration and the run's status (e-mail and/or webhook; see `docs/notifications.md`). The message
+  says what failed, how many records, the error file, and links to this run.
+- **Deadline**: a run not finished within **30 minutes** of being queued raises *Deadline missed* to the
+  rules that listen for it.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Param
 
+from benefits_hub.deadlines import finish_within
 from benefits_hub.operators.stages import integration_default_args, integration_stages
 from benefits_hub.params import integration_run_name_param
 
@@ -49,6 +57,8 @@ with DAG(
     description="Transaction Assistant: correct and re-import a deductions run's error records",
     doc_md=__doc__,
     schedule=None,
+    # Only one run's error records: a short job.
+    deadline=finish_within(timedelta(minutes=30)),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,

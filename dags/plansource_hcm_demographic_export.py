@@ -38,14 +38,22 @@ Re-running the same window is safe: updates send only fields that differ from Pl
 of employees PlanSource already has are reported, not duplicated. Clear the whole run (not just
 `deliver`) so `transform` compares with PlanSource's current state. A narrowed run (Include
 Employees) never moves the hourly window.
+
+## Notifications and deadline
+- **Who is told**: whoever the rules in the Airflow Variable `benefits_hub.notifications` name for this
+  integration and the run's status (e-mail and/or webhook; see `docs/notifications.md`). The message
+  says what failed, how many records, the error file, and links to this run.
+- **Deadline**: a run not finished within **45 minutes** of being queued raises *Deadline missed* to the
+  rules that listen for it (a run waiting behind the previous hour's run counts too).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
+from benefits_hub.deadlines import finish_within
 from benefits_hub.operators.stages import integration_default_args, integration_stages
 from benefits_hub.params import (
     delta_param,
@@ -64,6 +72,8 @@ with DAG(
     # A data-interval timetable: each hourly run's interval is the past hour (a plain "@hourly"
     # gives a zero-length interval in Airflow 3).
     schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"),
+    # Hourly: a run still going after 45 minutes would hold up the next hour's run.
+    deadline=finish_within(timedelta(minutes=45)),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,

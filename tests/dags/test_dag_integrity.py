@@ -151,3 +151,26 @@ def test_socket_guard_really_refuses() -> None:
     finally:
         socket.socket.connect = original  # type: ignore[method-assign]
     assert time.perf_counter() > 0
+
+
+def _scheduled_integration(dag) -> bool:
+    # Maintenance DAGs (tagged so) are not integrations; a DAG without a schedule is started by people.
+    return dag.timetable.can_be_scheduled and "maintenance" not in dag.tags
+
+
+@pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.stem)
+def test_scheduled_integrations_have_a_deadline(dag_bag, dag_file: Path) -> None:
+    """A scheduled integration raises "Deadline missed" through the shared ``finish_within`` helper
+    when a run overruns, and its runbook states that deadline."""
+    from airflow.sdk import DeadlineReference
+
+    from benefits_hub.deadlines import deadline_missed, describe
+
+    dag = dag_bag.dags[dag_file.stem]
+    alerts = list(dag.deadline or [])
+    if _scheduled_integration(dag):
+        assert alerts, f"{dag.dag_id} is scheduled but has no deadline (deadline=finish_within(...))"
+    for alert in alerts:
+        assert alert.reference == DeadlineReference.DAGRUN_QUEUED_AT
+        assert alert.callback.path == f"{deadline_missed.__module__}.{deadline_missed.__qualname__}"
+        assert f"**{describe(alert.interval)}**" in dag.doc_md, "the runbook does not state the deadline"
