@@ -25,6 +25,7 @@ import pytest
 import requests
 
 SSN_LOG = Path(os.environ["AIRFLOW_HOME"]) / "seeded_ssns.txt"
+BIRTH_DATE_LOG = Path(os.environ["AIRFLOW_HOME"]) / "seeded_birth_dates.txt"
 TASK_LOG_DIR = Path(os.environ["AIRFLOW_HOME"]) / "logs" / "e2e"
 
 
@@ -76,18 +77,29 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monkey
 
 
 def _remember_ssns(hcm_db: Path, plansource_state: Path, recordkeeper: Path | None = None) -> None:
-    """Every seeded SSN, HCM's and PlanSource's, for the log scan (tests/e2e/test_zz_no_pii_in_logs.py)."""
+    """Every seeded SSN and full birth date, HCM's, PlanSource's and the recordkeeper's, for the
+    whole-suite scan (tests/e2e/test_zz_no_pii_in_logs.py)."""
     import sqlite3
 
     ssns: set[str] = set()
-    sources = [(hcm_db, "SELECT ssn FROM hcm_person"), (plansource_state, "SELECT ssn FROM subscriber")]
+    birth_dates: set[str] = set()
+    sources = [
+        (hcm_db, "SELECT ssn, birth_date FROM hcm_person"),
+        (plansource_state, "SELECT ssn, birthdate FROM subscriber"),
+    ]
     if recordkeeper is not None:
-        sources.append((recordkeeper, "SELECT ssn FROM rk_participant"))
+        sources.append((recordkeeper, "SELECT ssn, birth_date FROM rk_participant"))
     for db, sql in sources:
         with sqlite3.connect(db) as conn:
-            ssns.update(row[0] for row in conn.execute(sql) if row[0])
+            for ssn, birth_date in conn.execute(sql):
+                if ssn:
+                    ssns.add(ssn)
+                if birth_date:
+                    birth_dates.add(birth_date)
     with SSN_LOG.open("a") as handle:
         handle.writelines(f"{ssn}\n" for ssn in ssns)
+    with BIRTH_DATE_LOG.open("a") as handle:
+        handle.writelines(f"{birth_date}\n" for birth_date in birth_dates)
 
 
 @pytest.fixture
