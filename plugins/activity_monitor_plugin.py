@@ -9,13 +9,18 @@ from __future__ import annotations
 from airflow.plugins_manager import AirflowPlugin
 
 from benefits_hub.ui import urls
-from benefits_hub.ui.app import create_app
+from benefits_hub.ui.asgi import LazyASGIApp
 
 
 class ActivityMonitorPlugin(AirflowPlugin):
     name = "activity_monitor"
+    # Built at the api-server's first request to it: every other process that loads plugins stays light.
     fastapi_apps = [
-        {"app": create_app(), "url_prefix": urls.PREFIX, "name": "Activity Monitor"},
+        {
+            "app": LazyASGIApp("benefits_hub.ui.app:create_app"),
+            "url_prefix": urls.PREFIX,
+            "name": "Activity Monitor",
+        },
     ]
     # A top-level navigation entry that shows the page inside the Airflow UI. ``href`` is relative so it
     # resolves under ``[api] base_url`` (the UI's <base href>).

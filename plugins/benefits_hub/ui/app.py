@@ -6,16 +6,15 @@ starts the Transaction Assistant only for a user allowed to trigger it. A browse
 sent to Airflow's login page; an API call without one gets 401.
 """
 
-# No ``from __future__ import annotations``: FastAPI reads the routes' annotations (Airflow's user and
-# session dependencies, imported in create_app) when it registers them.
+# FastAPI and the api-server's modules are imported in create_app only: Airflow's plugin loader runs
+# this file in every process (tasks, scheduler), and only the api-server needs them. No
+# ``from __future__ import annotations`` either: FastAPI reads the routes' annotations (local names in
+# create_app) when it registers them.
 import re
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request, status
-from fastapi.exception_handlers import http_exception_handler
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
 
 from benefits_hub.models import RunStatus
@@ -37,7 +36,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def site_root(request: Request) -> str:
+def _refused(status_code: int, detail: str) -> Exception:
+    from fastapi import HTTPException
+
+    return HTTPException(status_code, detail)
+
+
+def site_root(request: Any) -> str:
     """The api-server's root path (``[api] base_url``'s path): this app is mounted under it + PREFIX."""
     return str(request.scope.get("root_path", "")).removesuffix(urls.PREFIX)
 
@@ -62,10 +67,10 @@ def _date(value: str | None, name: str) -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"{name}: a date as YYYY-MM-DD") from None
+        raise _refused(400, f"{name}: a date as YYYY-MM-DD") from None
 
 
-def activity_filter_from(request: Request) -> activity.ActivityFilter:
+def activity_filter_from(request: Any) -> activity.ActivityFilter:
     """The filter from the query string (empty form fields mean "all")."""
     query = request.query_params
     try:
@@ -79,10 +84,10 @@ def activity_filter_from(request: Request) -> activity.ActivityFilter:
         )
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, problems) from None
+        raise _refused(400, problems) from None
 
 
-def last_viewed(request: Request, now: datetime) -> datetime:
+def last_viewed(request: Any, now: datetime) -> datetime:
     """The counter's baseline: this visit's (``seen``, kept by the page's links), else the cookie's
     last view, else the default window; never further back than the horizon."""
     for raw in (request.query_params.get("seen"), request.cookies.get(LAST_VIEWED_COOKIE)):
@@ -126,10 +131,10 @@ def listing(
 def run_detail(session: Any, user: Any, dag_id: str, run_id: str) -> detail.RunDetail:
     dags = _readable(session, user)
     if dag_id not in dags:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No integration '{dag_id}' that you may see.")
+        raise _refused(404, f"No integration '{dag_id}' that you may see.")
     facts = records.one_run(session, dag_id, run_id)
     if facts is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No run '{run_id}' of '{dag_id}'.")
+        raise _refused(404, f"No run '{run_id}' of '{dag_id}'.")
     names = activity.integration_names([facts], _display_names(session, {dag_id: dags[dag_id]}))
     row = activity.run_row(facts, names[dag_id])
     import_dag_id, import_summary = "", None
@@ -147,9 +152,19 @@ def _safe_file_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "file"
 
 
-def create_app() -> FastAPI:
+def create_app() -> Any:
+    """The FastAPI app (called by the plugin's ``LazyASGIApp`` inside the api-server)."""
     from airflow.api_fastapi.common.db.common import SessionDep
     from airflow.api_fastapi.core_api.security import GetUserDep
+    from fastapi import FastAPI, HTTPException, Request, status
+    from fastapi.exception_handlers import http_exception_handler
+    from fastapi.responses import (
+        HTMLResponse,
+        JSONResponse,
+        RedirectResponse,
+        Response,
+        StreamingResponse,
+    )
 
     app = FastAPI(title="Activity Monitor", docs_url=None, redoc_url=None, openapi_url=None)
 
