@@ -38,7 +38,15 @@ def corpus_report() -> Iterator[None]:
     line = report_line(len(_passed), Counter(_passed.values())) + f" (of {total} in the corpus)"
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(line + "\n")
-    print("\n" + line)
+    _summary.append(line)
+
+
+_summary: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for line in _summary:  # after the session fixtures finished, so the line is complete
+        terminalreporter.write_line(line)
 
 
 # The end-to-end batches use the e2e fixtures as they are (real metadata DB, real sandbox servers).
