@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from benefits_hub.models import RunStatus
 from benefits_hub.pii import mask_field, redact
+from benefits_hub.ui import urls
 
 RULES_VARIABLE = "benefits_hub.notifications"
 DEADLINE_MISSED = "Deadline missed"
@@ -230,11 +231,11 @@ class Message:
 
 def run_links(dag_id: str, run_id: str, base_url: str | None) -> tuple[tuple[str, str], ...]:
     """The run in Airflow's UI and in the Activity Monitor (both under the api-server's base URL)."""
-    base = (base_url or DEFAULT_BASE_URL).rstrip("/")
-    dag, run = quote(dag_id, safe=""), quote(run_id, safe="")
+    base = base_url or DEFAULT_BASE_URL
+    airflow_run = f"/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
     return (
-        ("Airflow run", f"{base}/dags/{dag}/runs/{run}"),
-        ("Activity Monitor", f"{base}/activity-monitor/runs/{dag}/{run}"),
+        ("Airflow run", urls.absolute_url(base, airflow_run)),
+        ("Activity Monitor", urls.absolute_url(base, urls.run_detail_path(dag_id, run_id))),
     )
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import IO
 
 import pytest
+import requests
 
 from tests.e2e.receivers import WebhookReceiver, free_port, wait_for, webhook_receiver
 
@@ -106,7 +107,8 @@ def airflow_services(tmp_path: Path) -> Iterator[tuple[WebhookReceiver, Path, st
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
             "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            # Unpaused below, once the api-server answers (the task talks to its execution API).
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
             "AIRFLOW_CONN_HUB_WEBHOOK": webhook.connection_json(),
         }
@@ -116,8 +118,7 @@ def airflow_services(tmp_path: Path) -> Iterator[tuple[WebhookReceiver, Path, st
         logs = {name: stack.enter_context((home / f"{name}.log").open("w")) for name in SERVICES}
         services: list[subprocess.Popen[bytes]] = []
         stack.callback(_stop, services)
-        # All at once: a task queued before the api-server answers retries its first call for longer
-        # than the 3-second deadline, so the run is still running when the deadline passes.
+        # All at once, to overlap their start-up; the probe runs only once it is unpaused below.
         services.append(
             _airflow(
                 "api-server", "--host", "127.0.0.1", "--port", str(port), env=env, log=logs["api-server"]
@@ -130,7 +131,20 @@ def airflow_services(tmp_path: Path) -> Iterator[tuple[WebhookReceiver, Path, st
         subprocess.run(
             [sys.executable, "-m", "airflow", *set_rules], env=env, check=True, capture_output=True
         )
-        yield webhook, home, f"http://127.0.0.1:{port}"
+        base_url = f"http://127.0.0.1:{port}"
+
+        def unpaused() -> bool:
+            # 404 until the dag-processor has parsed the probe; refused until the api-server is up.
+            try:
+                answer = requests.patch(
+                    f"{base_url}/api/v2/dags/{PROBE}", json={"is_paused": False}, timeout=5
+                )
+            except requests.RequestException:
+                return False
+            return answer.status_code == 200
+
+        assert wait_for(unpaused, timeout=150, interval=1), f"could not unpause the probe; see {home}/*.log"
+        yield webhook, home, base_url
 
 
 def _probe_task_state(home: Path) -> str | None:
