@@ -238,6 +238,8 @@ class Sandbox:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
             self._wait_gone(5.0)
+        if self.paths.pgp_home.is_dir():  # the server stops its gpg-agent, unless it was killed
+            stop_gpg_agent(self.paths.pgp_home)
         self.paths.info.unlink(missing_ok=True)
         self.paths.ready.unlink(missing_ok=True)
 
