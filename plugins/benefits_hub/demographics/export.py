@@ -307,22 +307,34 @@ class DemographicExport(Integration):
 
     def _upload_census(self, staged_path: str) -> str:
         """The census to SFTP, atomically; PGP-encrypted (``.csv.pgp``) when ``plansource_pgp`` says so."""
+        from paramiko import AuthenticationException
+
         from benefits_hub.hooks.sftp import VendorSftpHook
         from benefits_hub.pgp import ENCRYPTED_SUFFIX, VendorPgp
         from benefits_hub.staging import StagingArea
 
         stamp = self.run.run_start.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
         remote = f"{CENSUS_FOLDER}/census_{stamp}.csv"
-        hook = VendorSftpHook(ssh_conn_id=self.sftp_conn_id)
+        # One login per try: a refused login is never retried (repeated failed logins can lock the
+        # vendor account); a connection that fails for other reasons is what the task's retries are for.
+        hook = VendorSftpHook(ssh_conn_id=self.sftp_conn_id, conn_retry_attempts=1)
         pgp = VendorPgp.from_connection(self.pgp_conn_id)
-        with StagingArea.open_binary(staged_path) as source:
-            if pgp is None or not pgp.encrypts:
-                size = hook.upload_atomic(source, remote)
-                self.run.log.info("Census file delivered to SFTP %s (%d bytes)", remote, size)
-                return remote
-            remote += ENCRYPTED_SUFFIX
-            with pgp.encrypted(source) as (ciphertext, fingerprint):
-                size = hook.upload_atomic(ciphertext, remote)
+        try:
+            with StagingArea.open_binary(staged_path) as source:
+                if pgp is None or not pgp.encrypts:
+                    size = hook.upload_atomic(source, remote)
+                    self.run.log.info("Census file delivered to SFTP %s (%d bytes)", remote, size)
+                    return remote
+                remote += ENCRYPTED_SUFFIX
+                with pgp.encrypted(source) as (ciphertext, fingerprint):
+                    size = hook.upload_atomic(ciphertext, remote)
+        except AuthenticationException:
+            raise StageRefused(
+                f"PlanSource's SFTP server refused the login of connection '{self.sftp_conn_id}': check "
+                "its login and password or key. The census file was not sent; the subscriber changes "
+                "were. Clear the deliver task once the connection is fixed (not retried by itself: "
+                "repeated failed logins can lock the account)."
+            ) from None
         self.run.log.info(
             "Census file delivered to SFTP %s (%d bytes, PGP-encrypted to key %s)", remote, size, fingerprint
         )
