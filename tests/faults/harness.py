@@ -8,6 +8,7 @@ subprocess, against the sandbox's real servers, HCM and recordkeeper databases.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -133,6 +134,32 @@ def outcome_of(dag_id: str, run_id: str, log_path: Path) -> Outcome:
             summary = row.value if isinstance(row.value, dict) else json.loads(row.value)
         state = str(run.state)
     return Outcome(dag_id, run_id, state, summary, tries, log_path)
+
+
+def tries_of(dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> list[tuple[int, Any, Any]]:
+    """Each try of a task instance: (try number, start, end), from Airflow's task-instance history."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.taskinstancehistory import TaskInstanceHistory
+    from airflow.utils.session import create_session
+
+    where = {"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "map_index": map_index}
+    with create_session() as session:
+        tries = [
+            (h.try_number, h.start_date, h.end_date)
+            for h in session.query(TaskInstanceHistory).filter_by(**where)
+        ]
+        ti = session.query(TaskInstance).filter_by(**where).one()
+        tries.append((ti.try_number, ti.start_date, ti.end_date))
+    return sorted(tries, key=lambda t: t[0])
+
+
+def backoff_gaps(tries: list[tuple[int, Any, Any]]) -> list[tuple[float, float]]:
+    """(seconds waited before each retry, the least the DAG's exponential backoff allows)."""
+    gaps = []
+    for (number, _, ended), (_, started, _) in itertools.pairwise(tries):
+        least = min(RETRY_DELAY.total_seconds() * 2 ** (number - 1), MAX_RETRY_DELAY.total_seconds())
+        gaps.append(((started - ended).total_seconds(), least))
+    return gaps
 
 
 def run_dag(dag_id: str, conf: dict[str, Any], log_path: Path | None = None) -> Outcome:
