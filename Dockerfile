@@ -7,6 +7,11 @@
 FROM apache/airflow:3.3.2
 
 USER root
+# gpg, which benefits_hub.pgp drives for PGP-encrypted vendor files (python-gnupg).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gnupg \
+    && apt-get clean \
+    && rm -rf /var/lib/apt/lists/*
 # The sandbox's data (HCM and recordkeeper SQLite files, SFTP root): a volume the sandbox and the
 # workers share; created here so that the volume belongs to the airflow user.
 RUN install -d -o airflow -g 0 -m 0775 /sandbox
