@@ -289,7 +289,7 @@ class LogWatcher(threading.Thread):
         self.timeout = timeout
         self.done: list[str] = []
         self.error: BaseException | None = None
-        self._stop = threading.Event()
+        self._finished = threading.Event()
 
     def run(self) -> None:
         deadline = time.monotonic() + self.timeout
@@ -304,14 +304,14 @@ class LogWatcher(threading.Thread):
                         action()
                         self.done.append(pattern)
                         break
-                    if self._stop.is_set() or time.monotonic() > deadline:
+                    if self._finished.is_set() or time.monotonic() > deadline:
                         return
                     time.sleep(0.05)
         except BaseException as exc:  # reported by finish(), on the test's thread
             self.error = exc
 
     def finish(self) -> list[str]:
-        self._stop.set()
+        self._finished.set()
         self.join(timeout=30)
         if self.error is not None:
             raise self.error
