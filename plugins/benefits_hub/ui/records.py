@@ -233,23 +233,16 @@ def deductions_import_summary(run_id: str) -> tuple[str, dict[str, Any] | None]:
 
 def staged_text_lines(path: str) -> Any:
     """A staged file's text, line by line (ObjectStoragePath: file:// here, s3:// on a cluster)."""
-    from airflow.sdk import ObjectStoragePath
+    from benefits_hub.staging import staging_base
 
-    from benefits_hub.staging import staging_conn_id
-
-    conn_id = staging_conn_id()
-    target = ObjectStoragePath(path, conn_id=conn_id) if conn_id else ObjectStoragePath(path)
-    with target.open("r", encoding="utf-8", newline="") as handle:
+    with staging_base(path).open("r", encoding="utf-8", newline="") as handle:
         yield from handle
 
 
 def staged_exists(path: str) -> bool:
-    from airflow.sdk import ObjectStoragePath
+    from benefits_hub.staging import staging_base
 
-    from benefits_hub.staging import staging_conn_id
-
-    conn_id = staging_conn_id()
-    return (ObjectStoragePath(path, conn_id=conn_id) if conn_id else ObjectStoragePath(path)).exists()
+    return bool(staging_base(path).exists())
 
 
 def is_staged(path: str) -> bool:
