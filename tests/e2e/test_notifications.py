@@ -49,7 +49,8 @@ RULES = [
 
 
 @pytest.fixture
-def receivers(sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[MailServer, WebhookReceiver]]:
+def receivers(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[MailServer, WebhookReceiver]]:
+    """A real SMTP server and webhook receiver, and the Airflow connections the rules name for them."""
     with smtp_server() as mail, webhook_receiver() as webhook:
         monkeypatch.setenv("AIRFLOW_CONN_HUB_SMTP", mail.connection_json())
         monkeypatch.setenv("AIRFLOW_CONN_HUB_WEBHOOK", webhook.connection_json())
