@@ -154,7 +154,8 @@ def runs(cluster: Cluster, api: AirflowApi) -> dict[str, Run]:
         assert time.monotonic() < deadline, "the dag-processor did not parse every DAG in time"
         time.sleep(1)
     for dag_id in (EXPORT, IMPORT, RESUBMIT, PLAN_SYNC, PARTICIPANT_SYNC, WRITEBACK):
-        api.unpause(dag_id)  # DRAFT_REVIEW stays paused: its requested run waits for a reviewer
+        # DRAFT_REVIEW stays paused: the run the Plan Sync requests stays queued (no reviewer here).
+        api.unpause(dag_id)
 
     first = {
         EXPORT: Run(EXPORT, api.trigger(EXPORT, {"delta": False})),
