@@ -120,7 +120,7 @@ class ErrorWriter:
         self.manifest: StagedFile | None = None  # set when the file is closed
 
     def add(self, row: ErrorRow) -> None:
-        self._csv.writerow([_csv_safe(getattr(row, c)) for c in ErrorRow.CSV_COLUMNS])
+        self._csv.writerow([csv_safe(getattr(row, c)) for c in ErrorRow.CSV_COLUMNS])
         self.rows += 1
         self._records.add(row.record_key)
 
@@ -129,7 +129,7 @@ class ErrorWriter:
         return len(self._records)
 
 
-def _csv_safe(value: object) -> str:
+def csv_safe(value: object) -> str:
     # A cell starting with = + - @ runs as a formula when a clerk opens the file in a spreadsheet.
     text = "" if value is None else str(value)
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

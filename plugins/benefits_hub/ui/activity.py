@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from benefits_hub.models import RunStatus
 from benefits_hub.pii import mask_field
-from benefits_hub.staging import _csv_safe
+from benefits_hub.staging import csv_safe
 from benefits_hub.ui import urls
 
 SCHEDULED = "Scheduled"
@@ -381,5 +381,5 @@ def csv_lines(rows: Iterable[ActivityRow]) -> Iterator[str]:
     writer.writerow([title for title, _ in CSV_COLUMNS])
     yield flush()
     for row in rows:
-        writer.writerow([_csv_safe(_csv_value(row, attribute)) for _, attribute in CSV_COLUMNS])
+        writer.writerow([csv_safe(_csv_value(row, attribute)) for _, attribute in CSV_COLUMNS])
         yield flush()
