@@ -2,8 +2,8 @@
 schema, the same topology tests/topology/test_celery_cluster.py starts natively, and every service,
 port, volume and variable in it documented in docs/production.md.
 
-``compose-spec.json`` beside this file is the Compose Specification's schema, vendored unchanged from
-compose-spec/compose-spec (``schema/compose-spec.json``, Apache License 2.0).
+The Compose Specification's schema comes from the ``check-jsonschema`` package, which ships it (with
+its licence) among its built-in vendor schemas and keeps it current: nothing is copied into this repo.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import json
 import re
 import tomllib
 from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from tests.topology.cluster import SERVICES, STAGING_CONN_ID, WORKERS
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yaml"
 DOCS = REPO / "docs" / "production.md"
-SCHEMA = Path(__file__).with_name("compose-spec.json")
+SCHEMA = resources.files("check_jsonschema.builtin_schemas.vendor").joinpath("compose-spec.json")
 AIRFLOW_SERVICES = ("airflow-init", "api-server", "scheduler", "dag-processor", "triggerer", *WORKERS)
 # ${NAME}, ${NAME:-default}, ${NAME:?error}; "$${...}" is an escaped dollar, not a variable.
 INTERPOLATED = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)")
