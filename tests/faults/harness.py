@@ -202,8 +202,11 @@ def resume_run(
         if worker_lost:
             for ti in tis:
                 if ti.state == TaskInstanceState.RUNNING:
-                    ti.state = TaskInstanceState.UP_FOR_RETRY
+                    # What Airflow records for a try that failed with retries left.
                     ti.end_date = datetime.now(UTC)
+                    ti.set_duration()
+                    ti.prepare_db_for_next_try(session)
+                    ti.state = TaskInstanceState.UP_FOR_RETRY
         if clear:
             clear_task_instances(
                 [ti for ti in tis if ti.task_id in clear], session, dag_run_state=DagRunState.RUNNING
@@ -331,6 +334,12 @@ def plansource_subscribers(sandbox: Any) -> dict[str, dict[str, Any]]:
         r["employee_number"]: {k: r[k] for k in r.keys() if k not in VOLATILE_SUBSCRIBER_COLUMNS}  # noqa: SIM118 - a Row iterates values
         for r in rows
     }
+
+
+def differing_keys(found: dict[Any, Any], expected: dict[Any, Any]) -> list[Any]:
+    """Keys whose record differs, is missing or is extra. Only keys: records may hold PII, and an
+    assertion message must never print it."""
+    return sorted(k for k in found.keys() | expected.keys() if found.get(k) != expected.get(k))
 
 
 def duplicate_count(keys: list[Any]) -> int:

@@ -24,6 +24,7 @@ from tests.faults.harness import (
     arm,
     backoff_gaps,
     change_log,
+    differing_keys,
     duplicate_count,
     plansource_subscribers,
     request_count,
@@ -93,11 +94,6 @@ def sftp_link(sandbox: Any) -> Iterator[FaultProxy]:
     with FaultProxy(sandbox.sftp_port) as proxy:
         set_connection("plansource_sftp", port=proxy.port)
         yield proxy
-
-
-def _differing(found: dict[str, Any], expected: dict[str, Any]) -> list[str]:
-    """Employee numbers whose record differs, is missing or is extra (values never printed)."""
-    return sorted(k for k in found.keys() | expected.keys() if found.get(k) != expected.get(k))
 
 
 def test_export_rides_out_vendor_faults_and_delivers_everything_exactly_once(
@@ -179,7 +175,7 @@ def test_export_rides_out_vendor_faults_and_delivers_everything_exactly_once(
     # The cut upload's temporary file: it was opened (the upload had begun) and never renamed into place.
     assert len(leftovers) == 1
     found = plansource_subscribers(sandbox)
-    assert _differing(found, reference["subscribers"]) == []
+    assert differing_keys(found, reference["subscribers"]) == []
     duplicates = duplicate_count(subscriber_keys(sandbox))
     assert duplicates == 0
 

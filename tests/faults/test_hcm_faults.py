@@ -18,6 +18,7 @@ from hub_sandbox.coverages import special_coverages
 from tests.faults.harness import (
     LogWatcher,
     backoff_gaps,
+    differing_keys,
     duplicate_count,
     expected_deductions,
     hcm_deductions,
@@ -51,10 +52,6 @@ def hcm_volume(sandbox: Any, tmp_path: Path) -> Path:
     shutil.copy2(sandbox.hcm_db_path, volume / "hcm.sqlite")
     set_connection("hcm_db", host=str(volume / "hcm.sqlite"))
     return volume / "hcm.sqlite"
-
-
-def _differing(found: dict[Any, Any], expected: dict[Any, Any]) -> list[Any]:
-    return sorted(k for k in found.keys() | expected.keys() if found.get(k) != expected.get(k))
 
 
 def test_import_waits_out_an_unavailable_then_locked_hcm_and_loads_each_deduction_once(
@@ -112,7 +109,7 @@ def test_import_waits_out_an_unavailable_then_locked_hcm_and_loads_each_deductio
         sandbox.plansource_state_path, hcm_volume, date(2025, 10, 1), today, date(2026, 1, 1)
     )
     found, keys, loads = hcm_deductions(hcm_volume)
-    assert expected and _differing(found, expected) == []
+    assert expected and differing_keys(found, expected) == []
     assert duplicate_count(keys) == 0
     assert summary["records_created"] == len(expected)
 
