@@ -27,7 +27,9 @@ install: $(VENV)/.installed
 
 $(AIRFLOW_HOME)/airflow.db: | $(VENV)/.installed
 	mkdir -p $(AIRFLOW_HOME)
-	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (tail -20 $(AIRFLOW_HOME)/db-migrate.log; exit 1)
+	# The same one-shot set-up as a cluster's (docker/airflow-init.sh): metadata DB, vendor pools, staging.
+	PATH="$(BIN):$$PATH" bash docker/airflow-init.sh > $(AIRFLOW_HOME)/db-migrate.log 2>&1 \
+		|| (tail -20 $(AIRFLOW_HOME)/db-migrate.log; exit 1)
 
 ## demo: set up everything and run every integration end to end on the sandbox, printing Run Summaries
 demo: install $(AIRFLOW_HOME)/airflow.db

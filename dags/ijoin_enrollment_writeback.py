@@ -42,7 +42,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG, CronTriggerTimetable
 
 from benefits_hub.deadlines import finish_within
-from benefits_hub.operators.stages import integration_default_args, integration_stages
+from benefits_hub.operators.stages import IJOIN_API_POOL, integration_default_args, integration_stages
 from benefits_hub.params import integration_run_name_param
 
 INTEGRATION = "benefits_hub.ijoin.writeback:EnrollmentWriteback"
@@ -61,6 +61,8 @@ with DAG(
     default_args=integration_default_args(),
     params={"integration_run_name": integration_run_name_param()},
 ) as dag:
-    validate, extract, transform, deliver, summary = integration_stages(INTEGRATION)
+    validate, extract, transform, deliver, summary = integration_stages(
+        INTEGRATION, vendor_pool=IJOIN_API_POOL
+    )
 
     validate >> extract >> transform >> deliver >> summary

@@ -47,7 +47,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG, CronTriggerTimetable
 
 from benefits_hub.deadlines import finish_within
-from benefits_hub.operators.stages import fanned_out_stages, integration_default_args
+from benefits_hub.operators.stages import IJOIN_API_POOL, fanned_out_stages, integration_default_args
 from benefits_hub.params import integration_run_name_param, plan_ids_param
 
 INTEGRATION = "benefits_hub.ijoin.participant_sync:ParticipantSync"
@@ -67,6 +67,6 @@ with DAG(
     default_args=integration_default_args(),
     params={"integration_run_name": integration_run_name_param(), "plan_ids": plan_ids_param()},
 ) as dag:
-    validate, per_plan, summary = fanned_out_stages(INTEGRATION)
+    validate, per_plan, summary = fanned_out_stages(INTEGRATION, vendor_pool=IJOIN_API_POOL)
 
     validate >> per_plan >> summary

@@ -55,7 +55,7 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import DAG, CronTriggerTimetable, TriggerRule, task
 
 from benefits_hub.deadlines import finish_within
-from benefits_hub.operators.stages import fanned_out_stages, integration_default_args
+from benefits_hub.operators.stages import IJOIN_API_POOL, fanned_out_stages, integration_default_args
 from benefits_hub.params import integration_run_name_param, plan_ids_param
 
 INTEGRATION = "benefits_hub.ijoin.plan_sync:PlanSync"
@@ -75,7 +75,7 @@ with DAG(
     default_args=integration_default_args(),
     params={"integration_run_name": integration_run_name_param(), "plan_ids": plan_ids_param()},
 ) as dag:
-    validate, per_plan, summary = fanned_out_stages(INTEGRATION)
+    validate, per_plan, summary = fanned_out_stages(INTEGRATION, vendor_pool=IJOIN_API_POOL)
 
     # Each draft waits for its reviewer in a run of its own: this run never waits (DESIGN.md §5).
     @task(task_id="drafts_to_review", trigger_rule=TriggerRule.ALL_DONE)

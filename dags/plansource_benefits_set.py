@@ -43,7 +43,7 @@ from airflow.sdk import DAG, Param, TaskGroup
 
 from benefits_hub.deadlines import finish_within
 from benefits_hub.operators.sets import IntegrationSetSummaryOperator
-from benefits_hub.operators.stages import integration_default_args, integration_stages
+from benefits_hub.operators.stages import PLANSOURCE_API_POOL, integration_default_args, integration_stages
 from benefits_hub.params import integration_run_name_param
 
 # (task group, integration, the member's own DAG id: its state and staging)
@@ -87,7 +87,10 @@ with DAG(
     for group_id, integration, member_dag_id in MEMBERS:
         with TaskGroup(group_id) as member:
             validate, extract, transform, deliver, summary = integration_stages(
-                integration, integration_id=member_dag_id, params_key=group_id
+                integration,
+                vendor_pool=PLANSOURCE_API_POOL,
+                integration_id=member_dag_id,
+                params_key=group_id,
             )
             validate >> extract >> transform >> deliver >> summary
         if previous is not None:

@@ -56,7 +56,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
 from benefits_hub.deadlines import finish_within
-from benefits_hub.operators.stages import integration_default_args, integration_stages
+from benefits_hub.operators.stages import PLANSOURCE_API_POOL, integration_default_args, integration_stages
 from benefits_hub.params import (
     deduction_start_date_param,
     delta_param,
@@ -94,6 +94,8 @@ with DAG(
         "plan_year_start_date": plan_year_start_date_param(),
     },
 ) as dag:
-    validate, extract, transform, deliver, summary = integration_stages(INTEGRATION)
+    validate, extract, transform, deliver, summary = integration_stages(
+        INTEGRATION, vendor_pool=PLANSOURCE_API_POOL
+    )
 
     validate >> extract >> transform >> deliver >> summary

@@ -54,7 +54,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
 from benefits_hub.deadlines import finish_within
-from benefits_hub.operators.stages import integration_default_args, integration_stages
+from benefits_hub.operators.stages import PLANSOURCE_API_POOL, integration_default_args, integration_stages
 from benefits_hub.params import (
     delta_param,
     include_employees_param,
@@ -87,6 +87,8 @@ with DAG(
         "qualify_delta": qualify_delta_param(default=False),
     },
 ) as dag:
-    validate, extract, transform, deliver, summary = integration_stages(INTEGRATION)
+    validate, extract, transform, deliver, summary = integration_stages(
+        INTEGRATION, vendor_pool=PLANSOURCE_API_POOL
+    )
 
     validate >> extract >> transform >> deliver >> summary

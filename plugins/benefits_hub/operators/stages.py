@@ -255,9 +255,21 @@ def integration_default_args(
 
 
 FAN_OUT_GROUP = "per_item"
+# Airflow pools cap the concurrent calls to each vendor, whatever the number of workers and runs
+# (created by docker/airflow-init.sh, which `make` runs too). Only the stages that talk to the vendor
+# take a slot; validate, transform and summary work on staged files and the databases.
+PLANSOURCE_API_POOL = "plansource_api"
+IJOIN_API_POOL = "ijoin_api"
+VENDOR_STAGES = ("extract", "deliver")
 
 
-def fanned_out_stages(integration: str, group_id: str = FAN_OUT_GROUP) -> tuple[Any, Any, Any]:
+def _pool(stage: str, vendor_pool: str | None) -> dict[str, str]:
+    return {"pool": vendor_pool} if vendor_pool and stage in VENDOR_STAGES else {}
+
+
+def fanned_out_stages(
+    integration: str, group_id: str = FAN_OUT_GROUP, *, vendor_pool: str | None = None
+) -> tuple[Any, Any, Any]:
     """validate; extract → transform → deliver once per item validate chose; summary.
 
     The per-item stages are a mapped task group (dynamic task mapping): each item (a plan, say) runs
@@ -273,7 +285,11 @@ def fanned_out_stages(integration: str, group_id: str = FAN_OUT_GROUP) -> tuple[
     def per_item(item: str) -> None:
         extract, transform, deliver = (
             IntegrationStageOperator(
-                task_id=stage, integration=integration, item=item, stage_task_ids=task_ids
+                task_id=stage,
+                integration=integration,
+                item=item,
+                stage_task_ids=task_ids,
+                **_pool(stage, vendor_pool),
             )
             for stage in ("extract", "transform", "deliver")
         )
@@ -289,13 +305,21 @@ def fanned_out_stages(integration: str, group_id: str = FAN_OUT_GROUP) -> tuple[
     return validate, items, summary
 
 
-def integration_stages(integration: str, **member: Any) -> tuple[BaseOperator, ...]:
+def integration_stages(
+    integration: str, *, vendor_pool: str | None = None, **member: Any
+) -> tuple[BaseOperator, ...]:
     """The five stage tasks of ``integration`` (validate, extract, transform, deliver, summary).
 
+    ``vendor_pool`` is the Airflow pool of the vendor its extract and deliver stages call.
     ``member`` (``integration_id``, ``params_key``) runs them as a member of an integration set.
     The caller chains them, so the DAG file shows the procedure.
     """
-    stages = [IntegrationStageOperator(task_id=stage, integration=integration, **member) for stage in STAGES]
+    stages = [
+        IntegrationStageOperator(
+            task_id=stage, integration=integration, **_pool(stage, vendor_pool), **member
+        )
+        for stage in STAGES
+    ]
     return (*stages, RunSummaryOperator(task_id="summary", integration=integration, **member))
 
 
