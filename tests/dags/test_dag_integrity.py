@@ -174,3 +174,19 @@ def test_scheduled_integrations_have_a_deadline(dag_bag, dag_file: Path) -> None
         assert alert.reference == DeadlineReference.DAGRUN_QUEUED_AT
         assert alert.callback.path == f"{deadline_missed.__module__}.{deadline_missed.__qualname__}"
         assert f"**{describe(alert.interval)}**" in dag.doc_md, "the runbook does not state the deadline"
+
+
+@pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.stem)
+def test_vendor_stages_take_a_slot_of_their_vendors_pool(dag_bag, dag_file: Path) -> None:
+    """Extract and deliver call the vendor: each takes a slot of that vendor's pool, so concurrent runs
+    and workers never exceed the calls a vendor allows; the other stages stay in the default pool."""
+    from benefits_hub.operators.stages import IJOIN_API_POOL, PLANSOURCE_API_POOL
+
+    dag = dag_bag.dags[dag_file.stem]
+    vendor_pool = {"plansource": PLANSOURCE_API_POOL, "ijoin": IJOIN_API_POOL}.get(dag.dag_id.split("_")[0])
+    if vendor_pool is None or dag.dag_id == "plansource_deductions_resubmit":
+        return  # maintenance, or the Transaction Assistant (staged files and the HCM only)
+    for prefix in _stage_groups(dag):
+        for stage in STAGES:
+            expected = vendor_pool if stage in ("extract", "deliver") else "default_pool"
+            assert _stage_task(dag, prefix, stage).pool == expected, f"{prefix}{stage}"
