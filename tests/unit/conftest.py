@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
 
+from tests.sandbox_env import sandbox_in_environ
+
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from hub_sandbox import Sandbox
-
-    box = Sandbox.start(tmp_path_factory.mktemp("hook-sandbox"), employees=200)
-    saved = {name: os.environ.get(name) for name in box.connection_env()}
-    os.environ.update(box.connection_env())
-    try:
+    with sandbox_in_environ(tmp_path_factory.mktemp("hook-sandbox"), employees=200) as box:
         yield box
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        box.stop()
 
 
 @pytest.fixture
