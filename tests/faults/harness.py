@@ -457,9 +457,12 @@ class FaultReport:
         found: int,
         duplicates: int,
         note: str = "",
+        exactly_once: bool = False,
     ) -> None:
+        """One row; ``exactly_once`` rows (double triggers, cleared tasks) go after the faults."""
         self.rows.append(
             {
+                "exactly_once": exactly_once,
                 "fault": fault,
                 "integration": integration,
                 "status": status,
@@ -487,7 +490,7 @@ class FaultReport:
         lines += [
             f"| {r['fault']} | {r['integration']} | {r['status']} | {r['expected']} | {r['found']} "
             f"| {r['duplicates']} |"
-            for r in self.rows
+            for r in sorted(self.rows, key=lambda r: r["exactly_once"])  # stable: faults first
         ]
         if self.notes:
             lines += ["", "## Notes", ""] + [f"- {n}" for n in self.notes]

@@ -123,13 +123,13 @@ def test_import_waits_out_an_unavailable_then_locked_hcm_and_loads_each_deductio
     found_again, keys_again, loads_again = hcm_deductions(hcm_volume)
     assert found_again == found and loads_again == loads  # not one row rewritten (loaded_at, run id)
 
-    for fault, status in (
-        ("HCM database unavailable (volume unmounted)", "validate failed once, retried after 1 s"),
+    for fault, status, exactly_once in (
+        ("HCM database unavailable (volume unmounted)", "validate failed once, retried after 1 s", False),
         ("HCM locked by another connection's write transaction during deliver",
-         "deliver waited 5 s (SQLite busy timeout), failed once, retried"),
-        ("deliver cleared and re-run", "every chunk replayed from the journal; no row rewritten"),
+         "deliver waited 5 s (SQLite busy timeout), failed once, retried", False),
+        ("deliver cleared and re-run", "every chunk replayed from the journal; no row rewritten", True),
     ):  # fmt: skip
         fault_report.add(
             fault, INTEGRATION, f"{status}; {summary['status']} ({FAILING_COVERAGES} seeded bad records)",
-            len(expected), len(found_again), duplicate_count(keys_again),
+            len(expected), len(found_again), duplicate_count(keys_again), exactly_once=exactly_once,
         )  # fmt: skip

@@ -125,5 +125,5 @@ def test_worker_killed_mid_delivery_then_retried_delivers_each_participant_once(
     fault_report.add(
         "deliver cleared and re-run (every plan)", INTEGRATION,
         "no request sent; summary counts unchanged", len(expected), len(found_again),
-        duplicate_count(keys_again),
+        duplicate_count(keys_again), exactly_once=True,
     )  # fmt: skip
