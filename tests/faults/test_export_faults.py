@@ -67,9 +67,10 @@ def _processed_census(box: Any) -> list[Path]:
     return sorted((box.sftp_root / "inbound" / "processed").glob("census_*.csv"))
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory, airflow_db: None) -> dict[str, Any]:
-    """What the same full export delivers to an identically seeded sandbox when nothing fails."""
+@pytest.fixture
+def reference(tmp_path_factory: pytest.TempPathFactory, clean_hub_state: None) -> dict[str, Any]:
+    """What the same full export delivers to an identically seeded sandbox when nothing fails (its own
+    connections while it runs; the faulted sandbox's again afterwards)."""
     with running_sandbox(tmp_path_factory.mktemp("export-reference"), EMPLOYEES) as box:
         _edit_hcm(box)
         outcome = run_dag(DAG_ID, {"delta": False})
@@ -83,7 +84,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory, airflow_db: None) -> dic
 
 
 @pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory, reference: dict[str, Any]) -> Iterator[Any]:
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     with running_sandbox(tmp_path_factory.mktemp("export-faults"), EMPLOYEES) as box:
         yield box
 
