@@ -122,9 +122,10 @@ def test_two_concurrent_runs_deliver_each_record_once(sandbox: Any, fault_report
     fault_report.add(
         "two concurrent runs (double trigger)", "HCM Demographic Export (benefits set)",
         status.format("Completed"), len(expected_subscribers), len(found), subscriber_duplicates,
-        note=f"the second concurrent export re-sent {no_op_resends} update(s) PlanSource already held "
-        "(no field changed): max_active_runs=1 is what prevents the double run; the vendor's "
-        "update-in-place keeps it harmless",
+        note=f"{no_op_resends} of the {len(EDITED)} updates reached PlanSource twice, the second changing "
+        "nothing (how many depends on whether one run's look-ups saw the other's changes): "
+        "max_active_runs=1 is what keeps a scheduler from running both; PlanSource's update-in-place "
+        "keeps a double trigger harmless",
         exactly_once=True,
     )  # fmt: skip
     fault_report.add(

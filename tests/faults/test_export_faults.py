@@ -201,6 +201,11 @@ def test_export_rides_out_vendor_faults_and_delivers_everything_exactly_once(
         note=f"the cut upload leaves {len(leftovers)} hidden .part file on the SFTP server (PlanSource "
         "ignores it; nothing removes it yet)",
     )  # fmt: skip
+    fault_report.add(
+        "deliver cleared and re-run (after the refused login)", INTEGRATION,
+        "subscriber batches replayed from the journal, none re-sent; census sent once", expected, total,
+        duplicates, exactly_once=True,
+    )  # fmt: skip
     fault_report.notes.append(
         "SFTP connection dropped mid-download: the hub downloads nothing over SFTP (the census upload is its "
         "only SFTP transfer), so only the upload is cut; mid-upload is the row above."
