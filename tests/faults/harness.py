@@ -27,6 +27,7 @@ from typing import Any
 import requests
 
 from tests.e2e.conftest import TASK_LOG_DIR, _capture_output, _remember_ssns
+from tests.sandbox_env import sandbox_in_environ
 
 REPO = Path(__file__).resolve().parents[2]
 RETRY_DELAY = timedelta(seconds=1)  # what the DAGs' retry_delay is shortened to, as run_dag does
@@ -36,23 +37,11 @@ MAX_RETRY_DELAY = timedelta(seconds=2)
 # -- the sandbox ----------------------------------------------------------------------------------------
 @contextlib.contextmanager
 def running_sandbox(directory: Path, employees: int = 200) -> Iterator[Any]:
-    """A freshly seeded sandbox whose connections are in ``os.environ`` until it stops."""
-    from hub_sandbox import Sandbox
-
-    box = Sandbox.start(directory, employees=employees, seed=42, token_ttl=300)
-    env = box.connection_env()
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
-    try:
+    """A freshly seeded sandbox whose connections are in ``os.environ`` until it stops (with any change
+    a test made to them undone), its people remembered for the whole-suite PII scan."""
+    with sandbox_in_environ(directory, employees=employees, seed=42, token_ttl=300) as box:
         _remember_ssns(box.hcm_db_path, box.plansource_state_path, box.recordkeeper_db_path)
         yield box
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        box.stop()
 
 
 def set_connection(conn_id: str, **changes: Any) -> None:
