@@ -35,9 +35,10 @@ cross-reference tables, subscriber id / username / SSN checked against PlanSourc
 
 ## Re-running safely
 Re-running the same window is safe: updates send only fields that differ from PlanSource, creates
-of employees PlanSource already has are reported, not duplicated. Clear the whole run (not just
-`deliver`) so `transform` compares with PlanSource's current state. A narrowed run (Include
-Employees) never moves the hourly window.
+of employees PlanSource already has are reported, not duplicated. Clearing only a failed `deliver`
+is safe: what PlanSource already acknowledged is in the run's delivery journal and is not sent
+again. After a long pause, clear the whole run instead, so `transform` compares with PlanSource's
+current state. A narrowed run (Include Employees) never moves the hourly window.
 
 ## Notifications and deadline
 - **Who is told**: whoever the rules in the Airflow Variable `benefits_hub.notifications` name for this

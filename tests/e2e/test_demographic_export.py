@@ -261,6 +261,17 @@ def test_qualify_delta_sends_only_real_changes_since_last_delivery(
     assert unqualified.summary["records_updated"] == 1
     assert plansource_admin.subscriber(person)["city"] != "Vendor Edit"
 
+    # A delta's delivery is recorded as well (a small change file beside the full run's snapshot, not a
+    # rewrite of every employee's fingerprint): the next Qualify Delta compares with it.
+    PlanSourceHook().update_subscribers([{"employee_number": person, "city": "Vendor Edit"}])
+    hcm_edit(sandbox, [person], {})
+    again = run_dag(DAG_ID, {"delta": True, "lookback_days": 1, "qualify_delta": True})
+    assert again.summary["records_skipped"] == 1 and again.summary["records_updated"] == 0
+    from benefits_hub.staging import StagingArea
+
+    change_files = StagingArea(DAG_ID, "-").state_root / "delivered_fingerprints.changes"
+    assert len(list(change_files.iterdir())) == 3  # one per delta; the snapshot is the full run's
+
 
 def test_only_the_primary_ein_record_is_exported(sandbox: Any, plansource_admin: Any) -> None:
     import sqlite3

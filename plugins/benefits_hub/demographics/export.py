@@ -41,7 +41,13 @@ from benefits_hub.window import RunWindow, compute_window, next_watermark
 PER_EMPLOYEE_LOOKUP_LIMIT = 2000
 BATCH_SIZE = 500  # PlanSource's bulk endpoints take at most 500 records
 CENSUS_FOLDER = "inbound"
+# What PlanSource last received per employee, for qualify_delta: a snapshot that full runs rewrite, and
+# one small file per narrower run (a delta) beside it, so an hourly delta writes only what it delivered
+# (O(changes), not O(employees)). The snapshot absorbs the change files at the next full run, or when
+# they pile up past MAX_FINGERPRINT_CHANGE_FILES.
 FINGERPRINTS_STATE = "delivered_fingerprints.jsonl"
+FINGERPRINT_CHANGES = "delivered_fingerprints.changes"
+MAX_FINGERPRINT_CHANGE_FILES = 200
 WATERMARK_KEY = "watermark"
 T = TypeVar("T")
 
@@ -171,14 +177,22 @@ class DemographicExport(Integration):
         )
 
     # -- transform --------------------------------------------------------------------------------
-    def _previous_fingerprints(self) -> Iterator[tuple[str, str]]:
+    def _fingerprint_change_files(self) -> list[Any]:
         staging = self.run.staging
         assert staging is not None
-        path = staging.state_root / FINGERPRINTS_STATE
-        if not path.exists():
-            return
-        for record in staging.read_records({"path": str(path)}):
-            yield record["n"], record["f"]
+        folder = staging.state_root / FINGERPRINT_CHANGES
+        # Names start with the run's UTC start time: sorted, they are in the order the runs happened.
+        return sorted(folder.iterdir(), key=lambda p: p.name) if folder.exists() else []
+
+    def _previous_fingerprints(self) -> Iterator[tuple[str, str]]:
+        """Every recorded fingerprint, oldest first: loaded into a lookup, the latest one wins."""
+        staging = self.run.staging
+        assert staging is not None
+        snapshot = staging.state_root / FINGERPRINTS_STATE
+        files = ([snapshot] if snapshot.exists() else []) + self._fingerprint_change_files()
+        for path in files:
+            for record in staging.read_records({"path": str(path)}):
+                yield record["n"], record["f"]
 
     def transform(self) -> StageResult:
         params = self.params
@@ -284,7 +298,8 @@ class DemographicExport(Integration):
                 output_rows += 1
             delivered = sender.delivered_fingerprints
         in_sync = ((r["n"], r["f"]) for r in staging.read_records(transform.files["in_sync"]))
-        self._save_fingerprints(itertools.chain(delivered, in_sync))
+        full_run = bool(self.run.result("validate").details["full_run"])
+        self._save_fingerprints(itertools.chain(delivered, in_sync), full_run)
         census_file = transform.files.get("census")
         remote_census = None
         if census_file is not None:
@@ -340,20 +355,30 @@ class DemographicExport(Integration):
         )
         return remote
 
-    def _save_fingerprints(self, delivered: Iterable[tuple[str, str]]) -> None:
-        """Merge this run's delivered fingerprints into the state qualify_delta compares with."""
+    def _save_fingerprints(self, delivered: Iterable[tuple[str, str]], full_run: bool) -> None:
+        """Record this run's delivered fingerprints where qualify_delta will compare with them."""
+        import json
+
         staging = self.run.staging
         assert staging is not None
+        change_files = self._fingerprint_change_files()
+        if not full_run and len(change_files) < MAX_FINGERPRINT_CHANGE_FILES:
+            stamp = self.run.run_start.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+            name = f"{FINGERPRINT_CHANGES}/{stamp}-{staging.root.name}.jsonl"
+            with staging.text_file(name, state=True) as (stream, _):
+                for number, digest in delivered:
+                    stream.write(json.dumps({"n": number, "f": digest}) + "\n")
+            return
         with DiskLookup() as merged:
-            if not merged.load(delivered):
+            merged.load(self._previous_fingerprints())
+            if not merged.load(delivered) and not change_files:
                 return
-            merged.load(self._previous_fingerprints(), keep_existing=True)
             with staging.text_file(FINGERPRINTS_STATE + ".new", state=True) as (stream, new_path):
-                import json
-
                 for number, digest in merged.items():
                     stream.write(json.dumps({"n": number, "f": digest}) + "\n")
         new_path.rename(staging.state_root / FINGERPRINTS_STATE)
+        for folded in change_files:  # now in the snapshot
+            folded.unlink()
 
     # -- after the summary ------------------------------------------------------------------------
     def after_summary(self, summary: RunSummary) -> None:
