@@ -86,6 +86,31 @@ def test_subscribers_are_paged(api: SandboxClient) -> None:
     assert [s["employee_number"] for s in some["subscribers"]] == ["E000001", "E000004"]
 
 
+def test_walking_the_pages_again_after_a_create_sees_it(api: SandboxClient) -> None:
+    """Pages walked in order are served from the previous page's last key; a create must not leave
+    a stale key behind (the next walk sees the new subscriber exactly once)."""
+
+    def walk() -> list[str]:
+        seen: list[str] = []
+        page = 1
+        while True:
+            data = api.call("GET", "/subscribers", params={"page": page, "per_page": 50}).json()["data"]
+            seen += [s["employee_number"] for s in data["subscribers"]]
+            if not data["links"]["next"]:
+                assert data["total"] == len(seen)
+                return seen
+            page += 1
+
+    before = walk()
+    created = api.call(
+        "POST", "/subscriber", json={"employee_number": "E000000A", "first_name": "Pat", "last_name": "Page"}
+    )
+    assert created.status_code == 200, created.text
+    after = walk()
+    assert sorted(after) == after and after.count("E000000A") == 1
+    assert after == sorted([*before, "E000000A"])
+
+
 def test_create_validates_and_refuses_duplicates(api: SandboxClient) -> None:
     new_hire = PEOPLE["new_hire"][0]
     nameless = api.call("POST", "/subscriber", json={"employee_number": new_hire})
