@@ -20,6 +20,13 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 os.environ["AIRFLOW__BENEFITS_HUB__STAGING_URL"] = (_HOME / "staging").as_uri()
 os.environ["AIRFLOW__LOGGING__BASE_LOG_FOLDER"] = str(_HOME / "logs")
+# One Fernet key for this process and every airflow subprocess: otherwise `airflow db migrate` writes a
+# generated key into airflow.cfg after this process loaded none, and Variables written by one side
+# cannot be read by the other.
+if not os.environ.get("AIRFLOW__CORE__FERNET_KEY"):
+    from cryptography.fernet import Fernet
+
+    os.environ["AIRFLOW__CORE__FERNET_KEY"] = Fernet.generate_key().decode()
 
 
 def pytest_collection_modifyitems(items: list) -> None:
