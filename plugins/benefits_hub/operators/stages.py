@@ -23,7 +23,7 @@ from benefits_hub.models import RunSummary, StageResult
 from benefits_hub.notifications import notify_run_summary
 from benefits_hub.params import ParamError
 from benefits_hub.pii import redact
-from benefits_hub.staging import StagingArea
+from benefits_hub.staging import StagedFileDamaged, StagingArea
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -166,8 +166,9 @@ class IntegrationStageOperator(BaseOperator):
         self.log.info("%s: %s stage of run %s", integration.integration_name, self.stage, run.run_id)
         try:
             result: StageResult = getattr(integration, self.stage)()
-        except (StageRefused, ParamError) as exc:
-            # A person must act; retrying would only repeat the refusal.
+        except (StageRefused, ParamError, StagedFileDamaged) as exc:
+            # A person must act (a damaged staged file reads the same on every try): retrying would
+            # only repeat the refusal.
             message = redact(str(exc))
             context["ti"].xcom_push(key=FAILURE_XCOM_KEY, value=message)
             self.log.error("Run refused at %s: %s", self.stage, message)
