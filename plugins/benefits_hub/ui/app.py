@@ -247,8 +247,15 @@ def create_app() -> Any:
         facts = records.one_run(session, dag_id, run_id)
         # Only a file the run's own summary lists, looked up by position: never a path from the browser.
         path = detail.file_for(facts.summary if facts else None, kind, index)
-        if path is None or not records.is_staged(path) or not records.staged_exists(path):
+        if path is None or not records.is_staged(path):
             raise HTTPException(status.HTTP_404_NOT_FOUND, "No such file for this run.")
+        if not records.staged_exists(path):
+            # Listed by the summary but gone: the retention DAG deletes staged files (PII) of old runs.
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND,
+                "This file is no longer kept: staged files are deleted after the retention period "
+                "([benefits_hub] staging_retention_days).",
+            )
         name = _safe_file_name(detail.file_name(path))
         return StreamingResponse(
             files.masked_bytes(name, records.staged_text_lines(path)),
