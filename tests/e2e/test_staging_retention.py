@@ -92,7 +92,7 @@ def test_retention_deletes_settled_runs_past_the_retention_only(
         writer.write({"payroll_coverages": []})
     going_folder = Path(str(going.root.path))
     state_folder = own_staging / "_state"
-    assert (state_folder / EXPORT / "delivered_fingerprints.jsonl").exists()
+    assert list((state_folder / EXPORT / "delivered_fingerprints.changes").iterdir())  # narrowed runs' state
 
     for folder in (old_folder, going_folder, state_folder):
         _age(folder, days=45)
@@ -104,7 +104,7 @@ def test_retention_deletes_settled_runs_past_the_retention_only(
     assert not old_folder.exists()
     assert recent_folder.exists() and (recent_folder / "run_manifest.json").exists()
     assert (going_folder / "source" / "payroll_coverages.pages.jsonl").exists()
-    assert (state_folder / EXPORT / "delivered_fingerprints.jsonl").exists()
+    assert list((state_folder / EXPORT / "delivered_fingerprints.changes").iterdir())  # narrowed runs' state
     with create_session() as session:
         row = (
             session.query(XComModel)
