@@ -173,8 +173,8 @@ def test_export_rides_out_vendor_faults_and_delivers_everything_exactly_once(
     census = _census_rows(processed[0])
     assert census == reference["census"]
     leftovers = [p.name for p in (sandbox.sftp_root / "inbound").iterdir() if p.name.endswith(".part")]
-    # The cut upload's temporary file: it was opened (the upload had begun) and never renamed into place.
-    assert len(leftovers) == 1
+    # The cut upload's temporary file was opened and never renamed into place: the retry removed it.
+    assert leftovers == []
     found = plansource_subscribers(sandbox)
     assert differing_keys(found, reference["subscribers"]) == []
     duplicates = duplicate_count(subscriber_keys(sandbox))
@@ -198,8 +198,8 @@ def test_export_rides_out_vendor_faults_and_delivers_everything_exactly_once(
     fault_report.add(
         "census file after the cut upload", INTEGRATION, "delivered once, equal to the reference",
         len(reference["census"]), len(census), duplicate_count(census),
-        note=f"the cut upload leaves {len(leftovers)} hidden .part file on the SFTP server (PlanSource "
-        "ignores it; nothing removes it yet)",
+        note=f"the cut upload's hidden .part file is removed by the retry ({len(leftovers)} left on the "
+        "SFTP server)",
     )  # fmt: skip
     fault_report.add(
         "deliver cleared and re-run (after the refused login)", INTEGRATION,

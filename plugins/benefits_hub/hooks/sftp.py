@@ -38,6 +38,11 @@ class VendorSftpHook(SFTPHook):
         directory, name = posixpath.split(remote_path)
         temporary = posixpath.join(directory, f".{name}.{uuid.uuid4().hex[:8]}.part")
         with self.get_managed_conn() as sftp:
+            # An earlier attempt at this same file cut off mid-upload left its temporary behind.
+            with contextlib.suppress(OSError):
+                for entry in sftp.listdir(directory or "."):
+                    if entry.startswith(f".{name}.") and entry.endswith(".part"):
+                        sftp.remove(posixpath.join(directory, entry))
             try:
                 attributes = sftp.putfo(source, temporary, confirm=True)
                 sftp.posix_rename(temporary, remote_path)
