@@ -32,7 +32,9 @@ class DeliveryJournal:
     """One stage's journal in one run's staging area."""
 
     def __init__(self, staging: StagingArea, stage: str = "deliver") -> None:
-        self.root = staging.path(f"journal/{stage}")
+        self.staging = staging
+        self.folder = f"journal/{stage}"
+        self.root = staging.path(self.folder)
         self.sent = 0
         self.replayed = 0
 
@@ -45,21 +47,14 @@ class DeliveryJournal:
 
     def lookup(self, key: str) -> dict[str, Any] | None:
         """The entry for ``key``, or None (never recorded, or cut off mid-write by a killed worker)."""
-        path = self.root / f"{key}.json"
         try:
-            with path.open("r", encoding="utf-8") as handle:
-                entry = json.load(handle)
-        except (FileNotFoundError, ValueError):
+            entry = self.staging.read_json(f"{self.folder}/{key}.json")
+        except ValueError:
             return None
         return entry if isinstance(entry, dict) and "answer" in entry else None
 
     def record(self, key: str, answer: Any) -> None:
-        path = self.root / f"{key}.json"
-        StagingArea._ensure_parent(path)
-        # One write: json.dump would hand an object store's file many small pieces (10x slower).
-        text = json.dumps({"answer": answer}, default=str)
-        with path.open("w", encoding="utf-8") as handle:
-            handle.write(text)
+        self.staging.write_json(f"{self.folder}/{key}.json", {"answer": answer})
 
     def once(self, kind: str, payload: Any, send: Callable[[], T]) -> T:
         """``send()``'s answer, sent at most once per run for this payload once acknowledged.
