@@ -40,6 +40,7 @@ from benefits_hub.operators.stages import integration_default_args
 
 with DAG(
     dag_id="hub_staging_retention",
+    dag_display_name="Hub Maintenance: Delete Old Staged Files",
     description="Delete staged files (PII) of settled runs past the retention (daily)",
     doc_md=__doc__,
     schedule=CronTriggerTimetable("15 3 * * *", timezone="UTC"),

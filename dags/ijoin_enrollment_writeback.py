@@ -49,6 +49,7 @@ INTEGRATION = "benefits_hub.ijoin.writeback:EnrollmentWriteback"
 
 with DAG(
     dag_id="ijoin_enrollment_writeback",
+    dag_display_name="iJoin Enrollment Elections Write-back (iJoin to Recordkeeper)",
     description="iJoin enrollment-site elections to the recordkeeper (daily)",
     doc_md=__doc__,
     schedule=CronTriggerTimetable("30 6 * * *", timezone="UTC"),

@@ -43,6 +43,7 @@ from benefits_hub.operators.stages import integration_default_args
 
 with DAG(
     dag_id="ijoin_new_plan_watch",
+    dag_display_name="iJoin New Plan Watch (first Plan Sync of a new plan)",
     description="Start a Plan Sync for each plan newly added in iJoin (every 10 minutes)",
     doc_md=__doc__,
     schedule=CronTriggerTimetable("*/10 * * * *", timezone="UTC"),

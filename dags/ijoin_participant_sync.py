@@ -54,6 +54,7 @@ INTEGRATION = "benefits_hub.ijoin.participant_sync:ParticipantSync"
 
 with DAG(
     dag_id="ijoin_participant_sync",
+    dag_display_name="iJoin Participant Sync (Recordkeeper to iJoin)",
     description="Recordkeeper participants to iJoin (daily, manual)",
     doc_md=__doc__,
     # Daily, early morning (the seed: a daily Participant Sync for all plans).

@@ -43,6 +43,9 @@ from benefits_hub.operators.stages import integration_default_args
 
 with DAG(
     dag_id="ijoin_plan_draft_review",
+    dag_display_name="iJoin Plan Draft Review (approve a fund line-up change)",
+    # Started only on a person's behalf (never on a schedule): it must never wait paused.
+    is_paused_upon_creation=False,
     description="A person approves a plan's fund line-up draft; then iJoin activates it",
     doc_md=__doc__,
     schedule=None,

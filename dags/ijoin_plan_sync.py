@@ -62,6 +62,7 @@ INTEGRATION = "benefits_hub.ijoin.plan_sync:PlanSync"
 
 with DAG(
     dag_id="ijoin_plan_sync",
+    dag_display_name="iJoin Plan Sync (Recordkeeper to iJoin)",
     description="Recordkeeper plans, contacts and fund line-ups to iJoin (monthly, manual)",
     doc_md=__doc__,
     # Monthly, early on the 1st (the seed: at least monthly for all plans).

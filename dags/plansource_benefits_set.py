@@ -54,6 +54,9 @@ MEMBERS = (
 
 with DAG(
     dag_id="plansource_benefits_set",
+    dag_display_name="PlanSource Integration Set: Demographic Export, then Deductions Import",
+    # Started only on a person's behalf (never on a schedule): it must never wait paused.
+    is_paused_upon_creation=False,
     description="Integration set: HCM Demographic Export, then PlanSource Deductions Import (Abort on Failure)",
     doc_md=__doc__,
     schedule=None,

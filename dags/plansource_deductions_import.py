@@ -71,6 +71,7 @@ INTEGRATION = "benefits_hub.deductions.importer:DeductionsImport"
 
 with DAG(
     dag_id="plansource_deductions_import",
+    dag_display_name="PlanSource Deductions Import (PlanSource to HCM payroll)",
     description="PlanSource payroll coverages to HCM payroll deductions (nightly)",
     doc_md=__doc__,
     # Nightly at the end of the payroll day (22:00 UTC), each run's interval the past day.

@@ -6,25 +6,39 @@ whole import. Only that run's rejected records are read (from its own source fil
 PlanSource sent them), your corrections are applied, and they go through the same checks and the same
 idempotent load as the import.
 
-## Params (the trigger form)
+## Where to do it
+In the **Activity Monitor**: open the import run (or any of its resubmissions), click **Go to Transaction
+Assistant**. The page lists the error records still open, each with its problem in words; type the
+corrected values (Premium, Pre-tax premium, Start date...), or dismiss a record with a reason, and
+click **Resubmit**. The page checks each value with the import's own rules before anything starts, then
+follows the resubmission to its Run Summary. You never need this DAG's trigger form.
+
+## Params (for the REST API; the page fills them in)
 | Param | What to enter |
 |---|---|
 | Integration Run Name | Optional. A name to find this run by; empty = name + date/time. |
-| Integration Reference ID | The `integration_reference_id` from the failed import's Run Summary. |
-| Corrections | Optional. For each error record (the error file's `record_key`, e.g. `E000123#COV-9`), the fields to correct, e.g. `{"E000123#COV-9": {"subscriber_premium": "12.50"}}`. Records without a correction are simply retried (after you fixed a cross-reference table, say). |
+| Integration Reference ID | The `integration_reference_id` of the import run, or of any of its resubmissions. |
+| Corrections | Optional. For each error record (the error file's `record_key`, e.g. `E000123#COV-9`), the fields to correct, e.g. `{"E000123#COV-9": {"subscriber_premium": "12.50"}}`. Open records without a correction are retried as they are (after a cross-reference mapping was added, say). |
+| Dismissals | Optional. Error record -> why it is not needed, e.g. `{"E000123#COV-9": "employee left, not needed"}`. Recorded with who and why; counted in the Run Summary. |
 
 Correctable fields: plan payroll mapping code, premiums (employee, employer, pre-/post-tax), tax
 treatment, coverage level, effective and termination dates, termination reason, benefit name.
 
+## Corrections accumulate
+A record loaded by a resubmission is fixed for good and never offered again; corrections typed earlier
+stay with the records still open. Any run of the chain can be resubmitted; each offers only what is
+still wrong, and the one that loads (or dismisses) the last record ends **Completed**. The import's page
+in the Activity Monitor then says "all N error records corrected".
+
 ## Statuses
-- **Completed**: every error record of the original run is now loaded.
+- **Completed**: every error record of the import is now loaded or dismissed.
 - **Completed with Errors**: some records are still wrong; they are in this run's new error file.
-  Correct them and resubmit this run's reference id, or the original's.
-- **Failed**: the reference id is unknown, the run had no errors, or a correction names a record that
-  was not in error (`failure_reason` says which).
+  Correct them from this run's page (or the import's): both offer exactly the records still open.
+- **Failed**: the reference id is unknown, nothing is left to resubmit, a correction names a record that
+  is not open, or a corrected value breaks a rule (`failure_reason` says which record, field and why).
 
 ## First three things to check
-1. The summary's `resubmission_of` (the original run) and counts.
+1. The summary's `resubmission_root` (the import run) and counts (`records_dismissed` too).
 2. The new error file: what is still wrong and why.
 3. The `validate` log if the run was refused: it names the param and the record.
 
@@ -54,6 +68,9 @@ INTEGRATION = "benefits_hub.deductions.resubmit:DeductionsResubmit"
 
 with DAG(
     dag_id="plansource_deductions_resubmit",
+    dag_display_name="PlanSource Deductions Transaction Assistant (correct and resubmit errors)",
+    # Started only on a person's behalf (never on a schedule): it must never wait paused.
+    is_paused_upon_creation=False,
     description="Transaction Assistant: correct and re-import a deductions run's error records",
     doc_md=__doc__,
     schedule=None,
@@ -79,6 +96,15 @@ with DAG(
             description=(
                 'Optional. Error record -> fields to correct, e.g. {"E000123#COV-9": {"subscriber_premium": "12.50"}}. '
                 "Records not listed are retried as they are."
+            ),
+        ),
+        "dismissals": Param(
+            None,
+            type=["null", "object"],
+            title="Dismissals",
+            description=(
+                'Optional. Error record -> why it is not needed, e.g. {"E000123#COV-9": "employee left"}. '
+                "A dismissed record is not imported; who dismissed it and why are recorded."
             ),
         ),
     },

@@ -68,6 +68,7 @@ INTEGRATION = "benefits_hub.demographics.export:DemographicExport"
 
 with DAG(
     dag_id="plansource_hcm_demographic_export",
+    dag_display_name="PlanSource HCM Demographic Export (HCM to PlanSource)",
     description="HCM employees to PlanSource subscribers (hourly)",
     doc_md=__doc__,
     # A data-interval timetable: each hourly run's interval is the past hour (a plain "@hourly"

@@ -104,7 +104,8 @@ class RunSummary(BaseModel):
     output_file: str | None = None
     error_files: list[str] = Field(default_factory=list)
     failure_reason: str | None = None
-    resubmission_of: str | None = None  # Transaction Assistant: the run whose errors this one corrects
+    resubmission_of: str | None = None  # Transaction Assistant: the reference id it was given
+    resubmission_root: str | None = None  # ... and the import run whose error records it corrects
     outcomes: list[dict[str, Any]] = Field(default_factory=list)  # per plan, for syncs that fan out
     window_start: str | None = None
     window_end: str | None = None

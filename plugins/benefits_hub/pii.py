@@ -11,7 +11,13 @@ import re
 # Nine digits, with or without SSA dashes/spaces, not part of a longer number.
 _SSN_LIKE = re.compile(r"(?<!\d)(\d{3})[- ]?(\d{2})[- ]?(\d{4})(?!\d)")
 # A full calendar date in the forms vendors send (ISO, US slashes, PlanSource's 2018/01/04).
-_DATE_LIKE = re.compile(r"(?<!\d)(\d{4}[-/]\d{1,2}[-/]\d{1,2}|\d{1,2}/\d{1,2}/\d{4})(?!\d)")
+# A run or reference id (``manual__2026-12-06T11:06:12``) or a timestamp with a time of day is a moment a
+# clerk must read back, never a birth date: masked are bare dates and dates at midnight (PlanSource
+# sends birth dates as ``1980-01-02T00:00:00.000Z``).
+_DATE_LIKE = re.compile(
+    r"(?<!\d)(?<!__)(\d{4}[-/]\d{1,2}[-/]\d{1,2}|\d{1,2}/\d{1,2}/\d{4})(?!\d)(?!T(?!00:00))"
+)
+
 
 PII_FIELDS = frozenset({"ssn", "birth_date", "birthdate", "date_of_birth"})
 

@@ -149,6 +149,49 @@ def test_resubmit_fixes_corrected_records_and_keeps_the_rest_in_a_new_error_file
     assert f"{float(by_id[FAILING['negative_amount']]['employee_amount']):.2f}" == "12.50"
     assert by_id[FAILING["unmapped_code"]]["deduction_code"] == "MEDPPO"
 
+    # Corrections accumulate: the resubmission's own reference id offers only what is still wrong.
+    # A record already fixed is refused by name; the last two are corrected and dismissed: Completed.
+    fixed_again = run_dag(RESUBMIT, {"integration_reference_id": resubmit.run_id, "corrections": corrections})
+    assert fixed_again.summary["status"] == "Failed"
+    assert f"was already corrected by run '{resubmit.run_id}'" in fixed_again.summary["failure_reason"]
+    bad_value = run_dag(
+        RESUBMIT,
+        {
+            "integration_reference_id": resubmit.run_id,
+            "corrections": {keys[FAILING["end_before_start"]]: {"termination_date": "2026-02-30"}},
+        },
+    )
+    assert (
+        bad_value.summary["status"] == "Failed"
+        and "not a real calendar date" in bad_value.summary["failure_reason"]
+    )
+    before_last = deductions(sandbox)
+    last = run_dag(
+        RESUBMIT,
+        {
+            "integration_reference_id": resubmit.run_id,
+            "corrections": {keys[FAILING["end_before_start"]]: {"termination_date": ""}},
+            "dismissals": {keys[FAILING["unknown_employee"]]: "employee left, not needed"},
+        },
+    )
+    assert last.state == "success" and last.summary["status"] == "Completed", last.summary
+    assert last.summary["resubmission_root"] == original.run_id
+    assert last.summary["records_processed"] == 1 and last.summary["records_created"] == 1
+    assert last.summary["records_dismissed"] == 1 and last.summary["errors"] == 0
+    after_last = deductions(sandbox)
+    assert len(after_last) == len(before_last) + 1
+    ids = [row["plansource_coverage_id"] for row in after_last.values()]
+    assert len(ids) == len(set(ids))  # each corrected record is in the HCM exactly once
+    from benefits_hub.deductions.corrections import read_ledger
+    from benefits_hub.staging import StagingArea
+
+    ledger = read_ledger(StagingArea(IMPORT, original.run_id))
+    assert len(ledger.fixed) == 3 and list(ledger.dismissed) == [keys[FAILING["unknown_employee"]]]
+    nothing_left = run_dag(RESUBMIT, {"integration_reference_id": original.run_id})
+    assert nothing_left.summary["status"] == "Failed"
+    assert "nothing left to resubmit" in nothing_left.summary["failure_reason"]
+    assert deductions(sandbox) == after_last
+
 
 def test_resubmit_refuses_an_unknown_run_or_record(sandbox: Any) -> None:
     unknown = run_dag(RESUBMIT, {"integration_reference_id": "manual__1999-01-01T00:00:00+00:00"})

@@ -23,3 +23,12 @@ def test_redact_free_text() -> None:
 
 def test_redact_truncates() -> None:
     assert len(redact("x" * 1000)) == 300
+
+
+def test_run_ids_and_timestamps_stay_readable_birth_dates_do_not() -> None:
+    from benefits_hub.pii import redact
+
+    text = redact("run manual__2026-12-06T11:06:12.076754+00:00 ended 2026-12-06T11:07:00Z")
+    assert "manual__2026-12-06T11:06:12.076754+00:00" in text and "2026-12-06T11:07:00Z" in text
+    for birth_date in ("1980-01-02", "1980-01-02T00:00:00.000Z", "01/02/1980", "1980/01/02"):
+        assert "1980" not in redact(f"birthdate {birth_date} is invalid")

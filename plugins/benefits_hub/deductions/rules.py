@@ -30,6 +30,22 @@ COMPARED_COLUMNS: tuple[str, ...] = (
 MONEY_COLUMNS = frozenset({"employee_amount", "employer_amount", "pretax_amount", "posttax_amount"})
 DATE_COLUMNS = frozenset({"effective_date", "end_date", "plan_year_start"})
 TEXT_COLUMN_LIMITS = {"coverage_level": 60, "benefit_name": 120}  # the HCM deduction table's sizes
+#: How a reason names a PlanSource field, in a payroll clerk's words (not PlanSource's field names).
+FIELD_NOUNS: dict[str, str] = {
+    "subscriber_premium": "employee premium",
+    "org_premium": "employer premium",
+    "subscriber_pretax_premium": "pre-tax premium",
+    "subscriber_posttax_premium": "post-tax premium",
+    "original_effective_date": "start date",
+    "change_effective_date": "change effective date",
+    "termination_date": "end date",
+    "org_plan_year_starts": "plan year start",
+    "plan_payroll_mapping_code": "deduction code",
+}
+
+
+def field_noun(field_name: str) -> str:
+    return FIELD_NOUNS.get(field_name) or field_name.replace("_", " ")
 
 
 def deduction_codes() -> CrossReference:
@@ -96,12 +112,13 @@ def map_coverage(coverage: dict[str, Any], codes: CrossReference, known_person: 
     plansource_code = str(coverage.get("plan_payroll_mapping_code") or "").strip()
     deduction_code = codes.lookup(plansource_code, "hcm_code") if plansource_code else None
     if not plansource_code:
-        problem("plan_payroll_mapping_code", "", "required", "The record has no plan payroll mapping code.")
+        problem("plan_payroll_mapping_code", "", "required", "The record has no deduction code.")
     elif deduction_code is None:
         problem(
             "plan_payroll_mapping_code", plansource_code, f"xref:{codes.table}",
-            f"PlanSource code '{plansource_code}' has no row in the {codes.table} cross-reference table; "
-            f"add it to include/xref/{codes.table}.csv.",
+            f"PlanSource deduction code '{plansource_code}' has no HCM deduction code in the "
+            f"{codes.table.replace('_', ' ')} cross-reference table: ask your benefits administrator to "
+            "map it, or correct the code.",
         )  # fmt: skip
 
     def parse_date(field_name: str, required: bool) -> date | None:
@@ -109,10 +126,10 @@ def map_coverage(coverage: dict[str, Any], codes: CrossReference, known_person: 
         try:
             value = calendar_date(raw)
         except ValueProblem as exc:
-            problem(field_name, raw, "date", f"The {field_name.replace('_', ' ')} {exc}.")
+            problem(field_name, raw, "date", f"The {field_noun(field_name)} {exc}.")
             return None
         if value is None and required:
-            problem(field_name, "", "required", f"The record has no {field_name.replace('_', ' ')}.")
+            problem(field_name, "", "required", f"The record has no {field_noun(field_name)}.")
         return value
 
     effective = parse_date("change_effective_date", required=False) or parse_date(
@@ -131,16 +148,16 @@ def map_coverage(coverage: dict[str, Any], codes: CrossReference, known_person: 
         try:
             value = money(raw)
         except ValueProblem as exc:
-            problem(field_name, raw, "amount", f"The {field_name.replace('_', ' ')} {exc}.")
+            problem(field_name, raw, "amount", f"The {field_noun(field_name)} {exc}.")
             return None
         if value is None:
             if required:
-                problem(field_name, "", "required", f"The record has no {field_name.replace('_', ' ')}.")
+                problem(field_name, "", "required", f"The record has no {field_noun(field_name)}.")
             return None
         if value < 0:
             problem(
                 field_name, str(value), "amount:negative",
-                f"The {field_name.replace('_', ' ')} is negative ({value}); deductions cannot be negative.",
+                f"The {field_noun(field_name)} is negative ({value}); deductions cannot be negative.",
             )  # fmt: skip
             return None
         return value

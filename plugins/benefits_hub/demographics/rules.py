@@ -163,8 +163,9 @@ def map_subscriber(employee: dict[str, Any], xref: CrossReferences) -> MappedEmp
                     value=mask_field(hcm_field, code),
                     rule=f"xref:{table.table}",
                     reason=(
-                        f"HCM code '{code}' has no row in the {table.table} cross-reference table; "
-                        f"add it to include/xref/{table.table}.csv."
+                        f"HCM code '{code}' has no PlanSource value in the {table.table.replace('_', ' ')} "
+                        "cross-reference table: ask your HR administrator to map it, or correct the "
+                        "employee's code in the HCM."
                     ),
                 )
             )

@@ -89,7 +89,10 @@ def test_missing_mapping_is_error_naming_table(field: str, code: str, table: str
     mapped = map_subscriber(employee(**{field: code}), XREF)
     assert len(mapped.errors) == 1
     error = mapped.errors[0]
-    assert error.field == field and error.rule == f"xref:{table}" and table in error.reason
+    assert error.field == field and error.rule == f"xref:{table}"
+    # The table by its name in words, and who fixes it: never a repository path.
+    assert table.replace("_", " ") in error.reason and "administrator" in error.reason
+    assert "include/" not in error.reason and ".csv" not in error.reason
 
 
 def test_termination_reason_mapped_and_voluntary() -> None:
