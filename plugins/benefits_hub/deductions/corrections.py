@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field
 
 from benefits_hub.deductions.rules import map_coverage, split_record_key
-from benefits_hub.pii import mask_field
 
 if TYPE_CHECKING:
     from benefits_hub.staging import StagingArea
@@ -200,8 +199,11 @@ def error_records(
 
 def _problem(row: Mapping[str, str]) -> Problem:
     field, rule = row.get("field", ""), row.get("rule", "")
+    value = row.get("value", "")
+    if value[:1] == "'" and value[1:2] in ("=", "+", "-", "@"):
+        value = value[1:]  # the error file's spreadsheet escape; a page shows the value as sent
     return Problem(
-        field=field, label=label(field), value=row.get("value", ""), rule=rule,
+        field=field, label=label(field), value=value, rule=rule,
         reason=row.get("reason", ""), elsewhere=fixed_elsewhere(rule),
     )  # fmt: skip
 
@@ -236,7 +238,3 @@ def check_dismissal(reason: str | None) -> str | None:
     if len(text) > DISMISS_REASON_MAX:
         return f"Keep the reason under {DISMISS_REASON_MAX} characters."
     return None
-
-
-def masked_value(field: str, value: Any) -> str:
-    return mask_field(field, value)

@@ -54,6 +54,7 @@ class RunFacts:
     end_date: datetime | None = None
     run_after: datetime | None = None
     summary: dict[str, Any] | None = None
+    run_name: str | None = None  # the name the run was triggered with (its summary says it once done)
 
     @property
     def anchor(self) -> datetime | None:
@@ -154,6 +155,7 @@ def run_row(run: RunFacts, integration: str) -> ActivityRow:
         dag_id=run.dag_id,
         integration=integration,
         run_name=summary.get("integration_run_name")
+        or run.run_name
         or (f"{integration} {when:%Y-%m-%d %H:%M:%S}" if when else integration),
         reference_id=summary.get("integration_reference_id") or run.run_id,
         triggered_by=str(triggered_by),

@@ -14,11 +14,13 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import Any
+from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ValidationError
+from sqlalchemy import select
 
 from benefits_hub.models import RunStatus
-from benefits_hub.ui import activity, detail, files, records, render, urls
+from benefits_hub.ui import activity, assistant, detail, files, records, render, render_forms, trigger, urls
 
 LAST_VIEWED_COOKIE = "activity_monitor_last_viewed"
 # The counter never looks further back than this, however long ago the last visit was.
@@ -141,11 +143,34 @@ def run_detail(session: Any, user: Any, dag_id: str, run_id: str) -> detail.RunD
     if row.status != RunStatus.IN_PROGRESS.value:
         import_dag_id, import_summary = records.deductions_import_summary(run_id)
     tasks = records.tasks(session, dag_id, run_id)
-    return detail.run_detail(row, run_id, facts.summary, tasks, import_dag_id, import_summary)
+    found = detail.run_detail(row, run_id, facts.summary, tasks, import_dag_id, import_summary)
+    if dag_id == records.RESUBMIT_DAG_ID and row.status != RunStatus.IN_PROGRESS.value:
+        found.resubmit = detail.ResubmitOffer(
+            reference_id=run_id, post_path=urls.resubmit_path(dag_id, run_id),
+            page_path=urls.transaction_assistant_path(dag_id, run_id),
+        )  # fmt: skip
+    if found.resubmit is not None:
+        chain = records.transaction_assistant(run_id, with_records=False)
+        if chain is not None:
+            view = assistant.build_view(chain)
+            found.resubmit.open_records, found.resubmit.total_records = len(view.open), view.total
+            found.resubmit.resubmissions = view.resubmissions
+        elif dag_id == records.RESUBMIT_DAG_ID:
+            found.resubmit = None  # a resubmission refused before it named an import run
+    dag = _dag_bag().get_latest_version_of_dag(dag_id, session=session)
+    params = trigger.dag_params(dag) if dag is not None else {}
+    titles = {name: str(schema.get("title") or name) for name, (_default, schema) in params.items()}
+    found.params = detail.shown_params(records.run_conf(session, dag_id, run_id), titles)
+    if params and dag_id != records.RESUBMIT_DAG_ID:
+        found.rerun_path = urls.trigger_path(dag_id, rerun_of=run_id)
+        found.trigger_path = urls.trigger_path(dag_id)
+    found.waiting_on_pause = facts.state == "queued" and records.is_paused(session, dag_id)
+    return found
 
 
 class ResubmitRequest(BaseModel):
     corrections: dict[str, dict[str, Any]] | None = None
+    dismissals: dict[str, str] | None = None
 
 
 def _safe_file_name(name: str) -> str:
@@ -263,6 +288,159 @@ def create_app() -> Any:
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
 
+    def may_trigger(user: Any, dag_id: str) -> bool:
+        from airflow.api_fastapi.app import get_auth_manager
+        from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
+        from airflow.models.dag import DagModel
+
+        return bool(
+            get_auth_manager().is_authorized_dag(
+                method="POST",
+                access_entity=DagAccessEntity.RUN,
+                details=DagDetails(id=dag_id, team_name=DagModel.get_team_name(dag_id)),
+                user=user,
+            )
+        )
+
+    async def form_of(request: Request) -> dict[str, str]:
+        # URL-encoded forms only (no file uploads): read without an extra multipart dependency.
+        body = (await request.body()).decode("utf-8", errors="replace")
+        return dict(parse_qsl(body, keep_blank_values=True))
+
+    def see_run(request: Request, dag_id: str, run_id: str) -> RedirectResponse:
+        path = site_root(request) + urls.run_detail_path(dag_id, run_id)
+        return RedirectResponse(path, status_code=status.HTTP_303_SEE_OTHER)
+
+    def assistant_facts(session: Any, user: Any, dag_id: str, run_id: str) -> tuple[Any, Any]:
+        found = run_detail(session, user, dag_id, run_id)
+        chain = records.transaction_assistant(run_id) if found.resubmit is not None else None
+        if chain is None:
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND,
+                "This run has no deductions import error records for the Transaction Assistant.",
+            )
+        return found, chain
+
+    @app.get("/runs/{dag_id}/{run_id}/transaction-assistant", response_class=HTMLResponse)
+    def assistant_page(
+        request: Request, dag_id: str, run_id: str, user: GetUserDep, session: SessionDep
+    ) -> HTMLResponse:
+        found, chain = assistant_facts(session, user, dag_id, run_id)
+        view = assistant.build_view(chain)
+        return HTMLResponse(
+            render_forms.assistant_page(
+                view,
+                root=site_root(request),
+                dag_id=dag_id,
+                run_id=run_id,
+                run_name=found.row.run_name or run_id,
+            )
+        )
+
+    @app.post("/runs/{dag_id}/{run_id}/transaction-assistant", response_model=None)
+    async def assistant_submit(
+        request: Request, dag_id: str, run_id: str, user: GetUserDep, session: SessionDep
+    ) -> Response:
+        from benefits_hub.deductions.rules import deduction_codes
+
+        found, chain = assistant_facts(session, user, dag_id, run_id)
+        if not may_trigger(user, records.RESUBMIT_DAG_ID):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "You may not start the Transaction Assistant.")
+        view = assistant.build_view(chain)
+        submission = assistant.read_form(
+            view, await form_of(request), assistant.current_records(chain), deduction_codes()
+        )
+        if submission.refused or view.all_corrected:
+            page = render_forms.assistant_page(
+                view, root=site_root(request), dag_id=dag_id, run_id=run_id,
+                run_name=found.row.run_name or run_id, refused=submission.refused,
+            )  # fmt: skip
+            return HTMLResponse(page, status_code=status.HTTP_400_BAD_REQUEST)
+        dag_run = records.start_resubmit(
+            session, run_id, submission.corrections, user.get_name(), submission.dismissals
+        )
+        session.commit()
+        return see_run(request, records.RESUBMIT_DAG_ID, dag_run.run_id)
+
+    def trigger_form_facts(
+        session: Any, user: Any, dag_id: str, rerun_of: str | None
+    ) -> tuple[str, list[trigger.FieldSpec]]:
+        dags = _readable(session, user)
+        dag = _dag_bag().get_latest_version_of_dag(dag_id, session=session) if dag_id in dags else None
+        if dag is None or dag_id == records.RESUBMIT_DAG_ID:
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, f"No integration '{dag_id}' that you may run here."
+            )
+        values: dict[str, Any] = {}
+        if rerun_of:
+            old = records.one_run(session, dag_id, rerun_of)
+            if old is None:
+                raise HTTPException(
+                    status.HTTP_404_NOT_FOUND, f"No run '{rerun_of}' of '{dag_id}' to re-run."
+                )
+            values = records.run_conf(session, dag_id, rerun_of)
+            old_name = (old.summary or {}).get("integration_run_name") or values.get("integration_run_name")
+            values["integration_run_name"] = trigger.rerun_name(
+                str(old_name or dags[dag_id].display_name), records.run_names(session, dag_id)
+            )
+        name = _display_names(session, {dag_id: dags[dag_id]})[dag_id]
+        return name, trigger.form_fields(trigger.dag_params(dag), values)
+
+    @app.get("/trigger/{dag_id}", response_class=HTMLResponse)
+    def trigger_page(
+        request: Request, dag_id: str, user: GetUserDep, session: SessionDep, rerun_of: str | None = None
+    ) -> HTMLResponse:
+        name, fields = trigger_form_facts(session, user, dag_id, rerun_of)
+        return HTMLResponse(
+            render_forms.trigger_page(
+                root=site_root(request),
+                dag_id=dag_id,
+                integration=name,
+                fields=fields,
+                paused=records.is_paused(session, dag_id),
+                unpause=True,
+                rerun_of=rerun_of,
+                refused=False,
+            )
+        )
+
+    @app.post("/trigger/{dag_id}", response_model=None)
+    async def trigger_submit(
+        request: Request, dag_id: str, user: GetUserDep, session: SessionDep, rerun_of: str | None = None
+    ) -> Response:
+        from airflow.api.common.trigger_dag import trigger_dag
+        from airflow.exceptions import ParamValidationError
+        from airflow.models.dag import DagModel
+        from airflow.utils.types import DagRunTriggeredByType
+
+        name, fields = trigger_form_facts(session, user, dag_id, rerun_of)
+        if not may_trigger(user, dag_id):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "You may not run this integration.")
+        form = await form_of(request)
+        paused = records.is_paused(session, dag_id)
+        unpause = bool(form.get("_unpause"))
+        conf = trigger.check_submission(dag_id, fields, form)
+        refused_page = render_forms.trigger_page(
+            root=site_root(request), dag_id=dag_id, integration=name, fields=fields,
+            paused=paused, unpause=unpause, rerun_of=rerun_of, refused=True,
+        )  # fmt: skip
+        if conf is None:
+            # Refused: no run, and the DAG stays as it was (paused or not).
+            return HTMLResponse(refused_page, status_code=status.HTTP_400_BAD_REQUEST)
+        try:
+            dag_run = trigger_dag(
+                dag_id, triggered_by=DagRunTriggeredByType.UI, triggering_user_name=user.get_name(),
+                conf=conf, session=session,
+            )  # fmt: skip
+        except ParamValidationError:
+            session.rollback()
+            return HTMLResponse(refused_page, status_code=status.HTTP_400_BAD_REQUEST)
+        if paused and unpause:
+            model = session.scalar(select(DagModel).where(DagModel.dag_id == dag_id))
+            model.is_paused = False
+        session.commit()
+        return see_run(request, dag_id, dag_run.run_id)
+
     @app.post("/api/runs/{dag_id}/{run_id}/resubmit", status_code=status.HTTP_201_CREATED)
     def resubmit(
         request: Request,
@@ -295,7 +473,7 @@ def create_app() -> Any:
             raise HTTPException(status.HTTP_403_FORBIDDEN, "You may not start the Transaction Assistant.")
         try:
             dag_run = records.start_resubmit(
-                session, found.resubmit.reference_id, body.corrections, user.get_name()
+                session, found.resubmit.reference_id, body.corrections, user.get_name(), body.dismissals
             )
         except (DagNotFound, ParamValidationError, ValueError) as exc:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None

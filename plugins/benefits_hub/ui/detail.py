@@ -47,6 +47,16 @@ class ResubmitOffer(BaseModel):
     reference_id: str
     error_records: int | None = None
     post_path: str
+    page_path: str = ""  # the Transaction Assistant page
+    open_records: int | None = None  # still open across every resubmission (None: not known)
+    total_records: int | None = None
+    resubmissions: list[str] = Field(default_factory=list)
+
+
+class ParamShown(BaseModel):
+    name: str
+    title: str
+    value: str
 
 
 class RunDetail(BaseModel):
@@ -59,6 +69,10 @@ class RunDetail(BaseModel):
     files: list[RunFile] = Field(default_factory=list)
     tasks: list[TaskLog] = Field(default_factory=list)
     resubmit: ResubmitOffer | None = None
+    params: list[ParamShown] = Field(default_factory=list)  # what the run was triggered with
+    rerun_path: str | None = None  # the hub's trigger form, prefilled with this run's params
+    trigger_path: str | None = None
+    waiting_on_pause: bool = False  # queued, and its DAG is paused: it will not start
 
 
 def summary_files(summary: dict[str, Any] | None) -> dict[str, list[str]]:
@@ -128,7 +142,27 @@ def resubmit_offer(
         reference_id=str(import_summary.get("integration_reference_id") or run_id),
         error_records=errors if isinstance(errors, int) else None,
         post_path=urls.resubmit_path(dag_id, run_id),
+        page_path=urls.transaction_assistant_path(dag_id, run_id),
     )
+
+
+def shown_params(conf: dict[str, Any], titles: dict[str, str]) -> list[ParamShown]:
+    """The run's params in the trigger form's order and words; empty ones say so."""
+    shown = []
+    for name in [*titles, *(k for k in conf if k not in titles)]:
+        value = conf.get(name)
+        if isinstance(value, bool):
+            text = "Yes" if value else "No"
+        elif value is None or value == "":
+            text = ""
+        elif isinstance(value, dict | list):
+            import json
+
+            text = json.dumps(value, sort_keys=True)
+        else:
+            text = str(value)
+        shown.append(ParamShown(name=name, title=titles.get(name, name), value=text))
+    return shown
 
 
 def run_detail(

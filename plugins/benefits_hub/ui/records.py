@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
+from benefits_hub.deductions.resubmit import RESUBMIT_DAG_ID as RESUBMIT_DAG_ID
 from benefits_hub.ui.activity import RunFacts, ScheduleFacts
 from benefits_hub.ui.detail import TaskFacts
 
@@ -29,7 +30,9 @@ if TYPE_CHECKING:
 
 SUMMARY_TASK_ID = "summary"
 HUB_PACKAGE = "benefits_hub."
-RESUBMIT_DAG_ID = "plansource_deductions_resubmit"
+# The error records of an import, as PlanSource sent them: cut from its source file once, at the first
+# visit of the Transaction Assistant (a source file may hold a million records; its errors, a few).
+ERROR_COVERAGES = "transaction_assistant_records.jsonl"
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,7 @@ def _facts(run: Any, summary: dict[str, Any] | None) -> RunFacts:
         end_date=run.end_date,
         run_after=run.run_after,
         summary=summary,
+        run_name=(run.conf or {}).get("integration_run_name") if isinstance(run.conf, dict) else None,
     )
 
 
@@ -253,16 +257,85 @@ def is_staged(path: str) -> bool:
     return path.startswith(base) and "/../" not in path
 
 
+@dataclass
+class AssistantFacts:
+    """What the Transaction Assistant reads for one import run (the *root* of a resubmission chain)."""
+
+    root_run_id: str
+    root_summary: dict[str, Any]
+    root_rows: list[dict[str, str]]
+    later_rows: list[dict[str, str]]  # the resubmissions' error rows, oldest first
+    ledger: Any  # benefits_hub.deductions.corrections.Ledger
+    coverages: dict[str, dict[str, Any]]  # error record key -> the record as PlanSource sent it
+
+
+def transaction_assistant(run_id: str, *, with_records: bool = True) -> AssistantFacts | None:
+    """The import run that ``run_id`` (the import, a set, or a resubmission) belongs to, with its error
+    records and ledger; None when it has no error records to work on. ``with_records=False`` leaves
+    out the records as PlanSource sent them (the counts need none)."""
+    from benefits_hub.deductions.corrections import read_ledger
+    from benefits_hub.deductions.resubmit import find_root, read_error_rows
+    from benefits_hub.operators.stages import RUN_MANIFEST
+    from benefits_hub.staging import StagingArea
+
+    found = find_root(run_id)
+    if found is None:
+        return None
+    root, manifest = found
+    summary = manifest.get("summary") or {}
+    if not summary.get("error_files") or "extract" not in (manifest.get("stages") or {}):
+        return None
+    root_rows = read_error_rows(summary["error_files"][0])
+    ledger = read_ledger(root)
+    later: list[dict[str, str]] = []
+    for resubmission in ledger.resubmissions:
+        done = StagingArea(RESUBMIT_DAG_ID, resubmission).read_json(RUN_MANIFEST) or {}
+        for path in (done.get("summary") or {}).get("error_files") or []:
+            later.extend(read_error_rows(path))
+    keys = {row["record_key"] for row in root_rows}
+    source = manifest["stages"]["extract"]["files"]["source"]
+    coverages = _error_coverages(root, source, keys) if with_records else {}
+    return AssistantFacts(root.run_id, summary, root_rows, later, ledger, coverages)
+
+
+def _error_coverages(root: Any, source: dict[str, Any], keys: set[str]) -> dict[str, dict[str, Any]]:
+    from benefits_hub.deductions.rules import record_key
+    from benefits_hub.staging import StagingArea
+
+    cached = root.path(ERROR_COVERAGES)
+    if not cached.exists():
+        with root.records(ERROR_COVERAGES) as out:
+            for page in StagingArea.read_records(source):
+                for coverage in page.get("payroll_coverages") or []:
+                    if record_key(coverage) in keys:
+                        out.write(coverage)
+    return {record_key(c): c for c in StagingArea.read_records({"path": str(cached)})}
+
+
 def start_resubmit(
-    session: Session, reference_id: str, corrections: dict[str, Any] | None, user_name: str
+    session: Session,
+    reference_id: str,
+    corrections: dict[str, Any] | None,
+    user_name: str,
+    dismissals: dict[str, str] | None = None,
 ) -> Any:
-    """Trigger the Transaction Assistant for ``reference_id``, as the UI's trigger form would."""
+    """Trigger the Transaction Assistant for ``reference_id`` on the person's behalf.
+
+    It is a helper DAG with no schedule, so turning it on has no other effect: a resubmission a person
+    asked for must never sit queued behind a paused DAG.
+    """
     from airflow.api.common.trigger_dag import trigger_dag
+    from airflow.models.dag import DagModel
     from airflow.utils.types import DagRunTriggeredByType
 
     conf: dict[str, Any] = {"integration_reference_id": reference_id}
     if corrections:
         conf["corrections"] = corrections
+    if dismissals:
+        conf["dismissals"] = dismissals
+    model = session.scalar(select(DagModel).where(DagModel.dag_id == RESUBMIT_DAG_ID))
+    if model is not None and model.is_paused:
+        model.is_paused = False
     return trigger_dag(
         RESUBMIT_DAG_ID,
         triggered_by=DagRunTriggeredByType.UI,
@@ -270,3 +343,28 @@ def start_resubmit(
         conf=conf,
         session=session,
     )
+
+
+def run_conf(session: Session, dag_id: str, run_id: str) -> dict[str, Any]:
+    """The params a run was triggered with (its ``conf``)."""
+    from airflow.models.dagrun import DagRun
+
+    conf = session.scalar(select(DagRun.conf).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+    return dict(conf) if isinstance(conf, dict) else {}
+
+
+def run_names(session: Session, dag_id: str) -> list[str]:
+    """The run names the runs of ``dag_id`` were given (for numbering a re-run)."""
+    from airflow.models.dagrun import DagRun
+
+    names = []
+    for conf in session.scalars(select(DagRun.conf).where(DagRun.dag_id == dag_id)):
+        if isinstance(conf, dict) and conf.get("integration_run_name"):
+            names.append(str(conf["integration_run_name"]))
+    return names
+
+
+def is_paused(session: Session, dag_id: str) -> bool:
+    from airflow.models.dag import DagModel
+
+    return bool(session.scalar(select(DagModel.is_paused).where(DagModel.dag_id == dag_id)))

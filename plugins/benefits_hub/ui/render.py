@@ -14,6 +14,7 @@ from html import escape
 from typing import Any
 from urllib.parse import urlencode
 
+from benefits_hub.deductions.resubmit import RESUBMIT_DAG_ID
 from benefits_hub.ui import urls
 from benefits_hub.ui.activity import (
     SCHEDULED,
@@ -90,51 +91,11 @@ ul.warnings li { margin:3px 0; color:#92400e; }
 table.summary th { width:240px; text-transform:none; letter-spacing:0; font-size:13px; background:#f9fafb; }
 table.nested th { text-transform:none; font-size:12px; }
 textarea { width:100%; min-height:90px; font-family:ui-monospace,Menlo,Consolas,monospace; font-size:12px; }
-.resubmit-result { margin-top:10px; }
-.resubmit-result.error { color:#991b1b; }
-.resubmit-result.ok { color:#166534; }
+.all-corrected { color:#166534; font-weight:500; }
+p.actions { display:flex; flex-wrap:wrap; gap:8px; margin:6px 0 12px; }
+.run-an-integration { margin:0 0 14px; }
+.run-an-integration summary { cursor:pointer; font-weight:600; color:var(--accent); }
 .muted { color:var(--muted); }
-"""
-
-RESUBMIT_SCRIPT = """
-document.querySelectorAll("form[data-resubmit]").forEach(function (form) {
-  form.addEventListener("submit", async function (event) {
-    event.preventDefault();
-    var out = form.querySelector(".resubmit-result");
-    var button = form.querySelector("button");
-    var text = form.elements.corrections.value.trim();
-    var corrections = null;
-    if (text) {
-      try { corrections = JSON.parse(text); }
-      catch (error) {
-        out.className = "resubmit-result error";
-        out.textContent = "Corrections must be JSON: " + error.message;
-        return;
-      }
-    }
-    button.disabled = true;
-    out.className = "resubmit-result";
-    out.textContent = "Starting…";
-    var response = await fetch(form.action, {
-      method: "POST", credentials: "same-origin",
-      headers: {"Content-Type": "application/json", "Accept": "application/json"},
-      body: JSON.stringify({corrections: corrections})
-    });
-    var body = await response.json().catch(function () { return {}; });
-    if (response.ok) {
-      out.className = "resubmit-result ok";
-      out.textContent = "Started the Transaction Assistant: ";
-      var link = document.createElement("a");
-      link.href = body.detail_url;
-      link.textContent = body.run_id;
-      out.appendChild(link);
-    } else {
-      out.className = "resubmit-result error";
-      out.textContent = "Not started: " + (typeof body.detail === "string" ? body.detail : response.status);
-      button.disabled = false;
-    }
-  });
-});
 """
 
 
@@ -150,12 +111,14 @@ def status_badge(status: str) -> str:
     return f'<span class="badge {status_class(status)}">{esc(status)}</span>'
 
 
-def page(title: str, body: str, *, script: str = "") -> str:
+def page(title: str, body: str, *, script: str = "", extra_style: str = "", refresh_seconds: int = 0) -> str:
+    # A page about a run still in progress reloads itself (no script needed, inside Airflow's frame too).
+    refresh = f'<meta http-equiv="refresh" content="{refresh_seconds}">' if refresh_seconds else ""
     return (
         "<!doctype html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{esc(title)}</title><style>{STYLE}</style></head>"
+        f"{refresh}<title>{esc(title)}</title><style>{STYLE}{extra_style}</style></head>"
         f"<body><main>{body}</main>" + (f"<script>{script}</script>" if script else "") + "</body></html>"
     )
 
@@ -311,6 +274,12 @@ def list_page(
     seen: str,
 ) -> str:
     since, until = activity_filter.window(now)
+    runnable = [(d, n) for d, n in integrations if d != RESUBMIT_DAG_ID]
+    run_links = " ".join(
+        f'<a class="button secondary run-link" data-dag-id="{esc(d)}" '
+        f'href="{esc(root + urls.trigger_path(d))}">{esc(n)}</a>'
+        for d, n in runnable
+    )
     headers = "".join(_header(key, title, activity_filter, root, seen) for key, title in COLUMNS)
     body_rows = "".join(row_html(row, root) for row in rows) or (
         f'<tr class="empty"><td colspan="{len(COLUMNS)}">No runs match these filters.</td></tr>'
@@ -322,6 +291,12 @@ def list_page(
         '<p class="subtitle">Every integration run, in the vendors\' words. Open a run for its summary, '
         "files and logs.</p>"
         + counter_html(counter)
+        + (
+            f'<details class="card run-an-integration" id="run-an-integration"><summary>Run an Integration'
+            f'</summary><p class="actions">{run_links}</p></details>'
+            if run_links
+            else ""
+        )
         + filters_html(activity_filter, integrations, root, seen)
         + f'<div class="scroll"><table class="runs" id="activity"><thead><tr>{headers}</tr></thead>'
         f"<tbody>{body_rows}</tbody></table></div>"
@@ -408,25 +383,57 @@ def _tasks_html(detail: RunDetail, root: str) -> str:
     )
 
 
-def _resubmit_html(detail: RunDetail, root: str) -> str:
+def _assistant_html(detail: RunDetail, root: str) -> str:
     offer = detail.resubmit
     if offer is None:
         return ""
-    records = "error records"
-    if offer.error_records is not None:
-        records = f"{offer.error_records:,} error record(s)"
-    return (
-        '<h2>Transaction Assistant</h2><div class="card" id="transaction-assistant">'
-        f"<p>Re-import this run's {records} after fixing them. Records you do not correct here are retried "
-        "as they are (after a cross-reference fix, say). Enter corrections as JSON, per error record "
-        '(the error file\'s <code>record_key</code>), e.g. <code>{"E000123#COV-9": '
-        '{"subscriber_premium": "12.50"}}</code>.</p>'
-        f'<form data-resubmit method="post" action="{esc(root + offer.post_path)}">'
-        '<label for="corrections" class="muted">Corrections (optional)</label>'
-        '<textarea id="corrections" name="corrections" placeholder="{}"></textarea>'
-        f'<p><button type="submit">Resubmit error records of {esc(offer.reference_id)}</button></p>'
-        '<div class="resubmit-result" role="status"></div></form></div>'
+    link = (
+        f'<a class="button" id="go-to-assistant" href="{esc(root + offer.page_path)}">'
+        "Go to Transaction Assistant</a>"
     )
+    if offer.open_records == 0 and offer.total_records:
+        resubmissions = "".join(
+            f'<li><a class="resubmission" href="{esc(root + urls.run_detail_path(RESUBMIT_DAG_ID, r))}">'
+            f"{esc(r)}</a></li>"
+            for r in offer.resubmissions
+        )
+        state = (
+            f'<p id="assistant-state" class="all-corrected">All {offer.total_records} error records '
+            f"corrected.</p>" + (f'<ul id="resubmissions">{resubmissions}</ul>' if resubmissions else "")
+        )
+    elif offer.open_records is not None and offer.total_records is not None:
+        state = (
+            f'<p id="assistant-state">{offer.open_records} of {offer.total_records} error records still '
+            "open. Correct them, or dismiss those not needed, and resubmit.</p>"
+        )
+    else:
+        state = '<p id="assistant-state">This run has error records to correct and resubmit.</p>'
+    card = f'<div class="card" id="transaction-assistant">{state}<p>{link}</p></div>'
+    return "<h2>Transaction Assistant</h2>" + card
+
+
+def _params_html(detail: RunDetail) -> str:
+    if not detail.params:
+        return ""
+    empty = '<span class="muted">empty</span>'
+    rows = "".join(
+        f'<tr data-param="{esc(p.name)}"><th>{esc(p.title)}</th>'
+        f"<td>{esc(p.value) if p.value else empty}</td></tr>"
+        for p in detail.params
+    )
+    return f'<h2>Parameters</h2><table class="runs summary" id="params">{rows}</table>'
+
+
+def _actions_html(detail: RunDetail, root: str) -> str:
+    links = []
+    if detail.rerun_path and detail.row.status != "In-Progress":
+        links.append(f'<a class="button" id="rerun" href="{esc(root + detail.rerun_path)}">Re-Run</a>')
+    if detail.trigger_path:
+        links.append(
+            f'<a class="button secondary" id="run-integration" href="{esc(root + detail.trigger_path)}">'
+            "Run this integration</a>"
+        )
+    return f'<p class="actions">{" ".join(links)}</p>' if links else ""
 
 
 def detail_page(detail: RunDetail, *, root: str) -> str:
@@ -444,15 +451,23 @@ def detail_page(detail: RunDetail, *, root: str) -> str:
     parts = [
         f'<p><a href="{esc(root + urls.list_path())}">← Activity Monitor</a></p>',
         f'<h1 id="run-name">{esc(row.run_name)} {status_badge(row.status)}</h1>',
+        _actions_html(detail, root),
         f'<div class="card"><dl class="meta">{meta_html}</dl></div>',
     ]
+    if detail.waiting_on_pause:
+        parts.append(
+            '<div class="reason" id="paused-warning">This run is waiting because the integration is '
+            "<b>paused</b>. Turn it on with the pause toggle next to its name on Airflow's Dags page (or "
+            "at the top of its own page); the run then starts.</div>"
+        )
     if detail.failure_reason:
         parts.append(f'<h2>Why it failed</h2><div class="reason">{esc(detail.failure_reason)}</div>')
     if detail.warnings:
         items = "".join(f"<li>{esc(w)}</li>" for w in detail.warnings)
         parts.append(f'<h2>Warnings</h2><ul class="warnings" id="warnings">{items}</ul>')
     parts.append("<h2>Files</h2>" + _files_html(detail, root))
-    parts.append(_resubmit_html(detail, root))
+    parts.append(_assistant_html(detail, root))
+    parts.append(_params_html(detail))
     parts.append("<h2>Task logs</h2>" + _tasks_html(detail, root))
     if detail.summary:
         rows = "".join(
@@ -465,8 +480,8 @@ def detail_page(detail: RunDetail, *, root: str) -> str:
         status = row.status
         why = "it has not finished yet" if status == "In-Progress" else "it stopped before its summary step"
         parts.append(f'<h2>Run Summary</h2><p class="muted">No Run Summary: {why}.</p>')
-    script = RESUBMIT_SCRIPT if detail.resubmit else ""
-    return page(f"{row.run_name} — Activity Monitor", "".join(parts), script=script)
+    refresh = 5 if row.status == "In-Progress" else 0
+    return page(f"{row.run_name} — Activity Monitor", "".join(parts), refresh_seconds=refresh)
 
 
 def message_page(title: str, message: str, *, root: str) -> str:

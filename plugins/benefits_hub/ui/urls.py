@@ -54,6 +54,17 @@ def resubmit_path(dag_id: str, run_id: str) -> str:
     return f"{api_run_path(dag_id, run_id)}/resubmit"
 
 
+def transaction_assistant_path(dag_id: str, run_id: str) -> str:
+    """The Transaction Assistant page of a deductions import run, or of one of its resubmissions."""
+    return f"{run_detail_path(dag_id, run_id)}/transaction-assistant"
+
+
+def trigger_path(dag_id: str, rerun_of: str | None = None) -> str:
+    """The hub's trigger form for ``dag_id``; with ``rerun_of``, prefilled with that run's params."""
+    path = f"{PREFIX}/trigger/{_part(dag_id)}"
+    return path + (f"?{urlencode({'rerun_of': rerun_of})}" if rerun_of else "")
+
+
 def airflow_task_instance_path(dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> str:
     """The Airflow 3 UI's page of one task instance (it opens on the task's logs)."""
     path = f"/dags/{_part(dag_id)}/runs/{_part(run_id)}/tasks/{_part(task_id)}"

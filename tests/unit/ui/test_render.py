@@ -78,9 +78,11 @@ def test_detail_page_lists_files_logs_summary_and_the_transaction_assistant() ->
     assert "180-01-7851" not in html and "***-**-7851" in html
     assert 'href="/activity-monitor/runs/plansource_deductions_import/manual__1/files/errors/0"' in html
     assert 'target="_top" href="/dags/plansource_deductions_import/runs/manual__1/tasks/validate"' in html
-    assert 'action="/activity-monitor/api/runs/plansource_deductions_import/manual__1/resubmit"' in html
+    assert 'href="/activity-monitor/runs/plansource_deductions_import/manual__1/transaction-assistant"' in (
+        html
+    )
     assert "<td>P0001</td>" in html  # per-plan outcomes as a table
-    assert html.count("<script>") == 1  # only the Transaction Assistant's
+    assert "<script" not in html  # plain links and forms: nothing to run
 
 
 def test_status_classes() -> None:

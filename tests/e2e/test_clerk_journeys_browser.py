@@ -1,0 +1,224 @@
+"""A payroll clerk's journeys, clicked in real Chromium on a whole Airflow (api-server, scheduler,
+dag-processor, triggerer) started from a fresh AIRFLOW_HOME, against the sandbox.
+
+Every step a person takes is a click or a keystroke inside Airflow's own UI (the Activity Monitor is
+shown in its frame); the REST API only sets up data (the import run with error records) and checks
+what happened (no run started, the DAG still paused, the params a run carried). The HCM database is
+read directly to prove each corrected deduction landed exactly once.
+
+The screenshots it takes are the README's: ``make screenshots`` runs this test with
+``HUB_SCREENSHOT_DIR=docs/screenshots``.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub_sandbox.coverages import special_coverages
+from tests.e2e.airflow_services import AirflowServices, airflow_services
+from tests.e2e.test_activity_monitor_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.test_demographic_export import GOOD
+
+pytestmark = pytest.mark.e2e
+EXPORT, IMPORT = "plansource_hcm_demographic_export", "plansource_deductions_import"
+RESUBMIT = "plansource_deductions_resubmit"
+DAG_COUNT = 10
+FAILING = {category: ids[0] for category, ids in special_coverages(200).items()}
+SHOTS = Path(os.environ.get("HUB_SCREENSHOT_DIR") or Path(__file__).resolve().parents[2] / "test-artifacts")
+RUN_MS = 180_000  # a real run through the scheduler: queued, four or five tasks, summary
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AirflowServices, Any]]:
+    from hub_sandbox import Sandbox
+
+    box = Sandbox.start(tmp_path_factory.mktemp("journey-sandbox"), employees=200, seed=42, token_ttl=300)
+    try:
+        home = tmp_path_factory.mktemp("journey-airflow")
+        with airflow_services(home, box.connection_env(), dag_count=DAG_COUNT) as services:
+            yield services, box
+    finally:
+        box.stop()
+
+
+@pytest.fixture(scope="module")
+def page(hub: tuple[AirflowServices, Any]) -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make system-deps`.", pytrace=False)
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            tab = browser.new_page(viewport={"width": 1280, "height": 900})
+            tab.set_default_timeout(30_000)
+            yield tab
+        finally:
+            browser.close()
+
+
+def open_activity_monitor(page: Any, services: AirflowServices) -> Any:
+    """Airflow's home page, then its navigation entry: the Activity Monitor in Airflow's frame."""
+    from playwright.sync_api import expect
+
+    page.goto(services.base_url + "/")
+    page.get_by_role("link", name="Activity Monitor").click()
+    frame = page.frame_locator("iframe")
+    expect(frame.locator("h1")).to_have_text("Activity Monitor")
+    return frame
+
+
+def wait_finished(frame: Any, statuses: str) -> None:
+    """The run page reloads itself while In-Progress; wait for a finished status badge."""
+    from playwright.sync_api import expect
+
+    expect(frame.locator("#run-name .badge")).to_have_text(statuses, timeout=RUN_MS)
+
+
+def open_run(frame: Any, run_id: str) -> None:
+    from urllib.parse import quote
+
+    frame.locator(f'#activity a[href$="/{quote(run_id, safe="")}"]').click()
+
+
+def hcm_deductions(box: Any) -> list[dict[str, Any]]:
+    with sqlite3.connect(box.hcm_db_path) as conn:
+        conn.row_factory = sqlite3.Row
+        return [dict(r) for r in conn.execute("SELECT * FROM hcm_payroll_deduction")]
+
+
+def test_1_the_clerk_runs_the_export_bad_values_first(hub: tuple[AirflowServices, Any], page: Any) -> None:
+    import re
+
+    from playwright.sync_api import expect
+
+    services, _box = hub
+    assert services.is_paused(EXPORT)  # a fresh install: schedules are off until someone turns them on
+    frame = open_activity_monitor(page, services)
+    frame.locator("#run-an-integration summary").click()
+    frame.locator(f'a.run-link[data-dag-id="{EXPORT}"]').click()
+    expect(frame.locator("h1")).to_contain_text("Run Integration: PlanSource HCM Demographic Export")
+
+    # Bad values: refused next to each field in the hub's words; nothing starts, nothing unpauses.
+    frame.locator("#param-include_employees").fill(f"{GOOD[0]}, {GOOD[1]}")
+    frame.locator("#param-lookback_days").fill("40")
+    frame.locator("#run").click()
+    expect(frame.locator("#form-refused")).to_be_visible()
+    expect(frame.locator("#problem-include_employees")).to_contain_text("separated by commas with no spaces")
+    expect(frame.locator("#problem-lookback_days")).to_contain_text("from 1 to 31 days, got 40")
+    expect(frame.locator("#param-lookback_days")).to_have_value("40")  # never silently changed
+    assert services.runs(EXPORT) == [] and services.is_paused(EXPORT)
+
+    # Good values: the run starts and the page follows it to its Run Summary.
+    frame.locator("#param-include_employees").fill(f"{GOOD[0]},{GOOD[1]}")
+    frame.locator("#param-lookback_days").fill("")
+    frame.locator("#param-delta").select_option("false")
+    frame.locator("#param-integration_run_name").fill("Clerk export")
+    frame.locator("#run").click()
+    expect(frame.locator("#run-name")).to_contain_text("Clerk export")
+    wait_finished(frame, "Completed")
+    expect(frame.locator('#summary tr[data-field="records_processed"] td')).to_have_text("2")
+    expect(frame.locator('#params tr[data-param="include_employees"] td')).to_have_text(
+        f"{GOOD[0]},{GOOD[1]}"
+    )
+    page.screenshot(path=str(SHOTS / "run-summary.png"), full_page=True)
+    assert re.search(r"/dags/|/plugin/", page.url)  # still inside Airflow's UI
+
+
+def test_2_the_clerk_corrects_error_records_until_none_is_left(
+    hub: tuple[AirflowServices, Any], page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    services, box = hub
+    # Set-up through REST: the initial import of the plan year, which leaves four error records.
+    conf = {"delta": True, "deduction_start_date": "2025-10-01", "plan_year_start_date": "2025-12-31"}
+    started = services.api("POST", f"/dags/{IMPORT}/dagRuns", json={"logical_date": None, "conf": conf})
+    assert started.status_code == 200, started.text
+    import_run = started.json()["dag_run_id"]
+    services.api("PATCH", f"/dags/{IMPORT}", json={"is_paused": False}).raise_for_status()
+
+    frame = open_activity_monitor(page, services)
+    open_run(frame, import_run)
+    wait_finished(frame, "Completed with Errors")
+    assert import_run in frame.locator("dl.meta").inner_text()
+    frame.locator("#go-to-assistant").click()
+    expect(frame.locator("h1")).to_have_text("Transaction Assistant")
+    expect(frame.locator("#open-count")).to_have_text("4")
+
+    def record(category: str) -> Any:
+        return frame.locator(f'.record[data-key$="#{FAILING[category]}"]')
+
+    negative, unmapped = record("negative_amount"), record("unmapped_code")
+    unknown, ends_early = record("unknown_employee"), record("end_before_start")
+    expect(unknown.locator(".elsewhere")).to_contain_text("HR administrator")
+    expect(unmapped.locator(".elsewhere")).to_contain_text("benefits administrator")
+    # A bad value is refused on the page, by the import's own rule: no run starts.
+    negative.locator('input[data-field="subscriber_premium"]').fill("-5.00")
+    frame.locator("#resubmit").click()
+    expect(frame.locator("#form-refused")).to_be_visible()
+    expect(negative.locator(".field-problem").first).to_contain_text("is negative")
+    assert services.runs(RESUBMIT) == []
+    page.screenshot(path=str(SHOTS / "transaction-assistant.png"), full_page=True)
+
+    # Two records corrected with clerk labels; the other two are retried as they are.
+    negative.locator('input[data-field="subscriber_premium"]').fill("12.50")
+    negative.locator('input[data-field="subscriber_pretax_premium"]').fill("12.50")
+    unmapped.locator('input[data-field="plan_payroll_mapping_code"]').fill("MED-PPO")
+    frame.locator("#resubmit").click()
+    wait_finished(frame, "Completed with Errors")
+    expect(frame.locator("#assistant-state")).to_contain_text("2 of 4 error records still open")
+
+    # From the resubmission's own page: the last two, one corrected and one dismissed.
+    frame.locator("#go-to-assistant").click()
+    expect(frame.locator("#open-count")).to_have_text("2")
+    expect(frame.locator("#settled-records tbody tr")).to_have_count(2)
+    ends_early.locator('input[data-field="termination_date"]').fill("")
+    unknown.locator('input[type="checkbox"]').check()
+    unknown.locator('input[aria-label="Reason for dismissing"]').fill("employee left, not needed")
+    frame.locator("#resubmit").click()
+    wait_finished(frame, "Completed")
+    expect(frame.locator('#summary tr[data-field="records_dismissed"] td')).to_have_text("1")
+
+    # The original import's page says all corrected, and links its resubmissions.
+    frame.locator('a:has-text("← Activity Monitor")').click()
+    open_run(frame, import_run)
+    expect(frame.locator("#assistant-state")).to_have_text("All 4 error records corrected.")
+    expect(frame.locator("#resubmissions a")).to_have_count(2)
+    # Each corrected deduction is in the HCM exactly once; the dismissed one is not.
+    by_id: dict[str, int] = {}
+    for row in hcm_deductions(box):
+        by_id[row["plansource_coverage_id"]] = by_id.get(row["plansource_coverage_id"], 0) + 1
+    for category in ("negative_amount", "unmapped_code", "end_before_start"):
+        assert by_id.get(FAILING[category]) == 1, category
+    assert FAILING["unknown_employee"] not in by_id
+
+
+def test_3_the_clerk_reruns_a_past_run_with_its_params(hub: tuple[AirflowServices, Any], page: Any) -> None:
+    from playwright.sync_api import expect
+
+    services, _box = hub
+    frame = open_activity_monitor(page, services)
+    page.screenshot(path=str(SHOTS / "activity-monitor.png"), full_page=True)
+    frame.locator('#activity a:has-text("Clerk export")').first.click()
+    frame.locator("#rerun").click()
+    expect(frame.locator("h1")).to_contain_text("Re-Run: PlanSource HCM Demographic Export")
+    expect(frame.locator("#param-integration_run_name")).to_have_value("Clerk export (re-run 1)")
+    expect(frame.locator("#param-include_employees")).to_have_value(f"{GOOD[0]},{GOOD[1]}")
+    expect(frame.locator("#param-delta")).to_have_value("false")
+    page.screenshot(path=str(SHOTS / "re-run.png"), full_page=True)
+    frame.locator("#run").click()
+    expect(frame.locator("#run-name")).to_contain_text("Clerk export (re-run 1)")
+    wait_finished(frame, "Completed")
+    runs = {r["conf"].get("integration_run_name"): r["conf"] for r in services.runs(EXPORT) if r["conf"]}
+    original, rerun = runs["Clerk export"], runs["Clerk export (re-run 1)"]
+    assert {k: v for k, v in rerun.items() if k != "integration_run_name"} == {
+        k: v for k, v in original.items() if k != "integration_run_name"
+    }
