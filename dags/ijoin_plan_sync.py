@@ -6,6 +6,8 @@ iJoin, monthly and on demand. One task per plan (dynamic task mapping): a plan t
 fails alone, with its reasons, and the others go on.
 
 ## Params (the trigger form)
+Run it, or **Re-Run** a past run with the same params, from the **Activity Monitor → Run an Integration** form (`/activity-monitor/trigger/ijoin_plan_sync`): it checks every value in these words before anything starts, and a refused value changes nothing. Airflow's own Trigger form works too, but it silently changes an out-of-range number and turns the integration on even when it refuses the values.
+
 | Param | What to enter |
 |---|---|
 | Integration Run Name | Optional. A name to find this run by; empty = name + date/time. |

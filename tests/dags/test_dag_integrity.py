@@ -33,6 +33,28 @@ def test_every_dag_file_is_a_dag_named_after_it(dag_bag) -> None:
 
 
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.stem)
+def test_dag_has_a_display_name_in_clerk_words(dag_bag, dag_file: Path) -> None:
+    dag = dag_bag.dags[dag_file.stem]
+    # The UI lists and searches DAGs by display name: "demographic", "deductions", "participant"...
+    assert dag.dag_display_name != dag.dag_id and "_" not in dag.dag_display_name
+
+
+@pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.stem)
+def test_helpers_started_for_a_person_are_never_paused_at_creation(dag_bag, dag_file: Path) -> None:
+    dag = dag_bag.dags[dag_file.stem]
+    if type(dag.timetable).__name__ == "NullTimetable":  # schedule=None: only ever started by someone
+        assert dag.is_paused_upon_creation is False, "a run started on a person's behalf would wait forever"
+
+
+@pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.stem)
+def test_runbooks_of_integrations_with_params_point_at_the_hubs_trigger_form(dag_bag, dag_file: Path) -> None:
+    dag = dag_bag.dags[dag_file.stem]
+    triggered_by_people = set(dag.params) - {"integration_run_name"} and "review" not in dag.tags
+    if triggered_by_people and "transaction-assistant" not in dag.tags:
+        assert "Run an Integration" in dag.doc_md and f"/activity-monitor/trigger/{dag.dag_id}" in dag.doc_md
+
+
+@pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.stem)
 def test_dag_has_owner_tags_retries_doc(dag_bag, dag_file: Path) -> None:
     dag = dag_bag.dags[dag_file.stem]
     assert dag.tags, "tags missing"
