@@ -195,6 +195,10 @@ def build_rows(
     """Every run row and every schedule row, unfiltered and unsorted."""
     names = integration_names(runs, display_names)
     rows = [run_row(run, names.get(run.dag_id, run.dag_id)) for run in runs]
+    paused = {schedule.dag_id for schedule in schedules if schedule.paused}
+    for row, run in zip(rows, runs, strict=True):
+        # A queued run of a paused DAG never starts by itself: the row says so (``paused``).
+        row.paused = run.state == "queued" and run.dag_id in paused
     for schedule in schedules:
         row = schedule_row(schedule, names.get(schedule.dag_id, schedule.dag_id))
         if row is not None:

@@ -155,6 +155,11 @@ def _number(value: int | None, *, errors: bool = False) -> str:
 def _run_cells(row: ActivityRow, root: str) -> str:
     link = f'<a href="{esc(root + row.detail_path)}">{esc(row.run_name)}</a>' if row.detail_path else ""
     start = esc(_short_time(row.start)) or f'<span class="muted">queued {esc(_short_time(row.queued))}</span>'
+    if row.paused:
+        start += (
+            '<span class="tag waiting-paused" title="Turn it on with the pause toggle next to its name on '
+            "Airflow's Dags page\">waiting: integration paused</span>"
+        )
     return (
         f'<td class="name">{link}</td>'
         f'<td class="ref">{esc(row.reference_id)}</td>'

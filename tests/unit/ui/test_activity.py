@@ -234,3 +234,20 @@ def test_csv_export_has_a_header_every_row_and_defuses_formulas() -> None:
 )
 def test_durations_read_as_people_say_them(seconds: int | None, text: str) -> None:
     assert format_duration(seconds) == text
+
+
+def test_a_queued_run_of_a_paused_dag_says_it_waits_and_the_name_it_was_given() -> None:
+    from benefits_hub.ui.render import row_html
+
+    queued = RunFacts(dag_id="export", run_id="manual__1", state="queued", run_name="Clerk export")
+    running = RunFacts(dag_id="import", run_id="manual__2", state="running")
+    schedules = [
+        ScheduleFacts("export", "0 * * * *", None, paused=True),
+        ScheduleFacts("import", "None", None),
+    ]
+    built = build_rows([queued, running], schedules, {"export": "Export", "import": "Import"})
+    rows = {row.reference_id: row for row in built if row.kind == "run"}
+    assert rows["manual__1"].paused and rows["manual__1"].run_name == "Clerk export"
+    assert not rows["manual__2"].paused
+    assert "waiting: integration paused" in row_html(rows["manual__1"], "")
+    assert "pause toggle" in row_html(rows["manual__1"], "")
