@@ -1,21 +1,28 @@
 """
 # iJoin plan draft review
 
-One run per draft: when a Plan Sync finds that an **active** plan's fund line-up changed, iJoin keeps
-the change as a draft and the sync requests a run of this DAG for that plan. The run waits for a
-person to **approve** or **reject** the draft (Airflow UI → Required Actions), then asks iJoin to
-activate it; iJoin's own validation can still refuse.
+One run per draft version: when a Plan Sync finds that an **active** plan's fund line-up changed, iJoin
+keeps the change as a draft and the sync requests a run of this DAG for that plan and draft version
+(run id `review__<plan>__<version>`, so never two for the same version). The run shows the current
+and the draft line-up side by side and waits for a person to **approve** or **reject** it (Airflow UI
+→ Required Actions); approval asks iJoin to activate **exactly the version shown**. iJoin's own
+validation can still refuse.
 
 ## Params
 | Param | What to enter |
 |---|---|
 | Plan ID | The plan whose draft to review (set by the Plan Sync). |
+| Draft version | The draft version to review (set by the Plan Sync); empty = the plan's current draft. |
 
 ## Statuses
 - **Activated**: approved, and iJoin activated the draft: the enrollment site shows the new line-up.
-- **Rejected**: the reviewer rejected it; the draft stays in iJoin, inactive.
-- **Failed**: no draft to review, or iJoin refused the activation (its reasons are in the summary):
-  fix them in the recordkeeper, run the Plan Sync for the plan, and review the new draft.
+- **Rejected**: the reviewer rejected it; the draft stays in iJoin, inactive. Who decided is in the
+  summary.
+- **Superseded**: the draft changed after this review showed it (a later Plan Sync): nothing was
+  activated; the newer draft has its own review.
+- **Refused by iJoin**: approved, but iJoin's validation refused the activation (its reasons are in
+  the summary): fix them in the recordkeeper, run the Plan Sync for the plan, and review the new draft.
+- **Failed**: no draft to review (already activated or replaced).
 
 ## First three things to check
 1. The `review` task: the change shown to the reviewer and the decision.
@@ -37,7 +44,7 @@ from datetime import datetime
 from typing import Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
-from airflow.sdk import DAG, Param, TriggerRule, task
+from airflow.sdk import DAG, Param, TriggerRule, get_current_context, task
 
 from benefits_hub.operators.stages import integration_default_args
 
@@ -57,7 +64,13 @@ with DAG(
     params={
         "plan_id": Param(
             None, type=["null", "string"], title="Plan ID", description="The plan whose draft to review."
-        )
+        ),
+        "version_id": Param(
+            None,
+            type=["null", "string"],
+            title="Draft version",
+            description="The draft version to review (set by the Plan Sync); empty = the current draft.",
+        ),
     },
 ) as dag:
 
@@ -72,9 +85,16 @@ with DAG(
         if not plan_id:
             raise AirflowFailException("Param 'plan_id': required (the plan whose draft to review).")
         try:
-            return {"plan_id": plan_id, **review_request(IJoinHook().get_plan(plan_id), plan_id)}
+            request = review_request(IJoinHook().get_plan(plan_id), plan_id)
         except DraftReviewError as exc:
             raise AirflowFailException(str(exc)) from None
+        wanted = (params.get("version_id") or "").strip()
+        if wanted and wanted != request["version_id"]:
+            raise AirflowFailException(
+                f"Superseded by a newer draft: plan {plan_id}'s draft is {request['version_id']} now, not "
+                f"{wanted}; the newer draft has a review of its own."
+            )
+        return {"plan_id": plan_id, **request}
 
     review = ApprovalOperator(
         task_id="review",
@@ -91,24 +111,47 @@ with DAG(
         from benefits_hub.ijoin import drafts
 
         try:
-            answer = drafts.activate(IJoinHook(), request["plan_id"])
+            # Exactly the version the reviewer was shown: iJoin refuses if the draft changed since.
+            answer = drafts.activate(IJoinHook(), request["plan_id"], request["version_id"])
         except drafts.DraftReviewError as exc:
+            ti = get_current_context()["ti"]
+            ti.xcom_push(key="refusal", value={"superseded": isinstance(exc, drafts.DraftSuperseded),
+                                               "reason": str(exc)})  # fmt: skip
             raise AirflowFailException(str(exc)) from None
-        return {"plan_id": request["plan_id"], "result": answer.get("result")}
+        return {
+            "plan_id": request["plan_id"],
+            "version_id": request["version_id"],
+            "result": answer.get("result"),
+        }
 
     @task(task_id="summary", trigger_rule=TriggerRule.ALL_DONE, retries=0)
     def summary(params: dict[str, Any], ti: Any = None) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
         activated = ti.xcom_pull(task_ids="activate")
+        refusal = ti.xcom_pull(task_ids="activate", key="refusal") or {}
         states = ti.get_task_states(dag_id=ti.dag_id, task_ids=["activate"], run_ids=[ti.run_id])
         activate_state = str((states.get(ti.run_id) or {}).get("activate"))
         # A rejection skips "activate" (and the approval pushes no decision on that path).
-        status = "Activated" if activated else "Rejected" if activate_state == "skipped" else "Failed"
-        result = {"plan_id": params.get("plan_id"), "status": status}
+        if activated:
+            status = "Activated"
+        elif activate_state == "skipped":
+            status = "Rejected"
+        elif refusal:
+            status = "Superseded" if refusal.get("superseded") else "Refused by iJoin"
+        else:
+            status = "Failed"
+        result = {
+            "plan_id": params.get("plan_id"),
+            "version_id": params.get("version_id"),
+            "status": status,
+            "reason": refusal.get("reason"),
+        }
         ti.xcom_push(key="return_value", value=result)
-        if status == "Failed":
-            raise AirflowFailException(f"The draft of plan {params.get('plan_id')} was not activated.")
+        if status in ("Failed", "Refused by iJoin"):
+            raise AirflowFailException(
+                refusal.get("reason") or f"The draft of plan {params.get('plan_id')} was not activated."
+            )
         return result
 
     request = validate()

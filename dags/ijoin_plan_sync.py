@@ -16,8 +16,9 @@ Run it, or **Re-Run** a past run with the same params, from the **Activity Monit
 ## Statuses (per plan, in the Run Summary's `outcomes` and in iJoin's Activity Monitor)
 - **Successful**: iJoin has the recordkeeper's plan data.
 - **Successful with warnings**: the fund line-up changed on an **active** plan. iJoin keeps the active
-  version and holds the change as a **draft**: review it in iJoin (Plan Details / Investment Paths)
-  and activate it; until then the enrollment site shows the old line-up.
+  version and holds the change as a **draft**: a plan administrator approves it in Airflow (Required
+  Actions, "iJoin Plan Draft Review"), which activates it; until then the enrollment site shows the
+  old line-up. Do not activate it in iJoin by hand: the review would then find no draft.
 - **Failed**: the plan cannot sync (no employer EIN, an open fund without a ticker, no default fund, or
   iJoin has no such plan); the reasons are in the summary, the error file and iJoin's activity log.
   Fix them in the recordkeeper and sync the plan again.
@@ -29,8 +30,11 @@ not start (e.g. an unknown plan id).
 Fields iJoin flags "do not override with recordkeeper data", and a default investment flagged "never
 populate from recordkeeper", are never sent.
 
-Each draft gets its own `ijoin_plan_draft_review` run, where a person approves it (Airflow UI →
-Required Actions) before iJoin activates it; this run does not wait for them.
+Each draft **version** gets exactly one `ijoin_plan_draft_review` run (run id
+`review__<plan>__<version>`), where a person approves it (Airflow UI → Required Actions) before iJoin
+activates exactly that version; this run does not wait for them. Re-running the sync asks nobody
+twice; a changed draft is a new version with a review of its own, and approving the older one then
+activates nothing (its summary says *Superseded*).
 
 ## First three things to check
 1. The `summary` task: `outcomes` per plan, `warnings`, `drafts_created`, `error_files`.
@@ -82,14 +86,18 @@ with DAG(
 
     # Each draft waits for its reviewer in a run of its own: this run never waits (DESIGN.md §5).
     @task(task_id="drafts_to_review", trigger_rule=TriggerRule.ALL_DONE)
-    def drafts_to_review(ti=None) -> list[dict[str, str]]:
+    def drafts_to_review(ti=None) -> list[dict[str, object]]:
         from benefits_hub.ijoin.drafts import reviews_to_request
 
         return reviews_to_request(ti.xcom_pull(task_ids="per_item.deliver"))
 
     drafts = drafts_to_review()
+    # One review per draft version (its run id): a re-run of the sync asks nobody twice.
     request_reviews = TriggerDagRunOperator.partial(
-        task_id="request_reviews", trigger_dag_id="ijoin_plan_draft_review", logical_date=None
-    ).expand(conf=drafts)
+        task_id="request_reviews",
+        trigger_dag_id="ijoin_plan_draft_review",
+        logical_date=None,
+        skip_when_already_exists=True,
+    ).expand_kwargs(drafts)
 
     validate >> per_plan >> drafts >> request_reviews >> summary

@@ -528,11 +528,14 @@ class State:
         )
         return result
 
-    def activate(self, plan_id: str) -> None:
+    def activate(self, plan_id: str, version_id: str | None = None) -> None:
         row = self.plan_row(plan_id)
         draft = self.version(row["draft_version_id"])
         if draft is None:
             raise ApiError(409, "Plan has no draft to activate", "no_draft")
+        if version_id and draft["version_id"] != version_id:
+            # The caller approved another version: activating this one would publish what nobody saw.
+            raise ApiError(409, f"The draft is now {draft['version_id']}, not {version_id}", "draft_changed")
         errors = activation_errors(draft)
         if errors:
             raise ApiError(422, "Plan cannot be activated", "validation_failed", errors)
@@ -870,10 +873,13 @@ def create_app(state_path: Path, api_key: str) -> FastAPI:
         return envelope({"result": result, "plan": state.detail(plan_id)})
 
     @app.post(f"{API_PREFIX}/plans/{{plan_id}}/activate")
-    async def activate_plan(plan_id: str) -> dict[str, Any]:
+    async def activate_plan(plan_id: str, request: Request) -> dict[str, Any]:
+        raw = await request.body()
+        body = json.loads(raw) if raw.strip() else {}
+        version_id = body.get("version_id") if isinstance(body, dict) else None
         state.db.execute("BEGIN")
         try:
-            state.activate(plan_id)
+            state.activate(plan_id, version_id)
         except BaseException:
             state.db.execute("ROLLBACK")
             raise

@@ -18,8 +18,11 @@ pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("clean_hub_state")]
 REVIEW = "ijoin_plan_draft_review"
 
 
-def answer_when_asked(base: str, choice: str, answered: dict[str, Any], timeout: float = 90) -> None:
-    """A reviewer: waits until the review task asks, then answers through the HITL REST API."""
+def answer_when_asked(
+    base: str, choice: str, answered: dict[str, Any], timeout: float = 90, before_answer: Any = None
+) -> None:
+    """A reviewer: waits until the review task asks, then answers through the HITL REST API
+    (``before_answer`` runs in between: the world changing while the reviewer reads)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         listing = requests.get(
@@ -34,6 +37,8 @@ def answer_when_asked(base: str, choice: str, answered: dict[str, Any], timeout:
                 f"{base}/api/v2/dags/{REVIEW}/dagRuns/{ti['dag_run_id']}/taskInstances/review/-1/hitlDetails"
             )
             answered["detail"] = requests.get(url, timeout=10).json()
+            if before_answer is not None:
+                before_answer()
             answered["response"] = requests.patch(
                 url, json={"chosen_options": [choice]}, timeout=10
             ).status_code
@@ -41,44 +46,93 @@ def answer_when_asked(base: str, choice: str, answered: dict[str, Any], timeout:
         time.sleep(0.5)
 
 
-def review(base: str, plan_id: str, choice: str) -> tuple[Any, dict[str, Any]]:
+def review(
+    base: str, plan_id: str, choice: str, version_id: str | None = None, before_answer: Any = None
+) -> tuple[Any, dict[str, Any]]:
     answered: dict[str, Any] = {}
-    reviewer = threading.Thread(target=answer_when_asked, args=(base, choice, answered), daemon=True)
+    reviewer = threading.Thread(
+        target=answer_when_asked, args=(base, choice, answered, 90, before_answer), daemon=True
+    )
     reviewer.start()
-    outcome = run_dag(REVIEW, {"plan_id": plan_id})
+    outcome = run_dag(REVIEW, {"plan_id": plan_id, "version_id": version_id})
     reviewer.join(timeout=5)
     return outcome, answered
 
 
-def test_plan_sync_requests_a_review_and_approval_activates_the_draft(sandbox: Any, api_server: str) -> None:
+def review_runs() -> dict[str, dict[str, Any]]:
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
 
-    def review_runs() -> dict[str, dict[str, Any]]:
-        with create_session() as session:
-            return {r.run_id: dict(r.conf or {}) for r in session.query(DagRun).filter_by(dag_id=REVIEW)}
+    with create_session() as session:
+        return {r.run_id: dict(r.conf or {}) for r in session.query(DagRun).filter_by(dag_id=REVIEW)}
 
+
+def lineup(version: dict[str, Any]) -> set[tuple[Any, ...]]:
+    return {(f["fund_id"], f["ticker"], bool(f["is_open"])) for f in version["funds"]}
+
+
+def test_plan_sync_requests_one_review_per_draft_version_and_approval_activates_it(
+    sandbox: Any, api_server: str
+) -> None:
     plan_id = PLANS["lineup_changed"]
     before_sync = review_runs()
     sync = run_dag("ijoin_plan_sync", {"plan_ids": plan_id})
     assert sync.summary["status"] == "Successful with warnings"
+    assert "Required Actions" in sync.summary["warnings"][0]  # where to approve: in Airflow
     assert sync.task_states["summary"] == "success"  # the sync ended with its own status, not waiting
-    requested = [conf for run_id, conf in review_runs().items() if run_id not in before_sync]
-    assert requested == [{"plan_id": plan_id}]
     before = ijoin(sandbox, "GET", f"/api/v1/plans/{plan_id}")
-    assert before["draft"] is not None
+    version = before["draft"]["version_id"]
+    # A re-run of the sync while the review waits asks nobody twice.
+    run_dag("ijoin_plan_sync", {"plan_ids": plan_id})
+    requested = {run_id: conf for run_id, conf in review_runs().items() if run_id not in before_sync}
+    assert requested == {f"review__{plan_id}__{version}": {"plan_id": plan_id, "version_id": version}}
 
-    outcome, answered = review(api_server, plan_id, "Approve")
+    outcome, answered = review(api_server, plan_id, "Approve", version)
 
     assert answered.get("response") == 200, answered
-    assert "fund line-up" in answered["detail"]["subject"] or "line-up" in answered["detail"]["body"]
+    body = answered["detail"]["body"]
+    assert plan_id in answered["detail"]["subject"] and "| Fund | Name | Current | Draft | Change |" in body
+    assert version in body
     assert outcome.task_states["activate"] == "success"
     assert outcome.summary["status"] == "Activated"
     after = ijoin(sandbox, "GET", f"/api/v1/plans/{plan_id}")
-    assert after["draft"] is None
-    assert {f["fund_id"] for f in after["active"]["funds"]} == {
-        f["fund_id"] for f in before["draft"]["funds"]
-    }
+    assert after["draft"] is None and after["active"]["version_id"] == version
+    assert lineup(after["active"]) == lineup(before["draft"])  # exactly what the review showed
+
+
+def test_approving_a_review_whose_draft_changed_activates_nothing(sandbox: Any, api_server: str) -> None:
+    plan_id = PLANS["lineup_changed"]
+    run_dag("ijoin_plan_sync", {"plan_ids": plan_id})
+    shown = ijoin(sandbox, "GET", f"/api/v1/plans/{plan_id}")
+
+    def next_sync_replaces_the_draft() -> None:
+        # While the reviewer reads, the recordkeeper closes another fund and a Plan Sync sends it.
+        bookkeeping = {"version_id", "created_at", "activated_at"}
+        newer = {k: v for k, v in shown["draft"].items() if k not in bookkeeping}
+        newer["funds"] = [{**f, "is_open": False} if f["fund_id"] == newer["funds"][-1]["fund_id"] else f
+                          for f in newer["funds"]]  # fmt: skip
+        ijoin(sandbox, "PUT", f"/api/v1/plans/{plan_id}/sync", json=newer)
+
+    outcome, answered = review(
+        api_server,
+        plan_id,
+        "Approve",
+        shown["draft"]["version_id"],
+        before_answer=next_sync_replaces_the_draft,
+    )
+
+    assert answered.get("response") == 200, answered
+    assert outcome.summary["status"] == "Superseded"
+    assert "Superseded by a newer draft" in outcome.summary["reason"]
+    after = ijoin(sandbox, "GET", f"/api/v1/plans/{plan_id}")
+    assert after["active"] == shown["active"]  # nothing activated
+    assert after["draft"]["version_id"] != shown["draft"]["version_id"]
+    # A review asked for an older version than iJoin's draft refuses before asking anyone.
+    stale = run_dag(REVIEW, {"plan_id": plan_id, "version_id": shown["draft"]["version_id"]})
+    assert (
+        stale.task_states["review"] != "success"
+        and ijoin(sandbox, "GET", f"/api/v1/plans/{plan_id}") == after
+    )
 
 
 def test_rejected_draft_stays_inactive(sandbox: Any, api_server: str) -> None:

@@ -38,8 +38,11 @@ class IJoinHook(VendorApiHook):
         """iJoin applies its own rule: setup → updated; active + new line-up → a draft; else in place."""
         return self.call("PUT", f"/plans/{plan_id}/sync", json=version)
 
-    def activate_plan(self, plan_id: str) -> dict[str, Any]:
-        return self.call("POST", f"/plans/{plan_id}/activate")
+    def activate_plan(self, plan_id: str, version_id: str | None = None) -> dict[str, Any]:
+        """Activate the draft; with ``version_id``, only if the draft is still that version."""
+        return self.call(
+            "POST", f"/plans/{plan_id}/activate", json={"version_id": version_id} if version_id else None
+        )
 
     # -- participants -----------------------------------------------------------------------------
     def upsert_participants(self, plan_id: str, participants: list[dict[str, Any]]) -> list[dict[str, Any]]:

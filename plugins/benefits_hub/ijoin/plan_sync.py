@@ -177,11 +177,13 @@ class PlanSync(IJoinSync):
         result = answer["result"]
         warnings: list[str] = []
         counters = {"records_updated": int(result in ("updated", "setup_updated")), "drafts_created": 0}
+        draft_version = ((answer.get("plan") or {}).get("draft") or {}).get("version_id")
         if result == "draft_created":
             counters["drafts_created"] = 1
             warnings.append(
-                f"Plan {self.plan_id}: the fund line-up changed on an active plan. A draft waits in iJoin; "
-                "review it and activate it for the enrollment site to show the new line-up."
+                f"Plan {self.plan_id}: the fund line-up changed on an active plan, so iJoin keeps it as "
+                f"draft {draft_version}. A plan administrator approves it in Airflow (Required Actions, "
+                "'iJoin Plan Draft Review'); approval activates it for the enrollment site."
             )
         if result == "unchanged":
             counters["records_skipped"] = 1
@@ -195,6 +197,7 @@ class PlanSync(IJoinSync):
                 "plan_id": self.plan_id,
                 "status": status,
                 "result": result,
+                "draft_version_id": draft_version,
                 "messages": warnings,
                 "left_alone": transform["left_alone"],
             },

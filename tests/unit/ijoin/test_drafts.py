@@ -21,13 +21,21 @@ def test_review_request_describes_the_lineup_change() -> None:
             ],
         },
     }
+    plan["draft"]["version_id"] = "P1-v2"
     request = drafts.review_request(plan, "P1")
-    assert request["subject"] == "Activate the new fund line-up of plan P1?"
+    assert request["subject"] == "Activate the new fund line-up of plan P1 (Acme 401(k))?"
+    assert request["version_id"] == "P1-v2" and "draft **P1-v2**" in request["body"]
+    # Current and draft side by side, each change marked.
+    rows = {r["fund_id"]: r for r in drafts.lineup_rows(plan["active"], plan["draft"])}
     assert (
-        "added: F3 ABCX" in request["body"]
-        and "removed: F2" in request["body"]
-        and "closed: F1" in request["body"]
+        rows["F3"]["change"] == "added"
+        and rows["F3"]["current"] == "—"
+        and "ABCX open" in rows["F3"]["draft"]
     )
+    assert rows["F2"]["change"] == "removed" and rows["F2"]["draft"] == "—"
+    assert rows["F1"]["change"] == "closed" and rows["F1"]["current"].endswith("open")
+    assert "| F3 |  | — | ABCX open | **added** |" in request["body"]
+    assert "Also changed: Plan name." in request["body"]
     with pytest.raises(drafts.DraftReviewError, match="no draft"):
         drafts.review_request({"active": {}, "draft": None}, "P1")
 
@@ -38,7 +46,10 @@ def test_reviews_requested_only_for_drafts() -> None:
         {"details": {"plan_id": "P1", "result": "unchanged"}},
         None,
     ]
-    assert drafts.reviews_to_request(results) == [{"plan_id": "P2"}]
+    results[0]["details"]["draft_version_id"] = "P2-v3"
+    assert drafts.reviews_to_request(results) == [
+        {"conf": {"plan_id": "P2", "version_id": "P2-v3"}, "trigger_run_id": "review__P2__P2-v3"}
+    ]
     assert drafts.reviews_to_request(None) == []
 
 
@@ -55,3 +66,25 @@ def test_activation_refusal_gives_ijoins_reasons(sandbox: Any) -> None:
     with pytest.raises(drafts.DraftReviewError) as refused:
         drafts.activate(hook, "P0001")
     assert "EIN" in str(refused.value) and "F099" in str(refused.value)
+
+
+def test_activating_a_version_other_than_the_draft_activates_nothing(sandbox: Any) -> None:
+    hook = IJoinHook()
+    plan = hook.get_plan("P0001")
+    bookkeeping = {"version_id", "created_at", "activated_at"}
+    changed = {k: v for k, v in plan["active"].items() if k not in bookkeeping}
+    changed["funds"] = [{**f, "is_open": False} if not f["is_default"] else f for f in changed["funds"]][:]
+    assert hook.sync_plan("P0001", changed)["result"] == "draft_created"
+    shown = hook.get_plan("P0001")["draft"]["version_id"]
+    newer = {
+        **changed,
+        "funds": [{**f, "ticker": "NEWX"} if not f["is_default"] else f for f in changed["funds"]],
+    }
+    assert hook.sync_plan("P0001", newer)["result"] == "draft_created"
+    with pytest.raises(drafts.DraftSuperseded, match="Superseded by a newer draft"):
+        drafts.activate(hook, "P0001", shown)
+    after = hook.get_plan("P0001")
+    assert after["active"] == plan["active"] and after["draft"]["version_id"] != shown
+    # The version on screen now is activated exactly.
+    drafts.activate(hook, "P0001", after["draft"]["version_id"])
+    assert hook.get_plan("P0001")["active"]["version_id"] == after["draft"]["version_id"]
