@@ -294,8 +294,23 @@ def test_downloaded_source_files_never_carry_an_ssn(monitored: Monitored) -> Non
     assert find_ssns([("download", downloaded)], [ssn]) == []  # ... the download never does
     seeded = SSN_LOG.read_text().split()
     for file in detail["files"]:
-        text = monitored.get(file["download_path"]).text
-        assert find_ssns([(file["name"], text)], seeded) == []
+        answer = monitored.get(file["download_path"])
+        assert find_ssns([(file["name"], answer.text)], seeded) == []
+        # Personal data is never kept by a browser or a proxy, nor sniffed into another type.
+        assert answer.headers["Cache-Control"] == "no-store"
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_pages_forbid_inline_script(monitored: Monitored) -> None:
+    for path in (urls.list_path(), urls.run_detail_path(EXPORT, monitored.runs["completed"].run_id)):
+        answer = monitored.get(path)
+        policy = answer.headers["Content-Security-Policy"]
+        assert (
+            "script-src 'self'" in policy
+            and "'unsafe-inline'" not in policy.split("script-src")[1].split(";")[0]
+        )
+        assert "<script>" not in answer.text  # nothing inline that the policy would have to allow
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_transaction_assistant_starts_a_resubmit_run(monitored: Monitored) -> None:

@@ -48,6 +48,25 @@ def test_plan_sync_per_plan_statuses_drafts_and_protected_fields(sandbox: Any) -
     summary = outcome.summary
     by_plan = outcomes(summary)
     assert set(by_plan) == {f"P{k:04d}" for k in range(1, 7)}
+    # Mapped tasks are labelled by plan in the grid and the logs, not [0]...[5].
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        labels = {
+            ti.rendered_map_index
+            for ti in session.query(TaskInstance).filter_by(dag_id=PLAN_SYNC, run_id=outcome.run_id)
+            if ti.task_id == "per_item.deliver"
+        }
+    assert labels == set(by_plan)
+    # Each failed plan has one log line with its reason.
+    from tests.e2e.conftest import TASK_LOG_DIR
+
+    log = sorted((TASK_LOG_DIR / PLAN_SYNC).iterdir())[-1].read_text()
+    assert (
+        f"plan {PLANS['no_ein']}: Failed: " in log
+        and "EIN" in log.split(f"plan {PLANS['no_ein']}: Failed: ")[1]
+    )
     # Plans with validation errors fail alone, with their reasons; the others go on.
     assert by_plan[PLANS["no_ein"]]["status"] == "Failed"
     assert any("EIN" in m for m in by_plan[PLANS["no_ein"]]["messages"])

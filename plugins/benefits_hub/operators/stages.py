@@ -224,6 +224,13 @@ class RunSummaryOperator(BaseOperator):
             stages = {name: result.model_dump(mode="json") for name, result in run.results.items()}
             run.staging.write_json(RUN_MANIFEST, {"summary": payload, "stages": stages})
         self.log.info("Run Summary\n%s", format_summary(summary))
+        for outcome in summary.outcomes:
+            if outcome.get("status") not in (None, "Successful"):
+                # One line per item that failed or warned, for whoever reads the log at 3 a.m.
+                messages = "; ".join(str(m) for m in outcome.get("messages") or []) or "no reason given"
+                self.log.warning(
+                    "plan %s: %s: %s", outcome.get("plan_id"), outcome.get("status"), redact(messages)
+                )
         # Pushed before any failure below, so a failed run still has its summary.
         context["ti"].xcom_push(key="return_value", value=payload)
         # Before the run is failed below: whoever the rules name is told; never changes the outcome.
@@ -290,6 +297,8 @@ def fanned_out_stages(
                 integration=integration,
                 item=item,
                 stage_task_ids=task_ids,
+                # The grid and the logs name each mapped task by its item (a plan id), not [0]...[n].
+                map_index_template="{{ task.item }}",
                 **_pool(stage, vendor_pool),
             )
             for stage in ("extract", "transform", "deliver")

@@ -31,6 +31,7 @@ class TaskFacts:
     map_index: int
     state: str | None
     try_number: int
+    label: str | None = None  # a mapped task's label (``map_index_template``), e.g. the plan id
 
 
 class TaskLog(BaseModel):
@@ -38,6 +39,7 @@ class TaskLog(BaseModel):
     map_index: int
     state: str | None
     try_number: int
+    label: str | None = None
     log_path: str  # the Airflow UI's page of this task instance, relative to the api-server's root
 
 
@@ -120,6 +122,7 @@ def task_logs(dag_id: str, run_id: str, tasks: list[TaskFacts]) -> list[TaskLog]
             map_index=task.map_index,
             state=task.state,
             try_number=task.try_number,
+            label=task.label,
             log_path=urls.airflow_task_instance_path(dag_id, run_id, task.task_id, task.map_index),
         )
         for task in tasks

@@ -204,6 +204,7 @@ def tasks(session: Session, dag_id: str, run_id: str) -> list[TaskFacts]:
             TaskInstance.state,
             TaskInstance.try_number,
             TaskInstance.start_date,
+            TaskInstance.rendered_map_index,
         ).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
     ).all()
     far = datetime.max.replace(tzinfo=None)
@@ -218,6 +219,7 @@ def tasks(session: Session, dag_id: str, run_id: str) -> list[TaskFacts]:
             map_index=row.map_index,
             state=str(getattr(row.state, "value", row.state)) if row.state else None,
             try_number=row.try_number or 0,
+            label=row.rendered_map_index,
         )
         for row in sorted(rows, key=order)
     ]

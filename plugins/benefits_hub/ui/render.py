@@ -104,6 +104,10 @@ def esc(value: object) -> str:
 
 
 def status_class(status: str) -> str:
+    """The badge's CSS class: only for a status of the hub's vocabulary (a value from a summary that
+    anyone with XCom access could edit never reaches an attribute as it is)."""
+    if status not in STATUSES:
+        return "status-unknown"
     return "status-" + "-".join(status.lower().replace("-", " ").split())
 
 
@@ -374,10 +378,11 @@ def _tasks_html(detail: RunDetail, root: str) -> str:
         return '<p class="muted">No task has run yet.</p>'
     rows = "".join(
         "<tr>"
-        f"<td>{esc(t.task_id)}{f' [{t.map_index}]' if t.map_index >= 0 else ''}</td>"
+        f"<td>{esc(t.task_id)}{f' [{esc(t.label or t.map_index)}]' if t.map_index >= 0 else ''}</td>"
         f'<td>{esc(t.state or "not started")}</td><td class="num">{t.try_number}</td>'
-        # The log opens in the whole Airflow UI, not inside the frame that shows this page.
-        f'<td><a class="log-link" target="_top" href="{esc(root + t.log_path)}">'
+        # No target: Airflow's frame allows no top-level navigation, so the link opens the task's page
+        # (its log) where this page is: inside the frame, or on its own.
+        f'<td><a class="log-link" href="{esc(root + t.log_path)}">'
         "Open the log in Airflow</a></td>"
         "</tr>"
         for t in detail.tasks

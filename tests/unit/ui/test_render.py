@@ -77,7 +77,8 @@ def test_detail_page_lists_files_logs_summary_and_the_transaction_assistant() ->
     html = detail_page(detail, root="")
     assert "180-01-7851" not in html and "***-**-7851" in html
     assert 'href="/activity-monitor/runs/plansource_deductions_import/manual__1/files/errors/0"' in html
-    assert 'target="_top" href="/dags/plansource_deductions_import/runs/manual__1/tasks/validate"' in html
+    assert 'class="log-link" href="/dags/plansource_deductions_import/runs/manual__1/tasks/validate"' in html
+    assert "target=" not in html  # Airflow's frame allows no top-level or new-window navigation
     assert 'href="/activity-monitor/runs/plansource_deductions_import/manual__1/transaction-assistant"' in (
         html
     )
@@ -88,3 +89,34 @@ def test_detail_page_lists_files_logs_summary_and_the_transaction_assistant() ->
 def test_status_classes() -> None:
     assert status_class("In-Progress") == "status-in-progress"
     assert status_class("Successful with warnings") == "status-successful-with-warnings"
+
+
+def test_script_shaped_summary_values_never_reach_the_page_as_markup() -> None:
+    """Whoever may edit a run's summary (XCom) must not plant script for whoever opens the run."""
+    attack = '"><script>alert(1)</script><img src=x onerror=alert(2) x="'
+    summary = {
+        key: attack
+        for key in (
+            "integration_run_name", "integration_name", "integration_reference_id", "user", "status",
+            "failure_reason", "process_name", "integration_type", "start_date", "end_date",
+        )
+    }  # fmt: skip
+    summary.update(
+        warnings=[attack], error_files=[attack], source_files=[attack], output_file=attack,
+        outcomes=[{"plan_id": attack, "status": attack, "messages": [attack]}], records_processed=attack,
+    )  # fmt: skip
+    facts = RunFacts(dag_id=IMPORT, run_id=attack, state="failed", summary=summary, run_name=attack)
+    row = run_row(facts, attack)
+    detail = run_detail(
+        row, attack, summary, [TaskFacts(attack, 3, attack, 1, label=attack)], IMPORT, summary
+    )
+    for html in (detail_page(detail, root=""), list_page(
+        [row], ActivityFilter(), ErrorCounter(since=NOW, runs=1, records=1, integrations=[attack]),
+        [(IMPORT, attack)], root="", now=NOW, seen="",
+    )):  # fmt: skip
+        assert (
+            "<script" not in html
+            and "<img" not in html
+            and "onerror=alert" not in html.replace("onerror=alert(2) x=&quot;", "")
+        )
+        assert "status-unknown" in html or "badge status-failed" in html
