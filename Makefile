@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV := $(CURDIR)/.venv
 BIN := $(VENV)/bin
-SANDBOX_DIR := $(CURDIR)/.sandbox
+SANDBOX_DIR ?= $(CURDIR)/.sandbox
 
 # One Airflow home per checkout, SQLite metadata, this repo's DAGs and plugins, file:// staging.
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
@@ -13,7 +13,7 @@ export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__BENEFITS_HUB__STAGING_URL ?= file://$(AIRFLOW_HOME)/staging
 
-.PHONY: install system-deps demo test test-fast lint bench sandbox-start sandbox-stop airflow clean
+.PHONY: install system-deps demo test test-fast lint bench sandbox-start sandbox-stop sandbox-reset airflow clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -73,16 +73,26 @@ bench: install $(AIRFLOW_HOME)/airflow.db
 	$(BIN)/python -m benchmarks.bench_deductions_import
 	$(BIN)/python -m benchmarks.bench_participant_sync
 
-## sandbox-start / sandbox-stop: the vendor stand-ins, for `make airflow`
+## sandbox-start / sandbox-stop: the vendor stand-ins, for `make airflow`. A start keeps the data already
+## seeded (the demo's 1,000 employees and whatever runs changed); the first one seeds the defaults.
 sandbox-start: install
 	$(BIN)/hub-sandbox start --dir $(SANDBOX_DIR)
 
 sandbox-stop: install
 	$(BIN)/hub-sandbox stop --dir $(SANDBOX_DIR)
 
-## airflow: the Airflow UI (airflow standalone) wired to a running sandbox; stop it with Ctrl-C
+## sandbox-reset: the sandbox from scratch: stopped if running, seeded anew at the default sizes, started
+sandbox-reset: install
+	@$(BIN)/hub-sandbox status --dir $(SANDBOX_DIR) >/dev/null 2>&1 \
+		&& $(BIN)/hub-sandbox stop --dir $(SANDBOX_DIR) || true
+	$(BIN)/hub-sandbox start --dir $(SANDBOX_DIR) --reseed
+
+## airflow: the Airflow UI (airflow standalone) wired to the sandbox, which it starts when none is running
+## (keeping its data); prints the UI's address and the admin login first. Ctrl-C stops Airflow; the sandbox
+## keeps running until `make sandbox-stop`. Another port: make airflow AIRFLOW__API__PORT=8081.
+## Standalone starts its components by running `airflow` from PATH, hence the venv first on PATH.
 airflow: install $(AIRFLOW_HOME)/airflow.db
-	. $(SANDBOX_DIR)/airflow-connections.env && $(BIN)/airflow standalone
+	PATH="$(BIN):$$PATH" exec $(BIN)/hub-sandbox airflow --dir $(SANDBOX_DIR)
 
 clean:
 	-$(BIN)/hub-sandbox stop --dir $(SANDBOX_DIR)

@@ -6,9 +6,12 @@ for real with ``airflow dags test`` against it, and prints each Run Summary as a
 1. PlanSource HCM Demographic Export, full run (Delta off: everyone, plus the census file);
 2. a few HCM edits (address changes, a termination), then the same export as a delta run.
 
-Task logs go to ``$AIRFLOW_HOME/logs/demo/``. Expected statuses are part of the demo: the seeded HCM
-holds employees with invalid SSNs and mismatched PlanSource ids, so the full run ends
-"Completed with Errors" and shows its error file; the delta run ends "Completed".
+Each ``airflow dags test`` prints its tasks' logs instead of writing them where the Airflow UI reads them
+(it runs the tasks one after another inside its own process): its console goes to ``$AIRFLOW_HOME/logs/demo/``
+as JSON lines, and the demo then copies each task attempt's lines to that attempt's log file under
+``[logging] base_log_folder``, so ``make airflow`` shows the demo's runs with their task logs. Expected
+statuses are part of the demo: the seeded HCM holds employees with invalid SSNs and mismatched PlanSource
+ids, so the full run ends "Completed with Errors" and shows its error file; the delta run ends "Completed".
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,9 +41,16 @@ PARTICIPANT_SYNC_DAG = "ijoin_participant_sync"
 WRITEBACK_DAG = "ijoin_enrollment_writeback"
 
 
+# The markers `airflow dags test` logs around each task attempt it runs (airflow.sdk.definitions.dag).
+_ATTEMPT_START = re.compile(r"\[DAG TEST\] starting task_id=(?P<task_id>\S+) map_index=(?P<map_index>-?\d+)$")
+_ATTEMPT_END = re.compile(r"\[DAG TEST\] end task task_id=\S+ map_index=-?\d+$")
+
+
 def _airflow_env(sandbox: Sandbox) -> dict[str, str]:
     env = os.environ.copy()
     env.update(sandbox.connection_env())
+    # JSON lines, the format of the task log files the UI reads (level, logger and time kept apart).
+    env["AIRFLOW__LOGGING__JSON_LOGS"] = "True"
     return env
 
 
@@ -73,14 +85,82 @@ def run_integration(
             stdout=log, stderr=subprocess.STDOUT, env=env, check=False,
         )  # fmt: skip
     seconds = time.monotonic() - started
+    run_id = latest_run_id(dag_id)
+    if run_id is not None:  # first, so that a run that went wrong has its task logs in the UI too
+        write_task_logs(dag_id, run_id, log_path)
     summary = latest_summary(dag_id)
     if summary is None:
         tail = log_path.read_text(errors="replace")[-3000:]
         raise SystemExit(f"{dag_id} produced no Run Summary (exit {result.returncode}). Log tail:\n{tail}")
     title = summary.get("integration_name") or summary.get("process_name")
-    print(f"\n=== {title} - {label} ({seconds:.1f}s, task log: {log_path}) ===")
+    print(f"\n=== {title} - {label} ({seconds:.1f}s, console: {log_path}) ===")
     print(format_table(summary))
     return summary
+
+
+def split_attempts(console: Iterable[str]) -> dict[tuple[str, int], list[list[str]]]:
+    """The lines of each task attempt in an ``airflow dags test`` console log, by (task_id, map_index), in
+    the order they ran. The command runs one attempt at a time, so an attempt is everything from its
+    "starting" marker to its "end task" marker; the lines between attempts are the run loop's own."""
+    attempts: dict[tuple[str, int], list[list[str]]] = {}
+    current: list[str] | None = None
+    for line in console:
+        event = _event(line)
+        if started := _ATTEMPT_START.match(event):
+            current = []
+            attempts.setdefault((started["task_id"], int(started["map_index"])), []).append(current)
+        if current is not None:
+            current.append(line if line.endswith("\n") else line + "\n")
+        if _ATTEMPT_END.match(event):
+            current = None
+    return attempts
+
+
+def _event(line: str) -> str:
+    if not line.startswith("{"):
+        return ""  # a line a task printed itself, or a Python warning
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return ""
+    return str(record.get("event", "")) if isinstance(record, dict) else ""
+
+
+def write_task_logs(dag_id: str, run_id: str, console_log: Path) -> list[Path]:
+    """Write each task attempt's lines of a run's console log to the file the UI reads for that attempt
+    (``base_log_folder``/``dag_id=…/run_id=…/task_id=…/attempt=N.log``, by the run's own log template).
+
+    Attempts pair with the task instance's tries in order (a retry is a new try). The lines are the console's
+    own, nothing added: stages never log records, so no SSN reaches a task log this way either.
+    """
+    from airflow.configuration import conf
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.taskinstancehistory import TaskInstanceHistory
+    from airflow.utils.log.log_reader import TaskLogReader
+    from airflow.utils.session import create_session
+
+    with console_log.open(errors="replace") as console:
+        attempts = split_attempts(console)
+    handler = TaskLogReader().log_handler  # the handler the UI reads logs through, and its folder
+    local_base = getattr(handler, "local_base", None)
+    if not local_base or local_base == os.devnull:  # no file handler configured: Airflow's default folder
+        local_base = conf.get("logging", "base_log_folder")
+    base = Path(local_base)
+    written: list[Path] = []
+    with create_session() as session:
+        for (task_id, map_index), segments in attempts.items():
+            key = {"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "map_index": map_index}
+            tries: list[TaskInstance | TaskInstanceHistory] = [
+                *session.query(TaskInstanceHistory).filter_by(**key),
+                *session.query(TaskInstance).filter_by(**key),
+            ]
+            tries.sort(key=lambda ti: ti.try_number)
+            for ti, lines in zip(tries, segments, strict=False):
+                path = base / handler._render_filename(ti, ti.try_number, session=session)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text("".join(lines))
+                written.append(path)
+    return written
 
 
 def show_errors(summary: dict[str, Any], limit: int = 6) -> list[dict[str, str]]:
@@ -124,18 +204,27 @@ def _change_some_coverages(sandbox: Sandbox, count: int = 5) -> int:
     return len(changes)
 
 
-def latest_summary(dag_id: str) -> dict[str, Any] | None:
+def latest_run_id(dag_id: str) -> str | None:
+    """The run id of the DAG's newest run (the demo runs one integration at a time)."""
     from airflow.models.dagrun import DagRun
-    from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
     with create_session() as session:
         run = session.query(DagRun).filter_by(dag_id=dag_id).order_by(DagRun.id.desc()).first()
-        if run is None:
-            return None
+        return None if run is None else str(run.run_id)
+
+
+def latest_summary(dag_id: str) -> dict[str, Any] | None:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    run_id = latest_run_id(dag_id)
+    if run_id is None:
+        return None
+    with create_session() as session:
         row = (
             session.query(XComModel)
-            .filter_by(dag_id=dag_id, run_id=run.run_id, task_id="summary", key="return_value")
+            .filter_by(dag_id=dag_id, run_id=run_id, task_id="summary", key="return_value")
             .first()
         )
         if row is None:
@@ -225,7 +314,10 @@ def main(argv: list[str] | None = None) -> int:
         synced = ",".join(o["plan_id"] for o in plans.get("outcomes", []) if o["status"] != "Failed")
         run_integration(PARTICIPANT_SYNC_DAG, {"plan_ids": synced}, env, log_dir, f"plans {synced}")
         run_integration(WRITEBACK_DAG, {}, env, log_dir, "pending enrollment elections")
-    print("\nSandbox stopped. Runs, logs and XComs stay in $AIRFLOW_HOME; `make airflow` opens the UI.")
+    print(
+        "\nSandbox stopped. Runs, task logs and XComs stay in $AIRFLOW_HOME; `make airflow` opens the UI"
+        " (and starts the sandbox again, with the demo's data)."
+    )
     return 0
 
 

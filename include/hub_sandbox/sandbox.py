@@ -34,6 +34,9 @@ from hub_sandbox.sftp_server import prepare_root, public_host_key
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
+DATA_VERSION = 3  # 2: payroll coverages, 3: recordkeeper and iJoin
+# The sizes of a sandbox seeded from nothing; a start that names no size keeps what is already seeded.
+DEFAULT_SIZES: dict[str, int] = {"employees": 200, "seed": 42, "plans": 6, "participants_per_plan": 30}
 
 
 def _alive(pid: int) -> bool:
@@ -50,6 +53,43 @@ def _port_open(host: str, port: int) -> bool:
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
         return True
     return False
+
+
+def seeded_sizes(directory: Path) -> dict[str, int] | None:
+    """The sizes and seed the directory's data was seeded with (its seed marker), or None if it holds none."""
+    paths = SandboxPaths(Path(directory).resolve())
+    files = (paths.hcm_db, paths.plansource_state, paths.recordkeeper_db, paths.ijoin_state)
+    if not paths.seed_marker.exists() or not all(f.exists() for f in files):
+        return None
+    try:
+        marker = json.loads(paths.seed_marker.read_text())
+    except ValueError:
+        return None
+    if not isinstance(marker, dict) or not all(isinstance(marker.get(k), int) for k in DEFAULT_SIZES):
+        return None
+    return {k: int(marker[k]) for k in DEFAULT_SIZES}
+
+
+def resolve_sizes(
+    directory: Path,
+    reseed: bool = False,
+    *,
+    employees: int | None = None,
+    seed: int | None = None,
+    plans: int | None = None,
+    participants_per_plan: int | None = None,
+) -> dict[str, int]:
+    """Sizes for a start: each one given wins; one not given (None) keeps what the directory is seeded with,
+    so a plain restart never wipes the data (a demo's 1,000 employees, what runs changed). With ``reseed``,
+    or when nothing is seeded yet, the defaults fill in."""
+    given = {
+        "employees": employees,
+        "seed": seed,
+        "plans": plans,
+        "participants_per_plan": participants_per_plan,
+    }
+    base = DEFAULT_SIZES if reseed else (seeded_sizes(directory) or DEFAULT_SIZES)
+    return {key: base[key] if value is None else value for key, value in given.items()}
 
 
 def ensure_seeded(
@@ -69,7 +109,7 @@ def ensure_seeded(
         "seed": seed,
         "plans": plans,
         "participants_per_plan": participants_per_plan,
-        "data_version": 3,  # 2: payroll coverages, 3: recordkeeper and iJoin
+        "data_version": DATA_VERSION,
     }
     files = (paths.hcm_db, paths.plansource_state, paths.recordkeeper_db, paths.ijoin_state)
     seeded = paths.seed_marker.exists() and all(f.exists() for f in files)
@@ -124,16 +164,16 @@ class Sandbox:
     def start(
         cls,
         directory: Path,
-        employees: int = 200,
-        seed: int = 42,
+        employees: int | None = 200,
+        seed: int | None = 42,
         token_ttl: int = 300,
         http_port: int = 0,
         sftp_port: int = 0,
         reseed: bool = False,
         host: str = "127.0.0.1",
         stop_with_parent: bool = True,
-        plans: int = 6,
-        participants_per_plan: int = 30,
+        plans: int | None = 6,
+        participants_per_plan: int | None = 30,
         ijoin_port: int = 0,
         pgp_private_key: str | None = None,
     ) -> Sandbox:
@@ -142,6 +182,10 @@ class Sandbox:
         With ``stop_with_parent`` (the default, for tests) the server exits when this process ends; the CLI
         passes False so that the sandbox outlives ``hub-sandbox start``. ``pgp_private_key`` (armored, no
         passphrase) is PlanSource's key: census files sent as ``.csv.pgp`` are decrypted with it.
+
+        A size or seed given as None keeps what the directory is already seeded with (``DEFAULT_SIZES`` when
+        nothing is, or with ``reseed``): that is how ``hub-sandbox start`` restarts without wiping the data.
+        A size given that differs from the seeded one seeds again.
         """
         check_loopback(host)
         paths = SandboxPaths(Path(directory).resolve())
@@ -151,9 +195,18 @@ class Sandbox:
         if paths.info.exists():
             old = json.loads(paths.info.read_text())
             if _alive(old["pid"]) and _port_open(old["host"], old["http_port"]):
-                raise RuntimeError(f"a sandbox is already running from {paths.root} (pid {old['pid']})")
+                raise RuntimeError(
+                    f"a sandbox is already running from {paths.root} (pid {old['pid']}); "
+                    f"stop it first (hub-sandbox stop --dir {paths.root})"
+                )
             paths.info.unlink()
-        ensure_seeded(paths.root, employees, seed, reseed, plans, participants_per_plan)
+        sizes = resolve_sizes(
+            paths.root, reseed, employees=employees, seed=seed, plans=plans,
+            participants_per_plan=participants_per_plan,
+        )  # fmt: skip
+        employees, seed = sizes["employees"], sizes["seed"]
+        plans, participants_per_plan = sizes["plans"], sizes["participants_per_plan"]
+        seeded_now = ensure_seeded(paths.root, employees, seed, reseed, plans, participants_per_plan)
         prepare_root(paths.sftp_root)
         prepare_pgp_home(paths.pgp_home, pgp_private_key)
         host_key = public_host_key(paths.root)
@@ -204,6 +257,7 @@ class Sandbox:
             "seed": seed,
             "plans": plans,
             "participants_per_plan": participants_per_plan,
+            "seeded_now": seeded_now,  # False: the data of an earlier start was kept
             "token_ttl": token_ttl,
             "client_id": CLIENT_ID,
             "client_secret": CLIENT_SECRET,

@@ -1,17 +1,22 @@
-"""The hub-sandbox CLI: start, status, env, stop, on a second small sandbox."""
+"""The hub-sandbox CLI: start, status, env, stop, on small sandboxes; a restart keeps the seeded data."""
 
 from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
 
 from hub_sandbox import Sandbox
+from hub_sandbox.generator import touch_employees
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -74,3 +79,81 @@ def test_a_test_sandbox_stops_when_its_parent_dies(tmp_path: Path) -> None:
             break
         assert time.monotonic() < deadline, "orphaned sandbox kept running"
         time.sleep(0.1)
+
+
+def _city(hcm_db: Path, person_number: str) -> str:
+    with sqlite3.connect(hcm_db) as conn:
+        row = conn.execute("SELECT city FROM hcm_person WHERE person_number = ?", (person_number,)).fetchone()
+    return str(row[0])
+
+
+def _started(*args: str) -> Sandbox:
+    """``hub-sandbox start`` (or a make target, when args start with "make") and the sandbox it started."""
+    if args[0] == "make":
+        # -o: the test is about the sandbox targets, not the venv they depend on (never reinstall here).
+        done = subprocess.run(
+            ["make", "-s", "-C", str(REPO), "-o", str(REPO / ".venv" / ".installed"), *args[1:]],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        directory = Path(next(a for a in args if a.startswith("SANDBOX_DIR=")).split("=", 1)[1])
+    else:
+        done = _cli("start", *args)
+        directory = Path(args[args.index("--dir") + 1])
+    assert done.returncode == 0, done.stdout + done.stderr
+    return Sandbox.attach(directory)
+
+
+def test_a_restart_keeps_the_seeded_data_and_reseed_starts_over(tmp_path: Path) -> None:
+    """After `make demo` (1,000 employees) a plain `make sandbox-start` must not wipe what the demo left."""
+    d = str(tmp_path / "sb")
+    first = _started("--dir", d, "--employees", "30")
+    try:
+        assert first.info["employees"] == 30 and first.info["seeded_now"]
+        touch_employees(first.hcm_db_path, ["E000001"], datetime.now(UTC), {"city": "Keptville"})
+    finally:
+        first.stop()
+
+    # No size given: the 30 seeded employees and the edit stay (defaults would have been 200).
+    again = _started("--dir", d)
+    try:
+        assert again.info["employees"] == 30 and not again.info["seeded_now"]
+        assert _city(again.hcm_db_path, "E000001") == "Keptville"
+        stats = requests.get(f"{again.plansource_url}/sandbox/stats", timeout=5).json()["data"]
+        assert stats["subscribers"] == 29  # 30 people, one new hire
+    finally:
+        again.stop()
+
+    # The same size given explicitly keeps the data too; another size seeds anew.
+    same = _started("--dir", d, "--employees", "30", "--seed", "42")
+    same.stop()
+    assert not same.info["seeded_now"] and _city(same.hcm_db_path, "E000001") == "Keptville"
+
+    # --reseed starts over at the defaults.
+    fresh = _started("--dir", d, "--reseed")
+    try:
+        assert fresh.info["employees"] == 200 and fresh.info["seeded_now"]
+        assert _city(fresh.hcm_db_path, "E000001") != "Keptville"
+    finally:
+        fresh.stop()
+
+
+def test_make_sandbox_start_keeps_the_data_and_sandbox_reset_starts_over(tmp_path: Path) -> None:
+    d = tmp_path / "sb"
+    seeded = _started("--dir", str(d), "--employees", "30")
+    seeded.stop()
+    touch_employees(seeded.hcm_db_path, ["E000001"], datetime.now(UTC), {"city": "Keptville"})
+
+    kept = _started("make", "sandbox-start", f"SANDBOX_DIR={d}")
+    try:
+        assert kept.info["employees"] == 30 and _city(kept.hcm_db_path, "E000001") == "Keptville"
+        # sandbox-reset stops the running sandbox itself, then seeds the defaults anew and starts.
+        reset = _started("make", "sandbox-reset", f"SANDBOX_DIR={d}")
+    finally:
+        if kept.is_running():
+            kept.stop()
+    try:
+        assert reset.pid != kept.pid and not kept.is_running()
+        assert reset.info["employees"] == 200 and reset.info["seeded_now"]
+        assert _city(reset.hcm_db_path, "E000001") != "Keptville"
+    finally:
+        reset.stop()
