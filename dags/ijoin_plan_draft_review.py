@@ -43,9 +43,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from airflow.providers.standard.operators.hitl import ApprovalOperator
-from airflow.sdk import DAG, Param, TriggerRule, get_current_context, task
+from airflow.sdk import DAG, Param, get_current_context, task
 
+from benefits_hub.ijoin.review import ReviewSummaryOperator, draft_approval
 from benefits_hub.operators.stages import integration_default_args
 
 with DAG(
@@ -71,6 +71,12 @@ with DAG(
             title="Draft version",
             description="The draft version to review (set by the Plan Sync); empty = the current draft.",
         ),
+        "plan_sync_run_id": Param(
+            None,
+            type=["null", "string"],
+            title="Plan Sync run",
+            description="The Plan Sync run that found the draft (set by the Plan Sync).",
+        ),
     },
 ) as dag:
 
@@ -81,25 +87,31 @@ with DAG(
         from benefits_hub.hooks.ijoin import IJoinHook
         from benefits_hub.ijoin.drafts import DraftReviewError, review_request
 
+        def refuse(reason: str) -> None:
+            get_current_context()["ti"].xcom_push(key="refusal", value=reason)
+            raise AirflowFailException(reason)
+
         plan_id = (params.get("plan_id") or "").strip()
         if not plan_id:
-            raise AirflowFailException("Param 'plan_id': required (the plan whose draft to review).")
+            refuse("Param 'plan_id': required (the plan whose draft to review).")
         try:
-            request = review_request(IJoinHook().get_plan(plan_id), plan_id)
+            request = review_request(IJoinHook().get_plan(plan_id), plan_id, params.get("plan_sync_run_id"))
         except DraftReviewError as exc:
-            raise AirflowFailException(str(exc)) from None
+            refuse(str(exc))
         wanted = (params.get("version_id") or "").strip()
         if wanted and wanted != request["version_id"]:
-            raise AirflowFailException(
+            refuse(
                 f"Superseded by a newer draft: plan {plan_id}'s draft is {request['version_id']} now, not "
                 f"{wanted}; the newer draft has a review of its own."
             )
         return {"plan_id": plan_id, **request}
 
-    review = ApprovalOperator(
+    review = draft_approval(
         task_id="review",
         subject="{{ ti.xcom_pull(task_ids='validate')['subject'] }}",
         body="{{ ti.xcom_pull(task_ids='validate')['body'] }}",
+        # Recorded with the decision (and shown in the review's Run Summary): why, when rejecting.
+        params={"reason": Param("", type=["null", "string"], title="Reason", description="Why (to reject).")},
         retries=0,
     )
 
@@ -124,36 +136,9 @@ with DAG(
             "result": answer.get("result"),
         }
 
-    @task(task_id="summary", trigger_rule=TriggerRule.ALL_DONE, retries=0)
-    def summary(params: dict[str, Any], ti: Any = None) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        activated = ti.xcom_pull(task_ids="activate")
-        refusal = ti.xcom_pull(task_ids="activate", key="refusal") or {}
-        states = ti.get_task_states(dag_id=ti.dag_id, task_ids=["activate"], run_ids=[ti.run_id])
-        activate_state = str((states.get(ti.run_id) or {}).get("activate"))
-        # A rejection skips "activate" (and the approval pushes no decision on that path).
-        if activated:
-            status = "Activated"
-        elif activate_state == "skipped":
-            status = "Rejected"
-        elif refusal:
-            status = "Superseded" if refusal.get("superseded") else "Refused by iJoin"
-        else:
-            status = "Failed"
-        result = {
-            "plan_id": params.get("plan_id"),
-            "version_id": params.get("version_id"),
-            "status": status,
-            "reason": refusal.get("reason"),
-        }
-        ti.xcom_push(key="return_value", value=result)
-        if status in ("Failed", "Refused by iJoin"):
-            raise AirflowFailException(
-                refusal.get("reason") or f"The draft of plan {params.get('plan_id')} was not activated."
-            )
-        return result
+    # The outcome in the Activity Monitor: Activated, Rejected (who, why), Superseded, Refused by iJoin.
+    summary = ReviewSummaryOperator(task_id="summary")
 
     request = validate()
     request >> review
-    review >> activate(request) >> summary()
+    review >> activate(request) >> summary

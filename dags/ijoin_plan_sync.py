@@ -89,7 +89,7 @@ with DAG(
     def drafts_to_review(ti=None) -> list[dict[str, object]]:
         from benefits_hub.ijoin.drafts import reviews_to_request
 
-        return reviews_to_request(ti.xcom_pull(task_ids="per_item.deliver"))
+        return reviews_to_request(ti.xcom_pull(task_ids="per_item.deliver"), ti.run_id)
 
     drafts = drafts_to_review()
     # One review per draft version (its run id): a re-run of the sync asks nobody twice.

@@ -39,9 +39,10 @@ def answer_when_asked(
             answered["detail"] = requests.get(url, timeout=10).json()
             if before_answer is not None:
                 before_answer()
-            answered["response"] = requests.patch(
-                url, json={"chosen_options": [choice]}, timeout=10
-            ).status_code
+            answer = {"chosen_options": [choice]}
+            if choice == "Reject":
+                answer["params_input"] = {"reason": "wrong fund"}
+            answered["response"] = requests.patch(url, json=answer, timeout=10).status_code
             return
         time.sleep(0.5)
 
@@ -54,7 +55,7 @@ def review(
         target=answer_when_asked, args=(base, choice, answered, 90, before_answer), daemon=True
     )
     reviewer.start()
-    outcome = run_dag(REVIEW, {"plan_id": plan_id, "version_id": version_id})
+    outcome = run_dag(REVIEW, {"plan_id": plan_id, "version_id": version_id, "plan_sync_run_id": "manual__1"})
     reviewer.join(timeout=5)
     return outcome, answered
 
@@ -85,7 +86,9 @@ def test_plan_sync_requests_one_review_per_draft_version_and_approval_activates_
     # A re-run of the sync while the review waits asks nobody twice.
     run_dag("ijoin_plan_sync", {"plan_ids": plan_id})
     requested = {run_id: conf for run_id, conf in review_runs().items() if run_id not in before_sync}
-    assert requested == {f"review__{plan_id}__{version}": {"plan_id": plan_id, "version_id": version}}
+    assert list(requested) == [f"review__{plan_id}__{version}"]
+    conf = requested[f"review__{plan_id}__{version}"]
+    assert conf == {"plan_id": plan_id, "version_id": version, "plan_sync_run_id": sync.run_id}
 
     outcome, answered = review(api_server, plan_id, "Approve", version)
 
@@ -94,7 +97,9 @@ def test_plan_sync_requests_one_review_per_draft_version_and_approval_activates_
     assert plan_id in answered["detail"]["subject"] and "| Fund | Name | Current | Draft | Change |" in body
     assert version in body
     assert outcome.task_states["activate"] == "success"
-    assert outcome.summary["status"] == "Activated"
+    assert outcome.summary["outcome"] == "Activated" and outcome.summary["status"] == "Successful"
+    assert outcome.summary["version_id"] == version and outcome.summary["plan_sync_run"]
+    assert outcome.summary["decided_by"]  # who approved is on record
     after = ijoin(sandbox, "GET", f"/api/v1/plans/{plan_id}")
     assert after["draft"] is None and after["active"]["version_id"] == version
     assert lineup(after["active"]) == lineup(before["draft"])  # exactly what the review showed
@@ -122,8 +127,9 @@ def test_approving_a_review_whose_draft_changed_activates_nothing(sandbox: Any, 
     )
 
     assert answered.get("response") == 200, answered
-    assert outcome.summary["status"] == "Superseded"
-    assert "Superseded by a newer draft" in outcome.summary["reason"]
+    assert outcome.summary["outcome"] == "Superseded"
+    assert outcome.summary["status"] == "Successful with warnings"
+    assert "Superseded by a newer draft" in outcome.summary["warnings"][0]
     after = ijoin(sandbox, "GET", f"/api/v1/plans/{plan_id}")
     assert after["active"] == shown["active"]  # nothing activated
     assert after["draft"]["version_id"] != shown["draft"]["version_id"]
@@ -144,6 +150,9 @@ def test_rejected_draft_stays_inactive(sandbox: Any, api_server: str) -> None:
 
     assert answered.get("response") == 200, answered
     assert outcome.task_states["activate"] == "skipped"
-    assert outcome.summary["status"] == "Rejected"
+    assert outcome.summary["outcome"] == "Rejected"
+    assert (
+        "wrong fund" in outcome.summary["warnings"][0] and outcome.summary["decision_reason"] == "wrong fund"
+    )
     after = ijoin(sandbox, "GET", f"/api/v1/plans/{plan_id}")
     assert after["active"] == before["active"] and after["draft"] is not None

@@ -83,7 +83,9 @@ def spec_changes(active: dict[str, Any] | None, draft: dict[str, Any]) -> list[s
     ]
 
 
-def review_request(ijoin_plan: dict[str, Any] | None, plan_id: str) -> dict[str, str]:
+def review_request(
+    ijoin_plan: dict[str, Any] | None, plan_id: str, plan_sync_run_id: str | None = None
+) -> dict[str, str]:
     """Subject and body (Markdown) for the approval, and the draft version it shows (pinned)."""
     if not ijoin_plan or not ijoin_plan.get("draft"):
         raise DraftReviewError(
@@ -108,6 +110,11 @@ def review_request(ijoin_plan: dict[str, Any] | None, plan_id: str) -> dict[str,
         "",
         f"Also changed: {', '.join(changed)}." if changed else "No specification or contact change.",
     ]
+    if plan_sync_run_id:
+        from benefits_hub.ui import urls
+
+        sync_page = urls.run_detail_path("ijoin_plan_sync", plan_sync_run_id)
+        lines += ["", f"Found by the Plan Sync run [{plan_sync_run_id}]({sync_page}) (Activity Monitor)."]
     lines += [
         "",
         f"Approve to activate exactly draft {version_id} (iJoin validates it first); the enrollment site "
@@ -143,7 +150,7 @@ def review_run_id(plan_id: str, version_id: str) -> str:
     return f"review__{plan_id}__{version_id}"
 
 
-def reviews_to_request(deliver_results: Any) -> list[dict[str, Any]]:
+def reviews_to_request(deliver_results: Any, plan_sync_run_id: str | None = None) -> list[dict[str, Any]]:
     """One review run per plan whose sync left a draft, keyed by the draft version (from the per-plan
     deliver results): ``{"conf": ..., "trigger_run_id": ...}`` for a mapped TriggerDagRunOperator."""
     if not deliver_results:
@@ -156,7 +163,7 @@ def reviews_to_request(deliver_results: Any) -> list[dict[str, Any]]:
     )  # fmt: skip
     return [
         {
-            "conf": {"plan_id": plan_id, "version_id": version_id},
+            "conf": {"plan_id": plan_id, "version_id": version_id, "plan_sync_run_id": plan_sync_run_id},
             "trigger_run_id": review_run_id(plan_id, version_id or "draft"),
         }
         for plan_id, version_id in drafts

@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from benefits_hub.ijoin.drafts import review_run_id
 from benefits_hub.ijoin.rules import lineup, plan_problems, plan_version, without_protected
 from benefits_hub.integration import Integration, StageRefused, record_error
 from benefits_hub.models import ErrorRow, IntegrationType, RunStatus, RunSummary, StageResult
@@ -198,6 +199,11 @@ class PlanSync(IJoinSync):
                 "status": status,
                 "result": result,
                 "draft_version_id": draft_version,
+                "review_run_id": (
+                    review_run_id(self.plan_id, draft_version or "draft")
+                    if result == "draft_created"
+                    else None
+                ),
                 "messages": warnings,
                 "left_alone": transform["left_alone"],
             },
