@@ -13,7 +13,7 @@ export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__BENEFITS_HUB__STAGING_URL ?= file://$(AIRFLOW_HOME)/staging
 
-.PHONY: install system-deps demo test test-fast lint bench sandbox-start sandbox-stop sandbox-reset airflow clean
+.PHONY: install system-deps demo test test-fast lint bench screenshots sandbox-start sandbox-stop sandbox-reset airflow clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +72,11 @@ bench: install $(AIRFLOW_HOME)/airflow.db
 	$(BIN)/python -m benchmarks.bench_demographic_export
 	$(BIN)/python -m benchmarks.bench_deductions_import
 	$(BIN)/python -m benchmarks.bench_participant_sync
+
+## screenshots: the README's pictures of the clerk's journeys, taken by the browser test that clicks them
+## (real Airflow, real Chromium): docs/screenshots/*.png. Commit them with the UI change they show.
+screenshots: install system-deps
+	HUB_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -q tests/e2e/test_clerk_journeys_browser.py
 
 ## sandbox-start / sandbox-stop: the vendor stand-ins, for `make airflow`. A start keeps the data already
 ## seeded (the demo's 1,000 employees and whatever runs changed); the first one seeds the defaults.

@@ -128,7 +128,8 @@ def test_1_the_clerk_runs_the_export_bad_values_first(hub: tuple[AirflowServices
     expect(frame.locator('#params tr[data-param="include_employees"] td')).to_have_text(
         f"{GOOD[0]},{GOOD[1]}"
     )
-    page.screenshot(path=str(SHOTS / "run-summary.png"), full_page=True)
+    frame.locator("#summary").scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / "run-summary.png"))
     assert re.search(r"/dags/|/plugin/", page.url)  # still inside Airflow's UI
 
 

@@ -118,6 +118,7 @@ class Listing(BaseModel):
     rows: list[activity.ActivityRow]
     counter: activity.ErrorCounter
     integrations: list[tuple[str, str]]
+    runnable: list[tuple[str, str]] = []  # what the Run an Integration form offers
 
 
 def listing(
@@ -138,7 +139,8 @@ def listing(
     names = activity.integration_names([*runs, *ended], display)
     counter = activity.errors_since(activity.build_rows(ended, [], names), seen)
     choices = sorted(((dag_id, names.get(dag_id, dag_id)) for dag_id in dags), key=lambda c: c[1].casefold())
-    return Listing(rows=rows, counter=counter, integrations=choices)
+    runnable = [(dag_id, name) for dag_id, name in choices if dag_id not in records.STARTED_BY_THE_HUB]
+    return Listing(rows=rows, counter=counter, integrations=choices, runnable=runnable)
 
 
 def run_detail(session: Any, user: Any, dag_id: str, run_id: str) -> detail.RunDetail:
@@ -172,7 +174,7 @@ def run_detail(session: Any, user: Any, dag_id: str, run_id: str) -> detail.RunD
     params = trigger.dag_params(dag) if dag is not None else {}
     titles = {name: str(schema.get("title") or name) for name, (_default, schema) in params.items()}
     found.params = detail.shown_params(records.run_conf(session, dag_id, run_id), titles)
-    if params and dag_id != records.RESUBMIT_DAG_ID:
+    if params and dag_id not in records.STARTED_BY_THE_HUB:
         found.rerun_path = urls.trigger_path(dag_id, rerun_of=run_id)
         found.trigger_path = urls.trigger_path(dag_id)
     found.waiting_on_pause = facts.state == "queued" and records.is_paused(session, dag_id)
@@ -235,7 +237,7 @@ def create_app() -> Any:
         root = site_root(request)
         page = render.list_page(
             found.rows, activity_filter, found.counter, found.integrations,
-            root=root, now=now, seen=seen.isoformat(),
+            root=root, now=now, seen=seen.isoformat(), runnable=found.runnable,
         )  # fmt: skip
         response = HTMLResponse(page)
         # The next visit counts errors from now on; this visit's links keep their baseline (``seen``).
@@ -387,7 +389,7 @@ def create_app() -> Any:
     ) -> tuple[str, list[trigger.FieldSpec]]:
         dags = _readable(session, user)
         dag = _dag_bag().get_latest_version_of_dag(dag_id, session=session) if dag_id in dags else None
-        if dag is None or dag_id == records.RESUBMIT_DAG_ID:
+        if dag is None or dag_id in records.STARTED_BY_THE_HUB:
             raise HTTPException(
                 status.HTTP_404_NOT_FOUND, f"No integration '{dag_id}' that you may run here."
             )

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 SUMMARY_TASK_ID = "summary"
 HUB_PACKAGE = "benefits_hub."
+# Runs the hub starts on a person's behalf (a resubmission, a draft review): never run from a form.
+STARTED_BY_THE_HUB = frozenset({RESUBMIT_DAG_ID, "ijoin_plan_draft_review"})
 # The error records of an import, as PlanSource sent them: cut from its source file once, at the first
 # visit of the Transaction Assistant (a source file may hold a million records; its errors, a few).
 ERROR_COVERAGES = "transaction_assistant_records.jsonl"

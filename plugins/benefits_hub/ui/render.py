@@ -281,9 +281,9 @@ def list_page(
     root: str,
     now: datetime,
     seen: str,
+    runnable: Sequence[tuple[str, str]] = (),
 ) -> str:
     since, until = activity_filter.window(now)
-    runnable = [(d, n) for d, n in integrations if d != RESUBMIT_DAG_ID]
     run_links = " ".join(
         f'<a class="button secondary run-link" data-dag-id="{esc(d)}" '
         f'href="{esc(root + urls.trigger_path(d))}">{esc(n)}</a>'
