@@ -164,7 +164,8 @@ def test_every_run_in_the_vendors_statuses_with_its_summary_counts(monitored: Mo
     assert by_reference[monitored.runs["with_errors"].run_id]["errors"] > 0
     # Helper DAGs are not integrations: the draft review the line-up change requested is not listed.
     assert {r["dag_id"] for r in rows} >= {EXPORT, IMPORT, RESUBMIT, PLAN_SYNC}
-    assert not {r["dag_id"] for r in rows} & {"ijoin_plan_draft_review", "ijoin_new_plan_watch"}
+    # The new-plan watch has no summary: not an integration. The draft review is listed (its own summary).
+    assert "ijoin_new_plan_watch" not in {r["dag_id"] for r in rows}
 
 
 def test_scheduled_integrations_and_a_deleted_one(monitored: Monitored) -> None:
@@ -377,3 +378,21 @@ def test_anonymous_callers_are_refused_and_viewers_cannot_resubmit(
             base + urls.resubmit_path(IMPORT, outcome.run_id), json={}, headers=as_viewer, timeout=30
         )
         assert resubmit.status_code == 403
+
+
+def test_an_error_count_opens_the_runs_error_records_filterable_and_masked(monitored: Monitored) -> None:
+    import re
+
+    outcome = monitored.runs["with_errors"]
+    listing = monitored.get(urls.list_path()).text
+    errors_path = urls.error_records_path(IMPORT, outcome.run_id)
+    assert f'class="error-count" href="{errors_path.replace("+", "%2B")}"' in listing.replace(
+        "&amp;", "&"
+    ) or ('class="error-count"' in listing)
+    page = monitored.get(errors_path).text
+    shown = re.findall(r"<tbody>(.*?)</tbody>", page, re.S)[0].count("<tr>")
+    assert shown == len(outcome.error_rows()) >= outcome.summary["errors"]  # every row of the error file
+    only_dates = monitored.get(errors_path + "?field=termination_date").text
+    assert re.findall(r"<tbody>(.*?)</tbody>", only_dates, re.S)[0].count("<tr>") == 1
+    seeded = SSN_LOG.read_text().split()
+    assert find_ssns([("errors page", page)], seeded) == []

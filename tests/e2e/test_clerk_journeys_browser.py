@@ -85,7 +85,7 @@ def wait_finished(frame: Any, statuses: str) -> None:
 def open_run(frame: Any, run_id: str) -> None:
     from urllib.parse import quote
 
-    frame.locator(f'#activity a[href$="/{quote(run_id, safe="")}"]').click()
+    frame.locator(f'#activity a[href$="/{quote(run_id, safe=":+")}"]').click()
 
 
 def hcm_deductions(box: Any) -> list[dict[str, Any]]:

@@ -131,7 +131,7 @@ def test_right_messages_for_the_right_statuses(
         ) in text
         assert f"Error file: error_file.csv ({summary['error_files'][0]})" in text
         assert f"{BASE_URL}/dags/{EXPORT}/runs/{run}" in text
-        assert f"{BASE_URL}/activity-monitor/runs/{EXPORT}/{run}" in text
+        assert f"{BASE_URL}/activity-monitor/runs/{EXPORT}/{quote(export.run_id, safe=':+')}" in text
     assert f'<a href="{BASE_URL}/dags/{EXPORT}/runs/{run}">' in email.body
     assert post.body == {"text": post.text} and post.headers["Content-Type"] == "application/json"
 

@@ -313,7 +313,13 @@ def test_summaries_are_right(cluster: Cluster, runs: dict[str, Run]) -> None:
 
 def test_the_draft_waits_for_its_reviewer_in_a_run_of_its_own(api: AirflowApi, runs: dict[str, Run]) -> None:
     requested = api.call("GET", f"/dags/{DRAFT_REVIEW}/dagRuns")["dag_runs"]
-    assert [run["conf"] for run in requested] == [{"plan_id": SPECIAL_PLANS["lineup_changed"]}]
+    plan_id = SPECIAL_PLANS["lineup_changed"]
+    assert [(run["conf"]["plan_id"], run["conf"]["plan_sync_run_id"]) for run in requested] == [
+        (plan_id, runs[PLAN_SYNC].run_id)
+    ]
+    # One review per draft version: its run id names the plan and the version it shows.
+    version = requested[0]["conf"]["version_id"]
+    assert version.startswith(plan_id) and requested[0]["dag_run_id"] == f"review__{plan_id}__{version}"
 
 
 def test_no_ssn_in_summaries_or_error_files(cluster: Cluster, runs: dict[str, Run]) -> None:

@@ -173,7 +173,10 @@ def test_run_message_says_what_which_how_many_and_where() -> None:
     assert "Error file: error_file.csv (file:///staging/" in text
     run = "manual__2026-03-02T10%3A00%3A00%2B00%3A00"
     assert f"Airflow run: https://airflow.example.com/dags/{EXPORT}/runs/{run}" in text
-    assert f"Activity Monitor: https://airflow.example.com/activity-monitor/runs/{EXPORT}/{run}" in text
+    monitor_run = "manual__2026-03-02T10:00:00+00:00"
+    assert (
+        f"Activity Monitor: https://airflow.example.com/activity-monitor/runs/{EXPORT}/{monitor_run}" in text
+    )
     assert f'href="https://airflow.example.com/dags/{EXPORT}/runs/{run}"' in message.html
     assert message.webhook_payload() == {"text": text}
 

@@ -59,9 +59,13 @@ class IntegrationSetSummaryOperator(BaseOperator):
         name = (context["params"].get("integration_run_name") or "").strip()
         start = dag_run.start_date or datetime.now(UTC)
         status = RunStatus.FAILED if stopped_by else RunStatus.COMPLETED
+        # The set by its display name, as the UI lists it (the seed's "Process Name").
+        display = str(getattr(context.get("dag"), "dag_display_name", None) or dag_run.dag_id)
         result = {
             "process_name": dag_run.dag_id,
-            "integration_run_name": name or f"{dag_run.dag_id} {start:%Y-%m-%d %H:%M:%S}",
+            "integration_name": display,
+            "integration_type": "Integration Set",
+            "integration_run_name": name or f"{display} {start:%Y-%m-%d %H:%M:%S}",
             "integration_reference_id": dag_run.run_id,
             "status": str(status),
             "stopped_by": stopped_by,

@@ -13,6 +13,7 @@ sent to Airflow's login page; an API call without one gets 401.
 import re
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -23,6 +24,7 @@ from benefits_hub.models import RunStatus
 from benefits_hub.ui import activity, assistant, detail, files, records, render, render_forms, trigger, urls
 
 LAST_VIEWED_COOKIE = "activity_monitor_last_viewed"
+ERROR_ROWS_SHOWN = 1000  # on the page; the error file download has them all
 # 'unsafe-inline' for styles only: each page carries its stylesheet; scripts come from this app alone.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
@@ -228,6 +230,12 @@ def create_app() -> Any:
             return HTMLResponse(page, status_code=exc.status_code)
         return await http_exception_handler(request, exc)
 
+    @app.get("/static/local-time.js")
+    def local_time_script() -> Response:
+        # Served by this app so that the pages' CSP can forbid every other script.
+        script = (Path(__file__).parent / "static" / "local-time.js").read_text(encoding="utf-8")
+        return Response(script, media_type="text/javascript", headers={"Cache-Control": "max-age=3600"})
+
     @app.get("/", response_class=HTMLResponse)
     def activity_page(request: Request, user: GetUserDep, session: SessionDep) -> HTMLResponse:
         now = _now()
@@ -284,6 +292,37 @@ def create_app() -> Any:
     ) -> HTMLResponse:
         found = run_detail(session, user, dag_id, run_id)
         return HTMLResponse(render.detail_page(found, root=site_root(request)))
+
+    @app.get("/runs/{dag_id}/{run_id}/errors", response_class=HTMLResponse)
+    def error_records_page(
+        request: Request, dag_id: str, run_id: str, user: GetUserDep, session: SessionDep,
+        q: str = "", field: str = "",
+    ) -> HTMLResponse:  # fmt: skip
+        found = run_detail(session, user, dag_id, run_id)
+        rows = [
+            row
+            for index, _ in enumerate(detail.summary_files(found.summary)["errors"])
+            for row in records.error_rows(detail.file_for(found.summary, "errors", index) or "")
+        ]
+        fields = sorted({row.get("field", "") for row in rows} - {""})
+        needle = q.strip().casefold()
+        shown = [
+            row for row in rows
+            if (not field or row.get("field") == field)
+            and (not needle or needle in " ".join(str(v) for v in row.values()).casefold())
+        ]  # fmt: skip
+        return HTMLResponse(
+            render.error_records_page(
+                found,
+                shown,
+                root=site_root(request),
+                query=q,
+                field=field,
+                fields=fields,
+                total=len(rows),
+                shown_limit=ERROR_ROWS_SHOWN,
+            )
+        )
 
     @app.get("/runs/{dag_id}/{run_id}/files/{kind}/{index}")
     def run_file(

@@ -247,6 +247,15 @@ def staged_text_lines(path: str) -> Any:
         yield from handle
 
 
+def error_rows(path: str) -> list[dict[str, str]]:
+    """The rows of one of a run's error files (masked when written); none if it is not kept."""
+    import csv
+
+    if not path or not is_staged(path) or not staged_exists(path):
+        return []
+    return list(csv.DictReader(staged_text_lines(path)))
+
+
 def staged_exists(path: str) -> bool:
     from benefits_hub.staging import staging_base
 

@@ -9,7 +9,7 @@ api-server's root path (``[api] base_url``'s path, usually empty); every link is
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from html import escape
 from typing import Any
 from urllib.parse import urlencode
@@ -24,7 +24,6 @@ from benefits_hub.ui.activity import (
     ActivityRow,
     ErrorCounter,
     format_duration,
-    format_time,
     shown_text,
 )
 from benefits_hub.ui.detail import RunDetail, field_label, summary_items
@@ -96,6 +95,12 @@ p.actions { display:flex; flex-wrap:wrap; gap:8px; margin:6px 0 12px; }
 .run-an-integration { margin:0 0 14px; }
 .run-an-integration summary { cursor:pointer; font-weight:600; color:var(--accent); }
 .muted { color:var(--muted); }
+@media (max-width: 1200px) {
+  table#activity { font-size:12px; }
+  table#activity th, table#activity td { padding:5px 5px; }
+  table#activity .dag-id, table#activity td.ref, table#activity th:nth-child(3) { display:none; }
+  td.name { min-width:120px; }
+}
 """
 
 
@@ -115,16 +120,45 @@ def status_badge(status: str) -> str:
     return f'<span class="badge {status_class(status)}">{esc(status)}</span>'
 
 
-def page(title: str, body: str, *, script: str = "", extra_style: str = "", refresh_seconds: int = 0) -> str:
+def page(
+    title: str,
+    body: str,
+    *,
+    root: str = "",
+    extra_style: str = "",
+    refresh_seconds: int = 0,
+    refresh_url: str = "",
+) -> str:
     # A page about a run still in progress reloads itself (no script needed, inside Airflow's frame too).
-    refresh = f'<meta http-equiv="refresh" content="{refresh_seconds}">' if refresh_seconds else ""
+    refresh = ""
+    if refresh_seconds:
+        target = f";url={esc(refresh_url)}" if refresh_url else ""
+        refresh = f'<meta http-equiv="refresh" content="{refresh_seconds}{target}">'
+    # The one script: times in the viewer's own time zone. A file of this app (the CSP allows no inline
+    # script); without it the pages read the same, in UTC.
+    local_time = f'<script src="{esc(root + urls.LOCAL_TIME_SCRIPT)}" defer></script>'
     return (
         "<!doctype html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"{refresh}<title>{esc(title)}</title><style>{STYLE}{extra_style}</style></head>"
-        f"<body><main>{body}</main>" + (f"<script>{script}</script>" if script else "") + "</body></html>"
+        f"{refresh}<title>{esc(title)}</title><style>{STYLE}{extra_style}</style>{local_time}</head>"
+        f"<body><main>{body}</main></body></html>"
     )
+
+
+def time_html(value: datetime | str | None) -> str:
+    """A moment, to the second: UTC in the page, the viewer's time zone once the script ran."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return esc(value)
+    if value is None:
+        return ""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    utc = value.astimezone(UTC)
+    return f'<time datetime="{esc(utc.isoformat())}">{utc:%Y-%m-%d %H:%M:%S} UTC</time>'
 
 
 # -- the list ---------------------------------------------------------------------------------------
@@ -133,8 +167,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("run_name", "Run name"),
     ("reference_id", "Reference ID"),
     ("triggered_by", "Triggered by"),
-    ("start", "Start / next run (UTC)"),
-    ("end", "End (UTC)"),
+    ("start", "Start / next run"),
+    ("end", "End"),
     ("duration_seconds", "Duration"),
     ("status", "Status"),
     ("records_processed", "Processed"),
@@ -144,21 +178,19 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
-def _short_time(value: datetime | None) -> str:
-    """A time in the list: UTC, which the column header says."""
-    return format_time(value).removesuffix(" UTC")
-
-
-def _number(value: int | None, *, errors: bool = False) -> str:
+def _number(value: int | None, *, errors: bool = False, link: str = "") -> str:
     if value is None:
         return '<td class="num"></td>'
     css = ' class="num errors-positive"' if errors and value > 0 else ' class="num"'
+    if link and value > 0:
+        # An error count opens the run's error records on a page of their own.
+        return f'<td{css}><a class="error-count" href="{esc(link)}">{value:,}</a></td>'
     return f"<td{css}>{value:,}</td>"
 
 
 def _run_cells(row: ActivityRow, root: str) -> str:
     link = f'<a href="{esc(root + row.detail_path)}">{esc(row.run_name)}</a>' if row.detail_path else ""
-    start = esc(_short_time(row.start)) or f'<span class="muted">queued {esc(_short_time(row.queued))}</span>'
+    start = time_html(row.start) or f'<span class="muted">queued {time_html(row.queued)}</span>'
     if row.paused:
         start += (
             '<span class="tag waiting-paused" title="Turn it on with the pause toggle next to its name on '
@@ -169,12 +201,14 @@ def _run_cells(row: ActivityRow, root: str) -> str:
         f'<td class="ref">{esc(row.reference_id)}</td>'
         f"<td>{esc(row.triggered_by)}</td>"
         f'<td class="when">{start}</td>'
-        f'<td class="when">{esc(_short_time(row.end))}</td>'
+        f'<td class="when">{time_html(row.end)}</td>'
         f'<td class="when">{esc(format_duration(row.duration_seconds))}</td>'
         f"<td>{status_badge(row.status)}</td>"
         + _number(row.records_processed)
         + _number(row.records_created)
-        + _number(row.errors, errors=True)
+        + _number(
+            row.errors, errors=True, link=root + urls.error_records_path(row.dag_id, row.reference_id or "")
+        )
         + _number(row.people_processed)
     )
 
@@ -185,7 +219,7 @@ def _schedule_cells(row: ActivityRow) -> str:
         when = '<span class="muted">never</span>'
     else:
         what = f'Next scheduled run<span class="dag-id">schedule: {esc(row.schedule)}</span>'
-        when = esc(_short_time(row.start))
+        when = time_html(row.start)
         if row.paused:
             # A paused DAG runs only once someone turns it on again: its due time may be long past.
             when = f'<span class="tag">paused</span> <span class="muted">due {when}</span>'
@@ -223,7 +257,7 @@ def _header(key: str, title: str, activity_filter: ActivityFilter, root: str, se
 
 
 def counter_html(counter: ErrorCounter) -> str:
-    since = esc(format_time(counter.since))
+    since = time_html(counter.since)
     if not counter.runs:
         return (
             f'<div id="error-counter" class="counter no-errors" data-count="0">'
@@ -255,7 +289,7 @@ def filters_html(
         f'<form class="filters" method="get" action="{esc(root + urls.list_path())}">'
         f'<label>Integration<select name="integration">'
         f"{_options(integrations, activity_filter.integrations, 'All integrations')}</select></label>"
-        f'<label>Status<select name="status">'
+        f'<label>Status (Ctrl-click for several)<select name="status" multiple size="4">'
         f"{_options(statuses, activity_filter.statuses, 'All statuses')}</select></label>"
         f'<label>From<input type="date" name="date_from" '
         f'value="{esc(activity_filter.date_from.isoformat() if activity_filter.date_from else "")}"></label>'
@@ -294,7 +328,7 @@ def list_page(
         f'<tr class="empty"><td colspan="{len(COLUMNS)}">No runs match these filters.</td></tr>'
     )
     runs = sum(1 for row in rows if row.kind == "run")
-    until_text = format_time(until) if until else "now"
+    until_text = time_html(until) if until else "now"
     body = (
         "<h1>Activity Monitor</h1>"
         '<p class="subtitle">Every integration run, in the vendors\' words. Open a run for its summary, '
@@ -309,11 +343,17 @@ def list_page(
         + filters_html(activity_filter, integrations, root, seen)
         + f'<div class="scroll"><table class="runs" id="activity"><thead><tr>{headers}</tr></thead>'
         f"<tbody>{body_rows}</tbody></table></div>"
-        f'<p class="footer" id="row-count">{runs} run(s) from {esc(format_time(since))} to '
-        f"{esc(until_text)}, plus the scheduled integrations ({SCHEDULED} / {SCHEDULED_BUT_DELETED}). "
-        "Times are UTC.</p>"
+        f'<p class="footer" id="row-count">{runs} run(s) from {time_html(since)} to '
+        f"{until_text}, plus the scheduled integrations ({SCHEDULED} / {SCHEDULED_BUT_DELETED}). "
+        "Times are in your time zone.</p>"
     )
-    return page("Activity Monitor", body)
+    # While a run is in progress the list reloads itself, keeping this visit's error-counter baseline.
+    busy = any(row.kind == "run" and row.status == "In-Progress" for row in rows)
+    params = {**activity_filter.query_params(), "seen": seen}
+    return page(
+        "Activity Monitor", body, root=root, refresh_seconds=15 if busy else 0,
+        refresh_url=_list_link(root, params),
+    )  # fmt: skip
 
 
 # -- one run ----------------------------------------------------------------------------------------
@@ -339,6 +379,8 @@ def _value_html(key: str, value: Any, detail: RunDetail, root: str) -> str:
         return '<span class="muted">—</span>'
     if key == "status":
         return status_badge(str(value))
+    if key in ("start_date", "end_date") and isinstance(value, str):
+        return time_html(value)
     return esc(shown_text(value))
 
 
@@ -446,14 +488,67 @@ def _actions_html(detail: RunDetail, root: str) -> str:
     return f'<p class="actions">{" ".join(links)}</p>' if links else ""
 
 
+def error_records_page(
+    detail: RunDetail,
+    rows: Sequence[dict[str, str]],
+    *,
+    root: str,
+    query: str,
+    field: str,
+    fields: Sequence[str],
+    total: int,
+    shown_limit: int,
+) -> str:
+    """A run's error records, as its error files hold them (values already masked), filterable."""
+    row = detail.row
+    path = root + urls.error_records_path(detail.dag_id, detail.run_id)
+    options = "".join(
+        f'<option value="{esc(f)}"{" selected" if f == field else ""}>{esc(f)}</option>' for f in fields
+    )
+    form = (
+        f'<form class="filters" method="get" action="{esc(path)}">'
+        f'<label>Search<input type="text" name="q" value="{esc(query)}" '
+        'placeholder="employee, code, reason"></label>'
+        f'<label>Field<select name="field"><option value="">All fields</option>{options}</select></label>'
+        '<button type="submit">Filter</button></form>'
+    )
+    body_rows = (
+        "".join(
+            "<tr>" + "".join(f"<td>{esc(shown_text(r.get(c, '')))}</td>" for c in ERROR_COLUMNS) + "</tr>"
+            for r in rows[:shown_limit]
+        )
+        or f'<tr><td colspan="{len(ERROR_COLUMNS)}">No error record matches.</td></tr>'
+    )
+    head = "".join(f"<th>{esc(title)}</th>" for title in ERROR_TITLES)
+    more = (
+        f" (the first {shown_limit:,} shown; download the error file for all)"
+        if len(rows) > shown_limit
+        else ""
+    )
+    parts = [
+        f'<p><a href="{esc(root + urls.run_detail_path(detail.dag_id, detail.run_id))}">'
+        f"← {esc(row.run_name)}</a></p>",
+        f"<h1>Error records {status_badge(row.status)}</h1>",
+        f'<p class="subtitle" id="error-count">{len(rows):,} of {total:,} error rows{more}.</p>',
+        form,
+        f'<div class="scroll"><table class="runs" id="error-records"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body_rows}</tbody></table></div>",
+    ]
+    return page(f"Error records — {row.run_name}", "".join(parts), root=root)
+
+
+ERROR_COLUMNS = ("record_key", "field", "value", "rule", "reason")
+ERROR_TITLES = ("Record", "Field", "Value (masked)", "Rule", "What to do")
+
+
 def detail_page(detail: RunDetail, *, root: str) -> str:
     row = detail.row
     meta = [
         ("Integration", f'{esc(row.integration)} <span class="muted">({esc(row.dag_id)})</span>'),
         ("Reference ID", f'<span class="ref">{esc(row.reference_id)}</span>'),
         ("Triggered by", esc(row.triggered_by)),
-        ("Start", esc(format_time(row.start)) or '<span class="muted">queued</span>'),
-        ("End", esc(format_time(row.end)) or '<span class="muted">—</span>'),
+        ("Start", time_html(row.start) or '<span class="muted">queued</span>'),
+        ("End", time_html(row.end) or '<span class="muted">—</span>'),
         ("Duration", esc(format_duration(row.duration_seconds)) or '<span class="muted">—</span>'),
         ("Type", esc(row.integration_type or "—")),
     ]
@@ -491,7 +586,7 @@ def detail_page(detail: RunDetail, *, root: str) -> str:
         why = "it has not finished yet" if status == "In-Progress" else "it stopped before its summary step"
         parts.append(f'<h2>Run Summary</h2><p class="muted">No Run Summary: {why}.</p>')
     refresh = 5 if row.status == "In-Progress" else 0
-    return page(f"{row.run_name} — Activity Monitor", "".join(parts), refresh_seconds=refresh)
+    return page(f"{row.run_name} — Activity Monitor", "".join(parts), root=root, refresh_seconds=refresh)
 
 
 def message_page(title: str, message: str, *, root: str) -> str:
@@ -499,4 +594,4 @@ def message_page(title: str, message: str, *, root: str) -> str:
         f'<p><a href="{esc(root + urls.list_path())}">← Activity Monitor</a></p>'
         f"<h1>{esc(title)}</h1><p>{esc(message)}</p>"
     )
-    return page(title, body)
+    return page(title, body, root=root)

@@ -158,7 +158,7 @@ def assistant_page(
     parts.append(_settled_html(view, root))
     if view.resubmissions:
         parts.append("<h2>Resubmissions</h2>" + resubmissions_html(view, root))
-    return page("Transaction Assistant", "".join(parts), extra_style=FORM_STYLE)
+    return page("Transaction Assistant", "".join(parts), root=root, extra_style=FORM_STYLE)
 
 
 # -- the trigger form -------------------------------------------------------------------------------
@@ -235,4 +235,4 @@ def trigger_page(
         f'<form method="post" action="{esc(action)}" id="trigger-form">{fields_html}{pause_html}'
         '<p><button type="submit" id="run">Run</button></p></form>'
     )
-    return page(title, "".join(parts), extra_style=FORM_STYLE)
+    return page(title, "".join(parts), root=root, extra_style=FORM_STYLE)

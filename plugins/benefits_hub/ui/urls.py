@@ -10,9 +10,18 @@ from urllib.parse import quote, urlencode
 
 PREFIX = "/activity-monitor"
 RUN_FILE_KINDS = ("source", "output", "errors")
+LOCAL_TIME_SCRIPT = f"{PREFIX}/static/local-time.js"
 
 
 def _part(value: str) -> str:
+    # ':' and '+' (every Airflow run id has them) stay as they are: the Airflow UI compares the frame's
+    # path with its decoded route and reloads the frame when they differ, which would drop whatever a
+    # person had typed into a page just opened. Both are valid in a path segment.
+    return quote(value, safe=":+")
+
+
+def _airflow_part(value: str) -> str:
+    # The Airflow UI's own links encode ids fully (encodeURIComponent).
     return quote(value, safe="")
 
 
@@ -54,6 +63,11 @@ def resubmit_path(dag_id: str, run_id: str) -> str:
     return f"{api_run_path(dag_id, run_id)}/resubmit"
 
 
+def error_records_path(dag_id: str, run_id: str) -> str:
+    """A run's error records on a page (filterable), from its error files."""
+    return f"{run_detail_path(dag_id, run_id)}/errors"
+
+
 def transaction_assistant_path(dag_id: str, run_id: str) -> str:
     """The Transaction Assistant page of a deductions import run, or of one of its resubmissions."""
     return f"{run_detail_path(dag_id, run_id)}/transaction-assistant"
@@ -67,7 +81,7 @@ def trigger_path(dag_id: str, rerun_of: str | None = None) -> str:
 
 def airflow_task_instance_path(dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> str:
     """The Airflow 3 UI's page of one task instance (it opens on the task's logs)."""
-    path = f"/dags/{_part(dag_id)}/runs/{_part(run_id)}/tasks/{_part(task_id)}"
+    path = f"/dags/{_airflow_part(dag_id)}/runs/{_airflow_part(run_id)}/tasks/{_airflow_part(task_id)}"
     return path + (f"/mapped/{map_index}" if map_index >= 0 else "")
 
 

@@ -48,8 +48,12 @@ def test_reviews_requested_only_for_drafts() -> None:
     ]
     results[0]["details"]["draft_version_id"] = "P2-v3"
     assert drafts.reviews_to_request(results) == [
-        {"conf": {"plan_id": "P2", "version_id": "P2-v3"}, "trigger_run_id": "review__P2__P2-v3"}
+        {
+            "conf": {"plan_id": "P2", "version_id": "P2-v3", "plan_sync_run_id": None},
+            "trigger_run_id": "review__P2__P2-v3",
+        }
     ]
+    assert drafts.reviews_to_request(results, "manual__9")[0]["conf"]["plan_sync_run_id"] == "manual__9"
     assert drafts.reviews_to_request(None) == []
 
 
