@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from benefits_hub.ui import urls
 from hub_sandbox.coverages import special_coverages
 from tests.e2e.airflow_services import AirflowServices, airflow_services
 from tests.e2e.test_activity_monitor_browser import CHROMIUM, CHROMIUM_ARGS
@@ -150,6 +151,15 @@ def test_2_the_clerk_corrects_error_records_until_none_is_left(
     open_run(frame, import_run)
     wait_finished(frame, "Completed with Errors")
     assert import_run in frame.locator("dl.meta").inner_text()
+    expect(frame.locator("#runbook")).to_have_attribute("href", f"/dags/{IMPORT}")
+    # The error count in the list opens the error records, each with what to do.
+    frame.locator('a:has-text("← Activity Monitor")').click()
+    frame.locator(
+        f'#activity tr:has(a[href$="{urls.run_detail_path(IMPORT, import_run)}"]) a.error-count'
+    ).click()
+    expect(frame.locator("#error-records tbody tr")).to_have_count(5)  # 4 records; the premium has 2 rows
+    expect(frame.locator("#error-records")).to_contain_text("ask your benefits administrator to map it")
+    frame.locator('p a:has-text("PlanSource Deductions Import")').first.click()
     frame.locator("#go-to-assistant").click()
     expect(frame.locator("h1")).to_have_text("Transaction Assistant")
     expect(frame.locator("#open-count")).to_have_text("4")

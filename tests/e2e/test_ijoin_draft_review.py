@@ -68,6 +68,15 @@ def review_runs() -> dict[str, dict[str, Any]]:
         return {r.run_id: dict(r.conf or {}) for r in session.query(DagRun).filter_by(dag_id=REVIEW)}
 
 
+def forget_reviews() -> None:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        for run in session.query(DagRun).filter_by(dag_id=REVIEW):
+            session.delete(run)
+
+
 def lineup(version: dict[str, Any]) -> set[tuple[Any, ...]]:
     return {(f["fund_id"], f["ticker"], bool(f["is_open"])) for f in version["funds"]}
 
@@ -76,6 +85,9 @@ def test_plan_sync_requests_one_review_per_draft_version_and_approval_activates_
     sandbox: Any, api_server: str
 ) -> None:
     plan_id = PLANS["lineup_changed"]
+    # Each test's iJoin starts again at version 1, unlike a real one: earlier tests' reviews would carry
+    # the same run ids (review__<plan>__<version>) and count as already requested.
+    forget_reviews()
     before_sync = review_runs()
     sync = run_dag("ijoin_plan_sync", {"plan_ids": plan_id})
     assert sync.summary["status"] == "Successful with warnings"

@@ -485,6 +485,11 @@ def _actions_html(detail: RunDetail, root: str) -> str:
             f'<a class="button secondary" id="run-integration" href="{esc(root + detail.trigger_path)}">'
             "Run this integration</a>"
         )
+    # The on-call runbook is the DAG's docs, on its page in Airflow ("Docs").
+    links.append(
+        f'<a class="button secondary" id="runbook" href="{esc(root + urls.airflow_dag_path(detail.dag_id))}">'
+        "Runbook (Airflow: Docs)</a>"
+    )
     return f'<p class="actions">{" ".join(links)}</p>' if links else ""
 
 

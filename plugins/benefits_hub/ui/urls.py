@@ -79,6 +79,11 @@ def trigger_path(dag_id: str, rerun_of: str | None = None) -> str:
     return path + (f"?{urlencode({'rerun_of': rerun_of})}" if rerun_of else "")
 
 
+def airflow_dag_path(dag_id: str) -> str:
+    """The Airflow UI's page of a DAG (its Docs button shows the runbook)."""
+    return f"/dags/{_airflow_part(dag_id)}"
+
+
 def airflow_task_instance_path(dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> str:
     """The Airflow 3 UI's page of one task instance (it opens on the task's logs)."""
     path = f"/dags/{_airflow_part(dag_id)}/runs/{_airflow_part(run_id)}/tasks/{_airflow_part(task_id)}"
