@@ -56,14 +56,15 @@ class AirflowServices:
         return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(self.home.glob("*.log")))
 
 
-def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
-    """SIGTERM to every service's process group, then SIGKILL to whatever is left."""
+def stop_services(processes: list[subprocess.Popen[bytes]], grace: float = 10) -> None:
+    """SIGTERM to every service's process group at once, then SIGKILL to whatever is left after
+    ``grace`` seconds (throwaway services on a throwaway DB: no need to wait for running tasks)."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for process in processes:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, sig)
         if sig is signal.SIGTERM:
-            wait_for(lambda: all(p.poll() is not None for p in processes), timeout=10, interval=0.2)
+            wait_for(lambda: all(p.poll() is not None for p in processes), timeout=grace, interval=0.2)
     for process in processes:
         process.wait(timeout=10)
 
@@ -101,7 +102,7 @@ def airflow_services(home: Path, extra_env: dict[str, str], *, dag_count: int) -
     )
     with ExitStack() as stack:
         processes: list[subprocess.Popen[bytes]] = []
-        stack.callback(_stop, processes)
+        stack.callback(stop_services, processes)
         for name in SERVICES:
             log = stack.enter_context((home / f"{name}.log").open("w"))
             args = (

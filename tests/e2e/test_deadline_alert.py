@@ -14,11 +14,9 @@ notification rules in the Variable ``benefits_hub.notifications``.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -31,6 +29,7 @@ from typing import IO
 import pytest
 import requests
 
+from tests.e2e.airflow_services import stop_services
 from tests.e2e.receivers import WebhookReceiver, free_port, wait_for, webhook_receiver
 
 pytestmark = pytest.mark.e2e
@@ -72,22 +71,6 @@ def _airflow(*args: str, env: dict[str, str], log: IO[str]) -> subprocess.Popen[
     )  # fmt: skip
 
 
-def _stop(services: list[subprocess.Popen[bytes]]) -> None:
-    """SIGTERM to every service's process group at once, then SIGKILL to whatever is left.
-
-    Throwaway services on a throwaway DB: a short grace period is enough (the scheduler would
-    otherwise wait for the probe's 90-second task).
-    """
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for process in services:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, sig)
-        if sig is signal.SIGTERM:
-            wait_for(lambda: all(p.poll() is not None for p in services), timeout=5, interval=0.2)
-    for process in services:
-        process.wait(timeout=10)
-
-
 @pytest.fixture
 def airflow_services(tmp_path: Path) -> Iterator[tuple[WebhookReceiver, Path, str]]:
     """A webhook receiver, and Airflow's services running the probe DAG on a private metadata DB."""
@@ -117,7 +100,7 @@ def airflow_services(tmp_path: Path) -> Iterator[tuple[WebhookReceiver, Path, st
         )
         logs = {name: stack.enter_context((home / f"{name}.log").open("w")) for name in SERVICES}
         services: list[subprocess.Popen[bytes]] = []
-        stack.callback(_stop, services)
+        stack.callback(stop_services, services, 5)
         # All at once, to overlap their start-up; the probe runs only once it is unpaused below.
         services.append(
             _airflow(
