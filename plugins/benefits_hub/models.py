@@ -111,8 +111,13 @@ class RunSummary(BaseModel):
     window_end: str | None = None
     extra_counters: dict[str, int] = Field(default_factory=dict)
 
+    ONLY_WHEN_SET: ClassVar[tuple[str, ...]] = ("resubmission_of", "resubmission_root")
+
     def as_xcom(self) -> dict[str, Any]:
         """Flat dict for XCom; per-integration counters sit beside the standard fields."""
         flat = self.model_dump(mode="json", exclude={"extra_counters"})
+        for key in self.ONLY_WHEN_SET:
+            if flat.get(key) is None:
+                del flat[key]  # a Transaction Assistant field: not "—" on every other run's summary
         flat.update(self.extra_counters)
         return flat
