@@ -145,7 +145,11 @@ def listing(
     return Listing(rows=rows, counter=counter, integrations=choices, runnable=runnable)
 
 
-def run_detail(session: Any, user: Any, dag_id: str, run_id: str) -> detail.RunDetail:
+def run_detail(
+    session: Any, user: Any, dag_id: str, run_id: str, *, assistant_counts: bool = True
+) -> detail.RunDetail:
+    """One run's page facts. ``assistant_counts=False``: the caller reads the Transaction Assistant's
+    chain itself (its page), so the counts are not read here as well."""
     dags = _readable(session, user)
     if dag_id not in dags:
         raise _refused(404, f"No integration '{dag_id}' that you may see.")
@@ -164,7 +168,7 @@ def run_detail(session: Any, user: Any, dag_id: str, run_id: str) -> detail.RunD
             reference_id=run_id, post_path=urls.resubmit_path(dag_id, run_id),
             page_path=urls.transaction_assistant_path(dag_id, run_id),
         )  # fmt: skip
-    if found.resubmit is not None:
+    if found.resubmit is not None and assistant_counts:
         chain = records.transaction_assistant(run_id, with_records=False)
         if chain is not None:
             view = assistant.build_view(chain)
@@ -373,7 +377,7 @@ def create_app() -> Any:
         return RedirectResponse(path, status_code=status.HTTP_303_SEE_OTHER)
 
     def assistant_facts(session: Any, user: Any, dag_id: str, run_id: str) -> tuple[Any, Any]:
-        found = run_detail(session, user, dag_id, run_id)
+        found = run_detail(session, user, dag_id, run_id, assistant_counts=False)
         chain = records.transaction_assistant(run_id) if found.resubmit is not None else None
         if chain is None:
             raise HTTPException(
@@ -511,10 +515,7 @@ def create_app() -> Any:
         user: GetUserDep,
         session: SessionDep,
     ) -> JSONResponse:
-        from airflow.api_fastapi.app import get_auth_manager
-        from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
         from airflow.exceptions import DagNotFound, ParamValidationError
-        from airflow.models.dag import DagModel
 
         found = run_detail(session, user, dag_id, run_id)
         if found.resubmit is None:
@@ -522,15 +523,7 @@ def create_app() -> Any:
                 status.HTTP_409_CONFLICT,
                 "This run has no deductions import error records for the Transaction Assistant.",
             )
-        allowed = get_auth_manager().is_authorized_dag(
-            method="POST",
-            access_entity=DagAccessEntity.RUN,
-            details=DagDetails(
-                id=records.RESUBMIT_DAG_ID, team_name=DagModel.get_team_name(records.RESUBMIT_DAG_ID)
-            ),
-            user=user,
-        )
-        if not allowed:
+        if not may_trigger(user, records.RESUBMIT_DAG_ID):
             raise HTTPException(status.HTTP_403_FORBIDDEN, "You may not start the Transaction Assistant.")
         try:
             dag_run = records.start_resubmit(

@@ -253,6 +253,7 @@ def error_rows(path: str) -> list[dict[str, str]]:
 
     if not path or not is_staged(path) or not staged_exists(path):
         return []
+    # Through the staging store's own connection (s3:// on a cluster), as every read of this page.
     return list(csv.DictReader(staged_text_lines(path)))
 
 
