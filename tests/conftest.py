@@ -14,6 +14,10 @@ REPO = Path(__file__).resolve().parents[1]
 _HOME = Path(os.environ.get("HUB_TEST_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="hub-airflow-home-"))
 
 os.environ["AIRFLOW_HOME"] = str(_HOME)
+# Parallel workers (pytest-xdist) each get a home of their own: the PII scan, run after them, reads them all.
+if os.environ.get("HUB_TEST_HOMES_FILE"):
+    with open(os.environ["HUB_TEST_HOMES_FILE"], "a", encoding="utf-8") as _homes:
+        _homes.write(f"{_HOME}\n")
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(REPO / "plugins")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
@@ -29,9 +33,30 @@ if not os.environ.get("AIRFLOW__CORE__FERNET_KEY"):
     os.environ["AIRFLOW__CORE__FERNET_KEY"] = Fernet.generate_key().decode()
 
 
+# The modules that start a whole Airflow or cluster (a minute or more each): first, so that parallel
+# workers take them while the many short tests fill the gaps, rather than one worker ending on them.
+SLOW_FIRST = (
+    "tests/topology/test_celery_cluster.py",
+    "tests/e2e/test_ijoin_draft_review.py",
+    "tests/e2e/test_clerk_journeys_browser.py",
+    "tests/e2e/test_make_airflow.py",
+    "tests/e2e/test_plan_admin_browser.py",
+    "tests/e2e/test_deadline_alert.py",
+    "tests/e2e/test_activity_monitor.py",
+    "tests/faults/test_concurrency.py",
+    "tests/e2e/test_ijoin.py",
+)
+
+
+def _slowness(item: object) -> int:
+    path = str(getattr(item, "nodeid", "")).split("::")[0]
+    return SLOW_FIRST.index(path) if path in SLOW_FIRST else len(SLOW_FIRST)
+
+
 def pytest_collection_modifyitems(items: list) -> None:
-    """The PII and secret scan reads the task logs, XComs and error files every other test left behind:
-    it runs last of the whole suite, whatever directories were collected."""
+    """Slow modules first (see SLOW_FIRST), the rest in file order. The PII and secret scan reads the
+    task logs, XComs and error files every other test left behind: it runs last of the whole suite."""
+    items.sort(key=_slowness)  # stable: a module's tests keep their order
     scan = [item for item in items if item.nodeid.startswith("tests/e2e/test_zz_no_pii_in_logs.py")]
     if scan:
         items[:] = [item for item in items if item not in scan] + scan

@@ -74,6 +74,9 @@ def airflow_services(home: Path, extra_env: dict[str, str], *, dag_count: int) -
     """Start the four services on ``home`` and wait until the dag-processor has parsed ``dag_count``
     DAGs; stop them all on exit."""
     home.mkdir(parents=True, exist_ok=True)
+    if os.environ.get("HUB_TEST_HOMES_FILE"):  # its task logs, XComs and error files: for the PII scan
+        with open(os.environ["HUB_TEST_HOMES_FILE"], "a", encoding="utf-8") as homes:
+            homes.write(f"{home}\n")
     port = free_port()
     env = {
         **os.environ,

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
+
+
+def test_homes() -> list[Path]:
+    """Every Airflow home this test run used: those the parallel workers listed in
+    ``HUB_TEST_HOMES_FILE`` (tests/conftest.py writes them), and this session's own."""
+    listed = Path(os.environ.get("HUB_TEST_HOMES_FILE") or "/nonexistent")
+    homes = [Path(line) for line in listed.read_text().split()] if listed.is_file() else []
+    homes.append(Path(os.environ["AIRFLOW_HOME"]))
+    return sorted({home for home in homes if home.is_dir()})
+
+
+test_homes.__test__ = False  # a helper, not a test
 
 
 def ssn_forms(ssn: str) -> set[str]:

@@ -3,19 +3,19 @@ Summaries, stage manifests, failure messages) or error file, and none of the san
 any private key in a task log or XCom.
 
 Runs last in the whole suite (tests/conftest.py moves it there), so it reads what every other test left.
+``make test`` runs the suite on parallel workers, each with an Airflow home of its own, then this module
+alone: it reads every home the workers listed in ``HUB_TEST_HOMES_FILE`` (``pii_scan.test_homes``).
 """
 
 from __future__ import annotations
 
-import json
-import os
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from hub_sandbox.server import CLIENT_SECRET, IJOIN_API_KEY, SFTP_PASSWORD
-from tests.e2e.conftest import BIRTH_DATE_LOG, SSN_LOG, TASK_LOG_DIR
-from tests.e2e.pii_scan import find_birth_dates, find_secrets, find_ssns, read_texts
+from tests.e2e.pii_scan import find_birth_dates, find_secrets, find_ssns, read_texts, test_homes
 
 # The sandbox's demo credentials: public, but a log holding them would hold a real vendor's just the same.
 SECRETS = {
@@ -29,10 +29,59 @@ SECRETS = {
 pytestmark = pytest.mark.e2e
 
 
-def _seeded_ssns() -> set[str]:
-    if not SSN_LOG.exists():
+def _seeded(name: str) -> set[str]:
+    """The values the sandboxes were seeded with (``seeded_ssns.txt``… in each home)."""
+    files = [home / name for home in test_homes() if (home / name).exists()]
+    if not files:
         pytest.skip("no end-to-end run in this session: run it with the e2e tests")
-    return {line.strip() for line in SSN_LOG.read_text().splitlines() if line.strip()}
+    return {line.strip() for f in files for line in f.read_text().splitlines() if line.strip()}
+
+
+def _seeded_ssns() -> set[str]:
+    return _seeded("seeded_ssns.txt")
+
+
+def _seeded_birth_dates() -> set[str]:
+    return _seeded("seeded_birth_dates.txt")
+
+
+def _task_logs() -> list[tuple[str, str]]:
+    # dag.test() runs log under logs/e2e; a whole Airflow's tasks under logs/dag_id=… (with triggers').
+    logs = sorted(
+        path
+        for home in test_homes()
+        for pattern in ("e2e/**/*.log", "dag_id=*/**/*.log*")
+        for path in (home / "logs").glob(pattern)
+    )
+    assert logs, "the end-to-end tests wrote no task logs"
+    assert sum(p.stat().st_size for p in logs) > 10_000, "task logs are suspiciously small"
+    return list(read_texts(logs))
+
+
+def _xcom_texts() -> list[tuple[str, str]]:
+    """Every XCom value in every home's metadata DB, as stored (JSON text)."""
+    texts = []
+    for home in test_homes():
+        if not (home / "airflow.db").exists():
+            continue
+        with sqlite3.connect(f"file:{home / 'airflow.db'}?mode=ro", uri=True) as db:
+            rows = db.execute("SELECT dag_id, run_id, task_id, key, value FROM xcom").fetchall()
+        for dag_id, run_id, task_id, key, value in rows:
+            text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+            texts.append((f"xcom {dag_id}/{run_id}/{task_id}/{key}", text))
+    assert texts, "no XCom was written"
+    return texts
+
+
+def _error_files() -> list[Path]:
+    files = [
+        path
+        for home in test_homes()
+        for pattern in ("error_file.csv", "errors/*.csv")
+        for path in sorted((home / "staging").rglob(pattern))
+    ]
+    assert files, "no error file was written"
+    return files
 
 
 def test_scanner_finds_a_planted_ssn(tmp_path: Path) -> None:
@@ -44,57 +93,15 @@ def test_scanner_finds_a_planted_ssn(tmp_path: Path) -> None:
 
 
 def test_no_ssn_in_any_task_log() -> None:
-    ssns = _seeded_ssns()
-    logs = sorted(TASK_LOG_DIR.rglob("*.log"))
-    assert logs, "the end-to-end tests wrote no task logs"
-    assert sum(p.stat().st_size for p in logs) > 10_000, "task logs are suspiciously small"
-    assert find_ssns(read_texts(logs), ssns) == []
+    assert find_ssns(_task_logs(), _seeded_ssns()) == []
 
 
 def test_no_ssn_in_any_xcom() -> None:
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    ssns = _seeded_ssns()
-    with create_session() as session:
-        rows = session.query(XComModel).all()
-        texts = [
-            (f"xcom {r.dag_id}/{r.run_id}/{r.task_id}/{r.key}", json.dumps(r.value, default=str))
-            for r in rows
-        ]
-    assert texts, "no XCom was written"
-    assert find_ssns(texts, ssns) == []
+    assert find_ssns(_xcom_texts(), _seeded_ssns()) == []
 
 
 def test_error_files_mask_ssns() -> None:
-    ssns = _seeded_ssns()
-    staging = Path(os.environ["AIRFLOW__BENEFITS_HUB__STAGING_URL"].removeprefix("file://"))
-    error_files = sorted(staging.rglob("error_file.csv")) + sorted(staging.rglob("errors/*.csv"))
-    assert error_files, "no error file was written"
-    assert find_ssns(read_texts(error_files), ssns) == []
-
-
-def _seeded_birth_dates() -> set[str]:
-    if not BIRTH_DATE_LOG.exists():
-        pytest.skip("no end-to-end run in this session: run it with the e2e tests")
-    return {line.strip() for line in BIRTH_DATE_LOG.read_text().splitlines() if line.strip()}
-
-
-def _task_logs() -> list[tuple[str, str]]:
-    logs = sorted(TASK_LOG_DIR.rglob("*.log"))
-    assert logs, "the end-to-end tests wrote no task logs"
-    return list(read_texts(logs))
-
-
-def _xcom_texts() -> list[tuple[str, str]]:
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        return [
-            (f"xcom {r.dag_id}/{r.run_id}/{r.task_id}/{r.key}", json.dumps(r.value, default=str))
-            for r in session.query(XComModel).all()
-        ]
+    assert find_ssns(read_texts(_error_files()), _seeded_ssns()) == []
 
 
 def test_scanners_find_a_planted_birth_date_and_secret(tmp_path: Path) -> None:
@@ -118,11 +125,7 @@ def test_no_birth_date_in_any_task_log_or_xcom() -> None:
 
 
 def test_error_files_mask_birth_dates() -> None:
-    birth_dates = _seeded_birth_dates()
-    staging = Path(os.environ["AIRFLOW__BENEFITS_HUB__STAGING_URL"].removeprefix("file://"))
-    error_files = sorted(staging.rglob("error_file.csv")) + sorted(staging.rglob("errors/*.csv"))
-    assert error_files, "no error file was written"
-    assert find_birth_dates(read_texts(error_files), birth_dates) == []
+    assert find_birth_dates(read_texts(_error_files()), _seeded_birth_dates()) == []
 
 
 def test_no_credential_or_private_key_in_any_task_log_or_xcom() -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import tempfile
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,10 +30,18 @@ def hub() -> KeyPair:
 
 
 @pytest.fixture(autouse=True)
-def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every keyring the hub makes goes here, so the test can see that none is left behind."""
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    return tmp_path
+def private_tmp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Every keyring the hub makes goes here, so the test can see that none is left behind.
+
+    A short path of its own, not pytest's ``tmp_path``: gpg-agent's socket lives in the keyring's
+    directory, and a Unix socket path longer than 107 bytes (a parallel worker's tmp_path nests deeper)
+    keeps the agent from starting."""
+    directory = Path(tempfile.mkdtemp(prefix="pgp-", dir="/tmp"))
+    monkeypatch.setattr(tempfile, "tempdir", str(directory))
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def test_outbound_file_decrypts_with_the_vendors_key_only(
