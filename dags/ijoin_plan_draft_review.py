@@ -19,7 +19,9 @@ validation can still refuse.
 - **Rejected**: the reviewer rejected it; the draft stays in iJoin, inactive. Who decided is in the
   summary.
 - **Superseded**: the draft changed after this review showed it (a later Plan Sync): nothing was
-  activated; the newer draft has its own review.
+  activated; the newer draft has its own review. A waiting review closes itself within a minute of
+  the change (the triggerer looks at iJoin every `[benefits_hub] draft_check_seconds`, default 60),
+  so Required Actions never asks about a draft that is gone.
 - **Refused by iJoin**: approved, but iJoin's validation refused the activation (its reasons are in
   the summary): fix them in the recordkeeper, run the Plan Sync for the plan, and review the new draft.
 - **Failed**: no draft to review (already activated or replaced).
@@ -30,7 +32,9 @@ validation can still refuse.
 3. iJoin's plan (Plan Details / Investment Paths): active and draft versions.
 
 ## Re-running safely
-Safe: activation happens only after an approval, and only if a draft exists.
+Safe: activation happens only after an approval, and only of the version shown. The review waits on
+the **triggerer** (like every deferrable task): without one running, a waiting review is not closed
+when its draft changes (iJoin's version check still refuses the stale approval).
 
 ## Notifications and deadline
 - **Who is told**: no status message of its own: the Plan Sync's *Successful with warnings* message

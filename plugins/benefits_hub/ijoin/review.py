@@ -14,6 +14,8 @@ Monitor's word for it:
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -41,11 +43,21 @@ def _who(decision: dict[str, Any] | None) -> str | None:
     return str(user.get("name") or user.get("id") or "") or None
 
 
+# How often a waiting review asks iJoin whether its draft is still the one shown (``[benefits_hub]
+# draft_check_seconds``): a newer draft closes the review at once rather than when someone answers it.
+DEFAULT_DRAFT_CHECK_SECONDS = 60.0
+
+
 def review_outcome(
-    activated: dict[str, Any] | None, refusal: dict[str, Any] | None, activate_state: str
+    activated: dict[str, Any] | None,
+    refusal: dict[str, Any] | None,
+    activate_state: str,
+    decision: dict[str, Any] | None = None,
 ) -> str:
     if activated:
         return "Activated"
+    if (decision or {}).get("superseded"):  # closed by the hub, not rejected by a person
+        return "Superseded"
     if activate_state == "skipped":  # a rejection skips "activate"
         return "Rejected"
     if refusal:
@@ -78,7 +90,8 @@ def review_summary(
             + f". Draft {version_id} stays in iJoin, inactive."
         )
     elif outcome == "Superseded":
-        warnings.append(str((refusal or {}).get("reason") or "Superseded by a newer draft."))
+        reason = (decision or {}).get("superseded") or (refusal or {}).get("reason")
+        warnings.append(str(reason or "Superseded by a newer draft."))
     elif outcome == "Refused by iJoin":
         failure = str((refusal or {}).get("reason") or "iJoin refused the activation.")
     elif outcome == "Failed":
@@ -109,12 +122,144 @@ def review_summary(
     return summary
 
 
+def draft_gone_reason(plan_id: str, shown_version: str, current_version: str | None) -> str | None:
+    """Why a waiting review no longer stands (iJoin's draft is not the version shown), else None."""
+    if current_version == shown_version:
+        return None
+    if not current_version:
+        return (
+            f"Closed: plan {plan_id} has no draft in iJoin any more (activated or removed there), so "
+            f"draft {shown_version} cannot be approved here."
+        )
+    return (
+        f"Superseded by a newer draft: plan {plan_id}'s draft changed from {shown_version} to "
+        f"{current_version} before anyone answered, so this review was closed and nothing was activated. "
+        "The newer draft has a review of its own."
+    )
+
+
+def _current_draft_version(plan_id: str) -> str | None:
+    from benefits_hub.hooks.ijoin import IJoinHook
+
+    draft = (IJoinHook().get_plan(plan_id) or {}).get("draft") or {}
+    return str(draft.get("version_id") or "") or None
+
+
+def _trigger_class() -> type:
+    from airflow.providers.standard.triggers.hitl import HITLTrigger
+    from airflow.sdk.execution_time.hitl import update_hitl_detail_response
+    from airflow.triggers.base import TriggerEvent
+    from asgiref.sync import sync_to_async
+
+    class DraftReviewTrigger(HITLTrigger):
+        """The review's wait on the triggerer: a look at iJoin every ``draft_check_interval`` seconds.
+        When the draft is no longer the version shown, the hub answers the request itself
+        ("superseded"), so it leaves Required Actions and nobody approves what they were not shown.
+        Needs the triggerer (as every deferrable operator); ``dag.test()`` cannot run it."""
+
+        def __init__(
+            self, *, plan_id: str, version_id: str, draft_check_interval: float, **kwargs: Any
+        ) -> None:
+            super().__init__(**kwargs)
+            self.plan_id = plan_id
+            self.version_id = version_id
+            self.draft_check_interval = draft_check_interval
+
+        def serialize(self) -> tuple[str, dict[str, Any]]:
+            _, kwargs = super().serialize()
+            return (
+                "benefits_hub.ijoin.review.DraftReviewTrigger",
+                {**kwargs, "plan_id": self.plan_id, "version_id": self.version_id,
+                 "draft_check_interval": self.draft_check_interval},
+            )  # fmt: skip
+
+        async def _superseded(self) -> TriggerEvent | None:
+            try:
+                current = await sync_to_async(_current_draft_version)(self.plan_id)
+            except Exception as exc:  # iJoin down: keep waiting, the person can still answer
+                self.log.warning("Could not check plan %s's draft in iJoin: %s", self.plan_id, exc)
+                return None
+            reason = draft_gone_reason(self.plan_id, self.version_id, current)
+            if reason is None:
+                return None
+            try:
+                resp = await sync_to_async(update_hitl_detail_response)(
+                    ti_id=self.ti_id, chosen_options=["Reject"], params_input={"reason": reason}
+                )
+            except Exception:  # a person answered first: their answer stands
+                return None
+            self.log.info("Review of plan %s closed: %s", self.plan_id, reason)
+            return TriggerEvent(
+                {"chosen_options": ["Reject"], "params_input": {"reason": reason},
+                 "responded_at": resp.responded_at, "responded_by_user": None, "superseded": reason}
+            )  # fmt: skip
+
+        async def run(self) -> AsyncIterator[TriggerEvent]:
+            # Only the draft is watched here: a person's answer resumes the deferred task through the
+            # api-server directly, and a second resume from this trigger would race it.
+            while True:
+                if self.timeout_datetime and self.timeout_datetime < datetime.now(UTC):
+                    yield await self._handle_timeout()
+                    return
+                event = await self._superseded()
+                if event:
+                    yield event
+                    return
+                await asyncio.sleep(self.draft_check_interval)
+
+    return DraftReviewTrigger
+
+
+def __getattr__(name: str) -> Any:
+    # The triggerer imports the trigger by this path; built lazily so DAG parsing stays light.
+    if name == "DraftReviewTrigger":
+        return _trigger_class()
+    raise AttributeError(name)
+
+
 def _decision_operator() -> type:
+    from airflow.configuration import conf
     from airflow.providers.standard.operators.hitl import ApprovalOperator
+    from airflow.sdk.execution_time.hitl import upsert_hitl_detail
 
     class DraftApprovalOperator(ApprovalOperator):
         """Airflow's approval, keeping the decision (who, which option, why) in an XCom of its own: on
-        Reject the operator skips downstream by raising, so its return value never reaches XCom."""
+        Reject the operator skips downstream by raising, so its return value never reaches XCom.
+
+        It waits on the triggerer (``DraftReviewTrigger``) rather than in ``awaiting_input``, so that
+        a newer draft closes the request as soon as it appears. A person's answer through Required
+        Actions resumes a deferred task just as it resumes a waiting one."""
+
+        def execute(self, context: Context) -> None:
+            request = context["ti"].xcom_pull(task_ids="validate") or {}
+            upsert_hitl_detail(
+                ti_id=context["task_instance"].id,
+                options=self.options,
+                subject=self.subject,
+                body=self.body,
+                defaults=self.defaults,
+                multiple=self.multiple,
+                params=self.serialized_params,
+                assigned_users=self.assigned_users,
+            )
+            self.log.info("Waiting for a reviewer (Airflow UI → Required Actions)")
+            interval = conf.getfloat(
+                "benefits_hub", "draft_check_seconds", fallback=DEFAULT_DRAFT_CHECK_SECONDS
+            )
+            self.defer(
+                trigger=_trigger_class()(
+                    ti_id=context["task_instance"].id,
+                    options=self.options,
+                    defaults=self.defaults,
+                    params=self.serialized_params,
+                    multiple=self.multiple,
+                    timeout_datetime=None,
+                    plan_id=str(request.get("plan_id") or ""),
+                    version_id=str(request.get("version_id") or ""),
+                    draft_check_interval=interval,
+                ),
+                method_name="execute_complete",
+            )
 
         def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
             context["ti"].xcom_push(
@@ -124,6 +269,7 @@ def _decision_operator() -> type:
                     "params_input": event.get("params_input") or {},
                     "responded_by_user": event.get("responded_by_user"),
                     "responded_at": str(event.get("responded_at") or ""),
+                    "superseded": event.get("superseded"),
                 },
             )
             return super().execute_complete(context=context, event=event)
@@ -153,14 +299,15 @@ class ReviewSummaryOperator(BaseOperator):
         refusal = ti.xcom_pull(task_ids="activate", key="refusal")
         states = ti.get_task_states(dag_id=ti.dag_id, task_ids=["activate"], run_ids=[ti.run_id])
         activate_state = str((states.get(ti.run_id) or {}).get("activate"))
-        outcome = review_outcome(activated, refusal, activate_state)
+        decision = ti.xcom_pull(task_ids="review", key="decision")
+        outcome = review_outcome(activated, refusal, activate_state, decision)
         summary = review_summary(
             run_id=dag_run.run_id,
             params=dict(context["params"]),
             triggered_by=dag_run.triggering_user_name or "Plan Sync",
             start=dag_run.start_date or datetime.now(UTC),
             request=ti.xcom_pull(task_ids="validate"),
-            decision=ti.xcom_pull(task_ids="review", key="decision"),
+            decision=decision,
             outcome=outcome,
             refusal=refusal,
             validate_failure=ti.xcom_pull(task_ids="validate", key="refusal"),
