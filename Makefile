@@ -84,7 +84,8 @@ bench: install $(AIRFLOW_HOME)/airflow.db
 ## screenshots: the README's pictures of the clerk's journeys, taken by the browser test that clicks them
 ## (real Airflow, real Chromium): docs/screenshots/*.png. Commit them with the UI change they show.
 screenshots: install system-deps
-	HUB_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -q tests/e2e/test_clerk_journeys_browser.py
+	HUB_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -q tests/e2e/test_clerk_journeys_browser.py \
+		tests/e2e/test_plan_admin_browser.py
 
 ## sandbox-start / sandbox-stop: the vendor stand-ins, for `make airflow`. A start keeps the data already
 ## seeded (the demo's 1,000 employees and whatever runs changed); the first one seeds the defaults.

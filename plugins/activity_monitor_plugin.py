@@ -32,4 +32,11 @@ class ActivityMonitorPlugin(AirflowPlugin):
             "destination": "nav",
             "nav_top_level": True,
         },
+        {
+            "name": "Plan Summary",
+            "href": urls.plans_path().lstrip("/"),
+            "url_route": "plan-summary",
+            "destination": "nav",
+            "nav_top_level": True,
+        },
     ]

@@ -50,6 +50,19 @@ class IJoinHook(VendorApiHook):
             "results"
         ]
 
+    def list_participants(self, plan_id: str, limit: int = 1000) -> Iterator[dict[str, Any]]:
+        """The plan's participants as iJoin holds them (with their sync status), page by page."""
+        page, seen = 1, 0
+        while seen < limit:
+            params = {"page": page, "per_page": 100}
+            answer = self.call("GET", f"/plans/{plan_id}/participants", params=params)
+            for participant in answer["participants"][: limit - seen]:
+                seen += 1
+                yield participant
+            if not answer.get("has_next"):
+                return
+            page += 1
+
     # -- activity and elections -------------------------------------------------------------------
     def log_activity(self, entry: dict[str, Any]) -> Any:
         return self.call("POST", "/activity", json=entry)

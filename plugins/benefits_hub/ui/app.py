@@ -21,7 +21,19 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 
 from benefits_hub.models import RunStatus
-from benefits_hub.ui import activity, assistant, detail, files, records, render, render_forms, trigger, urls
+from benefits_hub.ui import (
+    activity,
+    assistant,
+    detail,
+    files,
+    plans,
+    records,
+    render,
+    render_forms,
+    render_plans,
+    trigger,
+    urls,
+)
 
 LAST_VIEWED_COOKIE = "activity_monitor_last_viewed"
 ERROR_ROWS_SHOWN = 1000  # on the page; the error file download has them all
@@ -428,7 +440,7 @@ def create_app() -> Any:
         return see_run(request, records.RESUBMIT_DAG_ID, dag_run.run_id)
 
     def trigger_form_facts(
-        session: Any, user: Any, dag_id: str, rerun_of: str | None
+        session: Any, user: Any, dag_id: str, rerun_of: str | None, prefill: dict[str, str] | None = None
     ) -> tuple[str, list[trigger.FieldSpec]]:
         dags = _readable(session, user)
         dag = _dag_bag().get_latest_version_of_dag(dag_id, session=session) if dag_id in dags else None
@@ -448,14 +460,17 @@ def create_app() -> Any:
             values["integration_run_name"] = trigger.rerun_name(
                 str(old_name or dags[dag_id].display_name), records.run_names(session, dag_id)
             )
+        params = trigger.dag_params(dag)
+        values.update({k: v for k, v in (prefill or {}).items() if k in params})
         name = _display_names(session, {dag_id: dags[dag_id]})[dag_id]
-        return name, trigger.form_fields(trigger.dag_params(dag), values)
+        return name, trigger.form_fields(params, values)
 
     @app.get("/trigger/{dag_id}", response_class=HTMLResponse)
     def trigger_page(
         request: Request, dag_id: str, user: GetUserDep, session: SessionDep, rerun_of: str | None = None
     ) -> HTMLResponse:
-        name, fields = trigger_form_facts(session, user, dag_id, rerun_of)
+        prefill = {k: v for k, v in request.query_params.items() if k != "rerun_of"}
+        name, fields = trigger_form_facts(session, user, dag_id, rerun_of, prefill)
         return HTMLResponse(
             render_forms.trigger_page(
                 root=site_root(request),
@@ -505,6 +520,115 @@ def create_app() -> Any:
             model.is_paused = False
         session.commit()
         return see_run(request, dag_id, dag_run.run_id)
+
+    # -- the Plan Summary -----------------------------------------------------------------------------
+    def may_sync(user: Any) -> bool:
+        return all(may_trigger(user, dag_id) for dag_id in plans.SYNC_KINDS.values())
+
+    def plan_summary(session: Any, user: Any) -> tuple[list[plans.PlanRow], str]:
+        """Every iJoin plan with what the hub last did for it; and a problem in plain words when iJoin
+        is out of reach (the rows then come from the hub's own records)."""
+        readable = _readable(session, user)
+        if not set(plans.SYNC_KINDS.values()) <= set(readable):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "You may not see the iJoin syncs.")
+        problem = ""
+        try:
+            ijoin_plans = records.ijoin_plans()
+        except Exception:  # iJoin down or its connection wrong: say so; show what the hub knows
+            ijoin_plans = []
+            problem = (
+                "iJoin could not be reached just now, so its plan names and drafts are missing below. "
+                "Try again in a minute; if it persists, the administrator checks the ijoin_api connection."
+            )
+        recent = records.recent_runs(session, list(plans.SYNC_KINDS.values()))
+        by_dag = {
+            dag_id: plans.latest_per_plan(run for run, _ in recent if run.dag_id == dag_id)
+            for dag_id in plans.SYNC_KINDS.values()
+        }
+        plan_syncs, participant_syncs = by_dag[plans.PLAN_SYNC_DAG_ID], by_dag[plans.PARTICIPANT_SYNC_DAG_ID]
+        if not ijoin_plans:
+            ijoin_plans = [{"plan_id": p} for p in sorted(set(plan_syncs) | set(participant_syncs))]
+        busy = plans.running_per_plan(
+            [run for run, _ in recent], {(run.dag_id, run.run_id): conf for run, conf in recent}
+        )
+        rows = plans.plan_rows(
+            ijoin_plans, plan_syncs, participant_syncs, records.waiting_reviews(session), busy
+        )
+        return rows, problem
+
+    @app.get("/plans", response_class=HTMLResponse)
+    def plans_page(request: Request, user: GetUserDep, session: SessionDep) -> HTMLResponse:
+        rows, problem = plan_summary(session, user)
+        return HTMLResponse(
+            render_plans.plans_page(rows, root=site_root(request), may_sync=may_sync(user), problem=problem)
+        )
+
+    @app.get("/plans/{plan_id}", response_class=HTMLResponse)
+    def plan_page(request: Request, plan_id: str, user: GetUserDep, session: SessionDep) -> HTMLResponse:
+        rows, problem = plan_summary(session, user)
+        row = next((r for r in rows if r.plan_id == plan_id), None)
+        if row is None:
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, f"No plan '{plan_id}' in iJoin or in the hub's syncs."
+            )
+        people: list[dict[str, Any]] = []
+        try:
+            people = records.ijoin_participants(plan_id)
+        except Exception:
+            problem = problem or "iJoin could not be reached just now: its participants are missing below."
+        refused: list[dict[str, str]] = []
+        if row.participant_sync is not None:
+            last = records.one_run(session, row.participant_sync.dag_id, row.participant_sync.run_id)
+            for path in (last.summary or {}).get("error_files") or [] if last else []:
+                refused += [
+                    e for e in records.error_rows(path) if e.get("record_key", "").startswith(f"{plan_id}/")
+                ]
+        return HTMLResponse(
+            render_plans.plan_page(
+                row,
+                plans.participant_rows(people, refused),
+                root=site_root(request),
+                may_sync=may_sync(user),
+                problem=problem,
+            )
+        )
+
+    @app.post("/plans/{plan_id}/sync", response_model=None)
+    async def plan_sync_now(
+        request: Request, plan_id: str, user: GetUserDep, session: SessionDep
+    ) -> Response:
+        """Sync now: the Plan Sync or the Participant Sync for this one plan, started by this person."""
+        from airflow.api.common.trigger_dag import trigger_dag
+        from airflow.exceptions import ParamValidationError
+        from airflow.utils.types import DagRunTriggeredByType
+
+        form = await form_of(request)
+        dag_id = plans.SYNC_KINDS.get(form.get("kind", ""))
+        if dag_id is None:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, "Choose Sync plan now or Sync participants now.")
+        if not may_trigger(user, dag_id):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "You may not run the iJoin syncs.")
+        conf = {"plan_ids": plan_id, "integration_run_name": f"Sync now: plan {plan_id}"}
+        root = site_root(request)
+        if records.is_paused(session, dag_id):
+            # Turning a schedule on is a decision: the trigger form says so and asks (prefilled).
+            return RedirectResponse(
+                root + urls.trigger_path(dag_id, **conf), status_code=status.HTTP_303_SEE_OTHER
+            )
+        try:
+            trigger_dag(
+                dag_id, triggered_by=DagRunTriggeredByType.UI, triggering_user_name=user.get_name(),
+                conf=conf, session=session,
+            )  # fmt: skip
+        except ParamValidationError:
+            session.rollback()
+            raise HTTPException(
+                status.HTTP_400_BAD_REQUEST,
+                f"'{plan_id}' is not a plan id the iJoin syncs accept: "
+                "use the id as the Plan Summary shows it.",
+            ) from None
+        session.commit()
+        return RedirectResponse(root + urls.plans_path(), status_code=status.HTTP_303_SEE_OTHER)
 
     @app.post("/api/runs/{dag_id}/{run_id}/resubmit", status_code=status.HTTP_201_CREATED)
     def resubmit(

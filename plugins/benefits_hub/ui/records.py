@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from benefits_hub.deductions.resubmit import RESUBMIT_DAG_ID as RESUBMIT_DAG_ID
 from benefits_hub.ui.activity import RunFacts, ScheduleFacts
 from benefits_hub.ui.detail import TaskFacts
+from benefits_hub.ui.plans import REVIEW_DAG_ID
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 SUMMARY_TASK_ID = "summary"
 HUB_PACKAGE = "benefits_hub."
 # Runs the hub starts on a person's behalf (a resubmission, a draft review): never run from a form.
-STARTED_BY_THE_HUB = frozenset({RESUBMIT_DAG_ID, "ijoin_plan_draft_review"})
+STARTED_BY_THE_HUB = frozenset({RESUBMIT_DAG_ID, REVIEW_DAG_ID})
 # The error records of an import, as PlanSource sent them: cut from its source file once, at the first
 # visit of the Transaction Assistant (a source file may hold a million records; its errors, a few).
 ERROR_COVERAGES = "transaction_assistant_records.jsonl"
@@ -382,3 +383,49 @@ def is_paused(session: Session, dag_id: str) -> bool:
     from airflow.models.dag import DagModel
 
     return bool(session.scalar(select(DagModel.is_paused).where(DagModel.dag_id == dag_id)))
+
+
+# -- the Plan Summary -------------------------------------------------------------------------------
+def recent_runs(
+    session: Session, dag_ids: Sequence[str], limit: int = 200
+) -> list[tuple[RunFacts, dict[str, Any]]]:
+    """The newest ``limit`` runs of each of ``dag_ids``, each with its Run Summary and its conf."""
+    from airflow.models.dagrun import DagRun
+
+    found: list[Any] = []
+    for dag_id in dag_ids:
+        query = select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).limit(limit)
+        found += session.scalars(query)
+    summaries = _summaries(session, [run.id for run in found])
+    return [
+        (_facts(run, summaries.get(run.id)), run.conf if isinstance(run.conf, dict) else {}) for run in found
+    ]
+
+
+def waiting_reviews(session: Session) -> dict[str, str]:
+    """{plan_id: run_id} of the draft reviews not finished yet (the newest per plan)."""
+    from airflow.models.dagrun import DagRun
+
+    query = (
+        select(DagRun)
+        .where(DagRun.dag_id == REVIEW_DAG_ID, DagRun.state.in_(("queued", "running")))
+        .order_by(DagRun.id)
+    )
+    return {
+        str(run.conf["plan_id"]): run.run_id
+        for run in session.scalars(query)
+        if isinstance(run.conf, dict) and run.conf.get("plan_id")
+    }
+
+
+def ijoin_plans() -> list[dict[str, Any]]:
+    """iJoin's plan list (id, name, status, whether a draft exists), through the hub's iJoin hook."""
+    from benefits_hub.hooks.ijoin import IJoinHook
+
+    return IJoinHook().list_plans()
+
+
+def ijoin_participants(plan_id: str) -> list[dict[str, Any]]:
+    from benefits_hub.hooks.ijoin import IJoinHook
+
+    return list(IJoinHook().list_participants(plan_id))

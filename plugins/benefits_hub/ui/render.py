@@ -332,7 +332,8 @@ def list_page(
     body = (
         "<h1>Activity Monitor</h1>"
         '<p class="subtitle">Every integration run, in the vendors\' words. Open a run for its summary, '
-        "files and logs.</p>"
+        "files and logs. iJoin plans at a glance: "
+        f'<a id="plan-summary" href="{esc(root + urls.plans_path())}">Plan Summary</a>.</p>'
         + counter_html(counter)
         + (
             f'<details class="card run-an-integration" id="run-an-integration"><summary>Run an Integration'

@@ -73,10 +73,27 @@ def transaction_assistant_path(dag_id: str, run_id: str) -> str:
     return f"{run_detail_path(dag_id, run_id)}/transaction-assistant"
 
 
-def trigger_path(dag_id: str, rerun_of: str | None = None) -> str:
-    """The hub's trigger form for ``dag_id``; with ``rerun_of``, prefilled with that run's params."""
+def trigger_path(dag_id: str, rerun_of: str | None = None, **values: str) -> str:
+    """The hub's trigger form for ``dag_id``; with ``rerun_of``, prefilled with that run's params; with
+    ``values``, those params prefilled (a Sync now on a paused DAG lands here)."""
     path = f"{PREFIX}/trigger/{_part(dag_id)}"
-    return path + (f"?{urlencode({'rerun_of': rerun_of})}" if rerun_of else "")
+    query = {**({"rerun_of": rerun_of} if rerun_of else {}), **values}
+    return path + (f"?{urlencode(query)}" if query else "")
+
+
+def plans_path() -> str:
+    """The Plan Summary: every iJoin plan, its last syncs, a waiting draft, Sync now."""
+    return f"{PREFIX}/plans"
+
+
+def plan_path(plan_id: str) -> str:
+    """One plan's page: its participants with their synchronization status."""
+    return f"{PREFIX}/plans/{_part(plan_id)}"
+
+
+def plan_sync_path(plan_id: str) -> str:
+    """POST here (form field ``kind``: plan or participants) to sync one plan now."""
+    return f"{plan_path(plan_id)}/sync"
 
 
 def airflow_dag_path(dag_id: str) -> str:
