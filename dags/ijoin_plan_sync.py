@@ -19,6 +19,8 @@ Run it, or **Re-Run** a past run with the same params, from the **Activity Monit
   version and holds the change as a **draft**: a plan administrator approves it in Airflow (Required
   Actions, "iJoin Plan Draft Review"), which activates it; until then the enrollment site shows the
   old line-up. Do not activate it in iJoin by hand: the review would then find no draft.
+  If the new line-up closes the fund iJoin keeps as the plan's **locked** default investment, iJoin
+  could never activate it: the warning says so and what to change, and no review is requested.
 - **Failed**: the plan cannot sync (no employer EIN, an open fund without a ticker, no default fund, or
   iJoin has no such plan); the reasons are in the summary, the error file and iJoin's activity log.
   Fix them in the recordkeeper and sync the plan again.
@@ -33,8 +35,11 @@ populate from recordkeeper", are never sent.
 Each draft **version** gets exactly one `ijoin_plan_draft_review` run (run id
 `review__<plan>__<version>`), where a person approves it (Airflow UI → Required Actions) before iJoin
 activates exactly that version; this run does not wait for them. Re-running the sync asks nobody
-twice; a changed draft is a new version with a review of its own, and approving the older one then
-activates nothing (its summary says *Superseded*).
+twice; a changed draft is a new version with a review of its own, and the older review closes
+itself as *Superseded* (approving it would activate nothing either).
+
+The **Plan Summary** page (Airflow navigation) shows each plan's last Plan Sync and a waiting draft,
+with **Sync plan now** to run this sync for one plan.
 
 ## First three things to check
 1. The `summary` task: `outcomes` per plan, `warnings`, `drafts_created`, `error_files`.

@@ -114,6 +114,28 @@ def test_plan_sync_rerun_changes_nothing_and_narrowed_run(sandbox: Any) -> None:
     assert refused.summary["status"] == "Failed" and "plan_ids" in refused.summary["failure_reason"]
 
 
+def test_a_lineup_ijoin_could_never_activate_warns_what_to_change_and_asks_no_review(sandbox: Any) -> None:
+    import sqlite3
+
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    locked = PLANS["default_investment_locked"]
+    held = ijoin(sandbox, "GET", f"/api/v1/plans/{locked}")["active"]["default_investment"]
+    with sqlite3.connect(sandbox.recordkeeper_db_path) as db:  # the recordkeeper closes iJoin's default
+        db.execute("UPDATE rk_fund SET is_open = 0 WHERE plan_id = ? AND fund_id = ?", (locked, held))
+
+    outcome = run_dag(PLAN_SYNC, {"plan_ids": locked})
+
+    plan = outcomes(outcome.summary)[locked]
+    assert plan["status"] == "Successful with warnings" and plan["result"] == "draft_created"
+    assert plan["never_activatable"] and plan["review_run_id"] is None
+    assert f"closes {held}" in plan["messages"][0] and f"Keep {held} open" in plan["messages"][0]
+    with create_session() as session:
+        reviews = session.query(DagRun).filter_by(dag_id="ijoin_plan_draft_review").all()
+    assert not [r for r in reviews if (r.conf or {}).get("plan_id") == locked]
+
+
 def test_participant_sync_before_plan_sync_is_refused_for_that_plan(sandbox: Any) -> None:
     new_plan = PLANS["new_plan"]
     outcome = run_dag(PARTICIPANT_SYNC, {"plan_ids": f"P0001,{new_plan}"})

@@ -159,7 +159,8 @@ def reviews_to_request(deliver_results: Any, plan_sync_run_id: str | None = None
         deliver_results = [deliver_results]
     drafts = sorted(
         ((r["details"]["plan_id"], str(r["details"].get("draft_version_id") or "")) for r in deliver_results
-         if r and (r.get("details") or {}).get("result") == "draft_created"),
+         if r and (r.get("details") or {}).get("result") == "draft_created"
+         and not r["details"].get("never_activatable")),
     )  # fmt: skip
     return [
         {

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from benefits_hub.ijoin.drafts import review_run_id
-from benefits_hub.ijoin.rules import lineup, plan_problems, plan_version, without_protected
+from benefits_hub.ijoin.rules import lineup, never_activatable, plan_problems, plan_version, without_protected
 from benefits_hub.integration import Integration, StageRefused, record_error
 from benefits_hub.models import ErrorRow, IntegrationType, RunStatus, RunSummary, StageResult
 from benefits_hub.params import IJoinRunParams
@@ -161,6 +161,9 @@ class PlanSync(IJoinSync):
                 "status": "Ready",
                 "payload": path,
                 "lineup_changed_on_active_plan": lineup_changed,
+                "never_activatable": never_activatable(self.plan_id, payload, ijoin_plan)
+                if lineup_changed
+                else None,
                 "left_alone": sorted(set(version) - set(payload)),
             },
         )
@@ -179,7 +182,13 @@ class PlanSync(IJoinSync):
         warnings: list[str] = []
         counters = {"records_updated": int(result in ("updated", "setup_updated")), "drafts_created": 0}
         draft_version = ((answer.get("plan") or {}).get("draft") or {}).get("version_id")
-        if result == "draft_created":
+        blocked = transform.get("never_activatable") if result == "draft_created" else None
+        if blocked:
+            # iJoin keeps the draft (the specs and contacts are in step), but nobody is asked to approve
+            # what iJoin would refuse: the warning says what to change.
+            counters["drafts_created"] = 1
+            warnings.append(blocked)
+        elif result == "draft_created":
             counters["drafts_created"] = 1
             warnings.append(
                 f"Plan {self.plan_id}: the fund line-up changed on an active plan, so iJoin keeps it as "
@@ -201,9 +210,10 @@ class PlanSync(IJoinSync):
                 "draft_version_id": draft_version,
                 "review_run_id": (
                     review_run_id(self.plan_id, draft_version or "draft")
-                    if result == "draft_created"
+                    if result == "draft_created" and not blocked
                     else None
                 ),
+                "never_activatable": bool(blocked),
                 "messages": warnings,
                 "left_alone": transform["left_alone"],
             },

@@ -204,6 +204,26 @@ def without_protected(version: dict[str, Any], ijoin_plan: dict[str, Any] | None
     return {k: v for k, v in version.items() if k not in protected}
 
 
+def never_activatable(plan_id: str, payload: dict[str, Any], ijoin_plan: dict[str, Any] | None) -> str | None:
+    """Why iJoin could never activate a draft of ``payload``, in words saying what to change; else None.
+
+    The one case the hub can see coming: iJoin keeps its own default investment for the plan (locked
+    against the recordkeeper) and the new line-up closes or drops that fund, which iJoin's activation
+    refuses ("Default investment is not an open fund of the line-up")."""
+    if not ijoin_plan or not ijoin_plan.get("default_investment_never_from_recordkeeper"):
+        return None
+    held = (ijoin_plan.get("active") or ijoin_plan.get("draft") or {}).get("default_investment")
+    open_funds = {f["fund_id"] for f in payload.get("funds") or [] if f.get("is_open")}
+    if not held or held in open_funds:
+        return None
+    return (
+        f"Plan {plan_id}: the new fund line-up closes {held}, which iJoin keeps as the plan's default "
+        "investment (locked in iJoin), so iJoin could never activate it and no review was requested. "
+        f"Keep {held} open in the recordkeeper, or have the default investment changed in iJoin's Plan "
+        "Details first; then run the Plan Sync for this plan."
+    )
+
+
 def lineup(version: dict[str, Any] | None) -> set[tuple[str, str | None, bool]]:
     """The fund line-up as iJoin compares it: which funds, their tickers, open or closed."""
     if not version:

@@ -55,6 +55,8 @@ def test_reviews_requested_only_for_drafts() -> None:
     ]
     assert drafts.reviews_to_request(results, "manual__9")[0]["conf"]["plan_sync_run_id"] == "manual__9"
     assert drafts.reviews_to_request(None) == []
+    blocked = [{"details": {**results[0]["details"], "never_activatable": True}}]
+    assert drafts.reviews_to_request(blocked) == []  # nobody asked to approve what iJoin would refuse
 
 
 def test_activation_refusal_gives_ijoins_reasons(sandbox: Any) -> None:

@@ -163,3 +163,17 @@ def test_plan_version_and_protected_fields() -> None:
     )
     assert "phone_contact" not in sent and "default_investment" not in sent and "funds" in sent
     assert lineup(version) == {("F001", "VFIAX", True), ("F002", "VTTVX", True), ("F003", None, False)}
+
+
+def test_a_lineup_closing_ijoins_locked_default_could_never_be_activated() -> None:
+    from benefits_hub.ijoin.rules import never_activatable
+
+    funds = [{"fund_id": "F001", "is_open": True}, {"fund_id": "F007", "is_open": False}]
+    locked = {"default_investment_never_from_recordkeeper": True, "active": {"default_investment": "F007"}}
+    reason = never_activatable("P0004", {"funds": funds}, locked)
+    assert reason is not None and "closes F007" in reason and "no review was requested" in reason
+    assert "Keep F007 open in the recordkeeper" in reason
+    reopened = [{**f, "is_open": True} for f in funds]
+    assert never_activatable("P0004", {"funds": reopened}, locked) is None
+    unlocked = {**locked, "default_investment_never_from_recordkeeper": False}
+    assert never_activatable("P0004", {"funds": funds}, unlocked) is None  # the payload's default rules
