@@ -9,14 +9,18 @@ The browser journey of the same review is tests/e2e/test_plan_admin_browser.py.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from tests.e2e.airflow_services import AirflowServices, airflow_services
+from tests.e2e.conftest import running_api_server
 from tests.e2e.receivers import wait_for
 from tests.e2e.test_ijoin import PLANS, ijoin
 
@@ -226,3 +230,55 @@ def test_a_rejection_keeps_the_draft_and_records_who_and_why_and_ijoins_refusal_
     refused = finished(services, REVIEW, review)
     assert refused["outcome"] == "Refused by iJoin" and refused["status"] == "Failed"
     assert f"Fund {fund} has no ticker" in refused["failure_reason"]
+
+
+def test_only_a_named_approver_may_answer_a_review(hub: tuple[AirflowServices, Any], tmp_path: Path) -> None:
+    services, box = hub
+    # The administrator names the approvers (Admin → Variables).
+    services.api(
+        "POST",
+        "/variables",
+        json={"key": "benefits_hub.draft_approvers", "value": "plan-admin, benefits-lead"},
+    ).raise_for_status()
+    try:
+        plan = ijoin(box, "GET", f"/api/v1/plans/{PLAN}")
+        close_fund(box, open_funds(plan["active"])[-1])
+        sync(services)
+        draft = ijoin(box, "GET", f"/api/v1/plans/{PLAN}")["draft"]
+        review = f"review__{PLAN}__{draft['version_id']}"
+        wait_pending(services, [review])
+        detail = services.api("GET", hitl_url(review)).json()
+        assert [u["id"] for u in detail["assigned_users"]] == ["plan-admin", "benefits-lead"]
+
+        # Two people with logins (an api-server on the same metadata DB that asks for one): an admin
+        # who is not a named approver is refused; a named approver's answer counts.
+        passwords = tmp_path / "passwords.json"
+        passwords.write_text(json.dumps({"hr-admin": "hr-admin-pw", "plan-admin": "plan-admin-pw"}))
+        logins = {
+            **services.env,
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "hr-admin:admin,plan-admin:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        }
+        with running_api_server(logins, log_name="approvers-api-server.log") as base:
+
+            def answer_as(user: str) -> requests.Response:
+                token = requests.post(
+                    f"{base}/auth/token", json={"username": user, "password": f"{user}-pw"}, timeout=30
+                ).json()["access_token"]
+                return requests.patch(
+                    f"{base}/api/v2{hitl_url(review)}", json={"chosen_options": ["Approve"]},
+                    headers={"Authorization": f"Bearer {token}"}, timeout=30,
+                )  # fmt: skip
+
+            refused = answer_as("hr-admin")
+            assert refused.status_code == 403 and "not a respondent" in refused.text
+            assert pending(services) == [review]  # still waiting for a named approver
+            assert ijoin(box, "GET", f"/api/v1/plans/{PLAN}")["active"] == plan["active"]
+
+            assert answer_as("plan-admin").status_code == 200
+        activated = finished(services, REVIEW, review)
+        assert activated["outcome"] == "Activated" and activated["decided_by"] == "plan-admin"
+        assert ijoin(box, "GET", f"/api/v1/plans/{PLAN}")["active"]["version_id"] == draft["version_id"]
+    finally:
+        services.api("DELETE", "/variables/benefits_hub.draft_approvers")

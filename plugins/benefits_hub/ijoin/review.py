@@ -43,6 +43,25 @@ def _who(decision: dict[str, Any] | None) -> str | None:
     return str(user.get("name") or user.get("id") or "") or None
 
 
+# Who may approve a draft: user ids as the auth manager knows them (the simple auth manager: the
+# username), comma-separated, in the Airflow Variable (editable in Admin → Variables, read when a review
+# starts) or else ``[benefits_hub] draft_approvers``. Empty: whoever may act on the review DAG.
+APPROVERS_VARIABLE = "benefits_hub.draft_approvers"
+
+
+def draft_approvers() -> list[dict[str, str]]:
+    """The named approvers, as Airflow's HITL ``assigned_users``."""
+    from airflow.configuration import conf
+    from airflow.sdk import Variable
+
+    listed = Variable.get(APPROVERS_VARIABLE, default=None) or conf.get(
+        "benefits_hub", "draft_approvers", fallback=""
+    )
+    return [
+        {"id": user, "name": user} for user in dict.fromkeys(u.strip() for u in listed.split(",")) if user
+    ]
+
+
 # How often a waiting review asks iJoin whether its draft is still the one shown (``[benefits_hub]
 # draft_check_seconds``): a newer draft closes the review at once rather than when someone answers it.
 DEFAULT_DRAFT_CHECK_SECONDS = 60.0
@@ -232,6 +251,9 @@ def _decision_operator() -> type:
 
         def execute(self, context: Context) -> None:
             request = context["ti"].xcom_pull(task_ids="validate") or {}
+            # Only the named approvers may answer (Airflow refuses anyone else), read now so that a
+            # change to the list applies to the next review without a deploy.
+            self.assigned_users = draft_approvers() or self.assigned_users
             upsert_hitl_detail(
                 ti_id=context["task_instance"].id,
                 options=self.options,
