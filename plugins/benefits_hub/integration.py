@@ -129,6 +129,7 @@ class Integration:
         output_file: str | None = None
         error_parts: list[str] = []
         error_records = 0
+        error_rows = 0  # the rows of the error file (one record can have a row per problem field)
         for stage in STAGES:
             result = self.run.results.get(stage)
             if result is None:
@@ -141,6 +142,7 @@ class Integration:
                 if role == "errors":
                     if staged.rows:
                         error_parts.append(staged.path)
+                        error_rows += staged.rows
                 elif role.startswith("source"):
                     source_files.append(staged.path)
                 elif role == "output":
@@ -172,7 +174,8 @@ class Integration:
             window_start=window.get("start"),
             window_end=window.get("end"),
             extra_counters={
-                k: v for k, v in counters.items() if k not in self.standard_counters and k != "error_records"
+                **{k: v for k, v in counters.items() if k not in (*self.standard_counters, "error_records")},
+                "error_rows": error_rows,
             },
             **{k: counters.get(k, 0) for k in self.standard_counters},
         )

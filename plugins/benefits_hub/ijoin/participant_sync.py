@@ -102,7 +102,19 @@ class ParticipantSync(IJoinSync):
     def transform(self) -> StageResult:
         extract = self.run.result("extract")
         if extract.details["status"] == FAILED:
-            return StageResult(stage="transform", counters={"error_records": 1}, details=extract.details)
+            # The plan is an error record of its own: one row in the error file, as the count says.
+            with self.run.error_file(f"transform-{self.plan_id}") as errors:
+                for message in extract.details["messages"]:
+                    problem = ErrorRow(
+                        record_key=self.plan_id, field="plan", rule="ijoin:plan_not_synced", reason=message
+                    )
+                    record_error(errors, problem, "transform")
+            return StageResult(
+                stage="transform",
+                counters={"error_records": errors.records},
+                files={"errors": errors.manifest},
+                details=extract.details,
+            )
         staging = self.run.staging
         assert staging is not None
         plan_code = extract.details.get("pay_frequency_code")
