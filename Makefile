@@ -64,7 +64,7 @@ TEST_HOMES := $(CURDIR)/.test-homes
 test: install system-deps
 	$(BIN)/ruff check .
 	rm -f $(TEST_HOMES)
-	HUB_TEST_HOMES_FILE=$(TEST_HOMES) $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile \
+	HUB_TEST_HOMES_FILE=$(TEST_HOMES) $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
 		--deselect tests/e2e/test_zz_no_pii_in_logs.py
 	HUB_TEST_HOMES_FILE=$(TEST_HOMES) $(BIN)/pytest -p no:xdist tests/e2e/test_zz_no_pii_in_logs.py
 

@@ -37,10 +37,9 @@ if not os.environ.get("AIRFLOW__CORE__FERNET_KEY"):
 # workers take them while the many short tests fill the gaps, rather than one worker ending on them.
 SLOW_FIRST = (
     "tests/topology/test_celery_cluster.py",
-    "tests/e2e/test_ijoin_draft_review.py",
+    "tests/e2e/test_plan_admin_browser.py",
     "tests/e2e/test_clerk_journeys_browser.py",
     "tests/e2e/test_make_airflow.py",
-    "tests/e2e/test_plan_admin_browser.py",
     "tests/e2e/test_deadline_alert.py",
     "tests/e2e/test_activity_monitor.py",
     "tests/faults/test_concurrency.py",

@@ -4,23 +4,34 @@ dag-processor, triggerer) from a fresh AIRFLOW_HOME, against the sandbox's recor
 Every step a person takes is a click inside Airflow's UI (the hub's pages in its frame). The REST API
 only sets up (turning the iJoin syncs' schedules on, as an administrator would once) and checks what
 happened (a run's conf); iJoin's own API proves what it holds.
+
+The last tests answer reviews through Airflow's HITL REST API (what Required Actions calls) for the
+edges a person cannot time by hand: approving just after the draft changed, a refusal by iJoin, and
+approvers named by the administrator. One Airflow for the whole module (the triggerer watches iJoin
+while a review waits).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
 import pytest
+import requests
 
+from benefits_hub.ui import urls
 from tests.e2e.airflow_services import AirflowServices, airflow_services
+from tests.e2e.conftest import running_api_server
 from tests.e2e.receivers import wait_for
 from tests.e2e.test_activity_monitor_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.e2e.test_clerk_journeys_browser import RUN_MS, SHOTS
-from tests.e2e.test_ijoin import ijoin
+from tests.e2e.test_ijoin import PLANS, ijoin
 
 pytestmark = pytest.mark.e2e
 PLAN_SYNC, PARTICIPANT_SYNC = "ijoin_plan_sync", "ijoin_participant_sync"
@@ -260,8 +271,8 @@ def test_3_one_review_per_draft_a_newer_draft_supersedes_it_and_approval_activat
     expect(row.locator("a.draft-waiting")).not_to_have_attribute("href", re.compile(re.escape(old_review)))
     new_review = review_of(row)
     assert wait_for(lambda: pending_reviews(services, PLAN) == [new_review], timeout=60)
-    run_page = open_review_run(page, services, old_review)
-    expect(run_page.locator("#run-name .badge")).to_have_text("Successful with warnings")
+    run_page = open_review_run(page, services, old_review)  # reloads itself until the run ends
+    expect(run_page.locator("#run-name .badge")).to_have_text("Successful with warnings", timeout=RUN_MS)
     expect(run_page.locator("#summary")).to_contain_text("Superseded by a newer draft")
 
     # 4. The reviewer opens it in Required Actions, sees both closures side by side, and approves.
@@ -310,3 +321,258 @@ def test_4_a_refused_activation_says_ijoins_reason_in_the_activity_monitor(
     expect(run_page.locator("#run-name .badge")).to_have_text("Failed", timeout=RUN_MS)
     expect(run_page.locator(".reason")).to_contain_text(f"Fund {fund} has no ticker")
     assert ijoin(box, "GET", f"/api/v1/plans/{PLAN}")["active"] == current  # nothing activated
+
+
+# -- pages are safe to open ------------------------------------------------------------------------
+PAYLOAD = '"><img src=x onerror="window.top.__planted=1"><script>window.top.__planted=1</script>'
+
+
+def hostile(value: Any) -> Any:
+    """The same shape with a script-shaped string in every text and every key's value."""
+    if isinstance(value, dict):
+        return {key: hostile(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [hostile(item) for item in value] or [PAYLOAD]
+    if isinstance(value, str) and not value.startswith("file://"):
+        return PAYLOAD
+    return value
+
+
+def assert_nothing_ran(page: Any, frame: Any) -> None:
+    from playwright.sync_api import expect
+
+    expect(frame.locator("body")).to_contain_text('<img src=x onerror="window.top.__planted=1">')
+    assert frame.locator('img[src="x"]').count() == 0  # shown as text, never as markup
+    assert frame.locator("script:not([src])").count() == 0
+    assert page.evaluate("window.__planted") is None
+
+
+def test_5_script_planted_in_a_summary_an_error_file_and_ijoin_never_runs(
+    hub: tuple[AirflowServices, Any], page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    services, box = hub
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    # Set-up, as a user allowed to edit XComs through Airflow's API could: every field of a Plan
+    # Sync's Run Summary made script-shaped, its error file too; and a plan's name in iJoin.
+    run = next(r for r in services.runs(PLAN_SYNC) if r["run_type"] == "manual")
+    path = f"/dags/{PLAN_SYNC}/dagRuns/{run['dag_run_id']}/taskInstances/summary/xcomEntries/return_value"
+    summary = services.api("GET", path, params={"deserialize": True}).json()["value"]
+    planted_errors = services.home / "staging" / PLAN_SYNC / "planted" / "error_file.csv"
+    planted_errors.parent.mkdir(parents=True, exist_ok=True)
+    cell = '"' + PAYLOAD.replace('"', '""') + '"'
+    planted_errors.write_text("record_key,field,value,rule,reason,stage\n" + ",".join([cell] * 6) + "\n")
+    planted = {**hostile(summary), "errors": 1, "error_files": [planted_errors.as_uri()]}
+    services.api("PATCH", path, json={"value": planted}).raise_for_status()
+    setup = next(p["plan_id"] for p in ijoin(box, "GET", "/api/v1/plans")["plans"] if p["status"] == "setup")
+    version = ijoin(box, "GET", f"/api/v1/plans/{setup}")["draft"]
+    body = {k: v for k, v in version.items() if k not in ("version_id", "created_at", "activated_at")}
+    ijoin(box, "PUT", f"/api/v1/plans/{setup}/sync", json={**body, "plan_name": PAYLOAD})
+
+    frame = open_plan_summary(page, services)  # iJoin's plan name
+    assert_nothing_ran(page, frame)
+    page.get_by_role("link", name="Activity Monitor").click()  # the list: the run's name, status...
+    frame = page.frame_locator("iframe")
+    expect(frame.locator("h1")).to_have_text("Activity Monitor")
+    assert_nothing_ran(page, frame)
+    frame.locator(f'#activity a[href$="/{quote(run["dag_run_id"], safe=":+")}"]').first.click()
+    expect(frame.locator("#summary")).to_be_visible()  # every summary field, the outcomes table
+    assert_nothing_ran(page, frame)
+    page.goto(services.base_url + urls.error_records_path(PLAN_SYNC, run["dag_run_id"]))
+    assert_nothing_ran(page, page)
+    assert dialogs == []
+
+
+# -- the same review through the HITL REST API (what Required Actions calls): its edges ----------------
+# On the plan whose line-up the sandbox's recordkeeper changed (its first review was asked for by the
+# schedule's run at set-up); the browser tests above work on PLAN.
+REVIEW_PLAN = PLANS["lineup_changed"]
+FINISHED = {"success", "failed"}
+
+
+def run(services: AirflowServices, dag_id: str, conf: dict[str, Any]) -> str:
+    answer = services.api("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
+    answer.raise_for_status()
+    return answer.json()["dag_run_id"]
+
+
+def state(services: AirflowServices, dag_id: str, run_id: str) -> str:
+    answer = services.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+    return answer.json().get("state", "") if answer.status_code == 200 else ""
+
+
+def finished(services: AirflowServices, dag_id: str, run_id: str, timeout: float = 180) -> dict[str, Any]:
+    """Wait for the run to end; its Run Summary."""
+    assert wait_for(lambda: state(services, dag_id, run_id) in FINISHED, timeout=timeout, interval=1), (
+        f"{dag_id} {run_id} did not finish\n{services.logs()}"
+    )
+    path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/summary/xcomEntries/return_value"
+    answer = services.api("GET", path, params={"deserialize": True})
+    answer.raise_for_status()
+    return answer.json()["value"]
+
+
+def sync(services: AirflowServices) -> dict[str, Any]:
+    return finished(services, PLAN_SYNC, run(services, PLAN_SYNC, {"plan_ids": REVIEW_PLAN}))
+
+
+def pending(services: AirflowServices) -> list[str]:
+    return pending_reviews(services, REVIEW_PLAN)
+
+
+def waiting(services: AirflowServices, run_id: str) -> bool:
+    answer = services.api("GET", f"/dags/{REVIEW}/dagRuns/{run_id}/taskInstances/review")
+    return answer.status_code == 200 and answer.json()["state"] == "deferred"
+
+
+def wait_pending(services: AirflowServices, expected: list[str], timeout: float = 120) -> None:
+    """Wait until exactly ``expected`` reviews ask, each parked on the triggerer. Then a moment more,
+    as a person reading would take: an answer within a second of the task deferring races the
+    executor's report of the deferring process (Airflow then fails the task; see the closing note)."""
+    assert wait_for(
+        lambda: pending(services) == expected and all(waiting(services, r) for r in expected),
+        timeout=timeout,
+        interval=1,
+    ), f"pending reviews {pending(services)}, expected {expected}"
+    time.sleep(3)
+
+
+def hitl_url(run_id: str) -> str:
+    return f"/dags/{REVIEW}/dagRuns/{run_id}/taskInstances/review/-1/hitlDetails"
+
+
+def answer(services: AirflowServices, run_id: str, choice: str, reason: str = "") -> None:
+    body: dict[str, Any] = {"chosen_options": [choice]}
+    if reason:
+        body["params_input"] = {"reason": reason}
+    services.api("PATCH", hitl_url(run_id), json=body).raise_for_status()
+
+
+def lineup(version: dict[str, Any]) -> set[tuple[Any, ...]]:
+    return {(f["fund_id"], f["ticker"], bool(f["is_open"])) for f in version["funds"]}
+
+
+def open_funds(version: dict[str, Any]) -> list[str]:
+    return [
+        f["fund_id"]
+        for f in version["funds"]
+        if f["is_open"] and f["fund_id"] != version["default_investment"]
+    ]
+
+
+def test_approving_a_review_whose_draft_changed_since_activates_nothing(
+    hub: tuple[AirflowServices, Any],
+) -> None:
+    services, box = hub
+    plan = ijoin(box, "GET", f"/api/v1/plans/{REVIEW_PLAN}")
+    close_fund(box, REVIEW_PLAN, open_funds(plan["active"])[0])
+    sync(services)
+    shown = ijoin(box, "GET", f"/api/v1/plans/{REVIEW_PLAN}")
+    review = f"review__{REVIEW_PLAN}__{shown['draft']['version_id']}"
+    wait_pending(services, [review])
+
+    # While the reviewer reads, someone replaces iJoin's draft (no new review is asked for), and the
+    # reviewer approves at once: whether the hub's watch or iJoin's version pin catches it first,
+    # nothing the reviewer did not see is activated.
+    bookkeeping = {"version_id", "created_at", "activated_at"}
+    newer = {k: v for k, v in shown["draft"].items() if k not in bookkeeping}
+    newer["funds"] = [{**f, "is_open": False} if f["fund_id"] == open_funds(newer)[0] else f
+                      for f in newer["funds"]]  # fmt: skip
+    ijoin(box, "PUT", f"/api/v1/plans/{REVIEW_PLAN}/sync", json=newer)
+    response = services.api("PATCH", hitl_url(review), json={"chosen_options": ["Approve"]})
+    assert response.status_code in (200, 409), response.text  # 409: the hub's watch closed it first
+    outcome = finished(services, REVIEW, review)
+
+    assert outcome["outcome"] == "Superseded" and outcome["status"] == "Successful with warnings"
+    after = ijoin(box, "GET", f"/api/v1/plans/{REVIEW_PLAN}")
+    assert after["active"] == shown["active"]  # nothing activated
+    assert after["draft"]["version_id"] != shown["draft"]["version_id"]
+
+
+def test_a_rejection_keeps_the_draft_and_records_who_and_why_and_ijoins_refusal_is_reported(
+    hub: tuple[AirflowServices, Any],
+) -> None:
+    services, box = hub
+    sync(services)  # the recordkeeper's line-up again: a draft of its own, asked about once
+    shown = ijoin(box, "GET", f"/api/v1/plans/{REVIEW_PLAN}")
+    review = f"review__{REVIEW_PLAN}__{shown['draft']['version_id']}"
+    wait_pending(services, [review])
+    answer(services, review, "Reject", "wrong fund")
+    rejected = finished(services, REVIEW, review)
+    assert rejected["outcome"] == "Rejected" and rejected["decision_reason"] == "wrong fund"
+    assert rejected["decided_by"] and "wrong fund" in rejected["warnings"][0]
+    after = ijoin(box, "GET", f"/api/v1/plans/{REVIEW_PLAN}")
+    assert after["active"] == shown["active"] and after["draft"] == shown["draft"]
+
+    # A draft iJoin's own validation refuses (an open fund without a ticker, made in iJoin): the
+    # reviewer approves, and iJoin's reason reaches the review's Run Summary.
+    bookkeeping = {"version_id", "created_at", "activated_at"}
+    broken = {k: v for k, v in shown["draft"].items() if k not in bookkeeping}
+    fund = open_funds(broken)[0]
+    broken["funds"] = [{**f, "ticker": None} if f["fund_id"] == fund else f for f in broken["funds"]]
+    ijoin(box, "PUT", f"/api/v1/plans/{REVIEW_PLAN}/sync", json=broken)
+    version = ijoin(box, "GET", f"/api/v1/plans/{REVIEW_PLAN}")["draft"]["version_id"]
+    review = f"review__{REVIEW_PLAN}__{version}"  # as the Plan Sync names the review it requests
+    conf = {"plan_id": REVIEW_PLAN, "version_id": version}
+    body = {"dag_run_id": review, "logical_date": None, "conf": conf}
+    services.api("POST", f"/dags/{REVIEW}/dagRuns", json=body).raise_for_status()
+    wait_pending(services, [review])
+    answer(services, review, "Approve")
+    refused = finished(services, REVIEW, review)
+    assert refused["outcome"] == "Refused by iJoin" and refused["status"] == "Failed"
+    assert f"Fund {fund} has no ticker" in refused["failure_reason"]
+
+
+def test_only_a_named_approver_may_answer_a_review(hub: tuple[AirflowServices, Any], tmp_path: Path) -> None:
+    services, box = hub
+    # The administrator names the approvers (Admin → Variables).
+    services.api(
+        "POST",
+        "/variables",
+        json={"key": "benefits_hub.draft_approvers", "value": "plan-admin, benefits-lead"},
+    ).raise_for_status()
+    try:
+        plan = ijoin(box, "GET", f"/api/v1/plans/{REVIEW_PLAN}")
+        close_fund(box, REVIEW_PLAN, open_funds(plan["active"])[-1])
+        sync(services)
+        draft = ijoin(box, "GET", f"/api/v1/plans/{REVIEW_PLAN}")["draft"]
+        review = f"review__{REVIEW_PLAN}__{draft['version_id']}"
+        wait_pending(services, [review])
+        detail = services.api("GET", hitl_url(review)).json()
+        assert [u["id"] for u in detail["assigned_users"]] == ["plan-admin", "benefits-lead"]
+
+        # Two people with logins (an api-server on the same metadata DB that asks for one): an admin
+        # who is not a named approver is refused; a named approver's answer counts.
+        passwords = tmp_path / "passwords.json"
+        passwords.write_text(json.dumps({"hr-admin": "hr-admin-pw", "plan-admin": "plan-admin-pw"}))
+        logins = {
+            **services.env,
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "hr-admin:admin,plan-admin:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        }
+        with running_api_server(logins, log_name="approvers-api-server.log") as base:
+
+            def answer_as(user: str) -> requests.Response:
+                token = requests.post(
+                    f"{base}/auth/token", json={"username": user, "password": f"{user}-pw"}, timeout=30
+                ).json()["access_token"]
+                return requests.patch(
+                    f"{base}/api/v2{hitl_url(review)}", json={"chosen_options": ["Approve"]},
+                    headers={"Authorization": f"Bearer {token}"}, timeout=30,
+                )  # fmt: skip
+
+            refused = answer_as("hr-admin")
+            assert refused.status_code == 403 and "not a respondent" in refused.text
+            assert pending(services) == [review]  # still waiting for a named approver
+            assert ijoin(box, "GET", f"/api/v1/plans/{REVIEW_PLAN}")["active"] == plan["active"]
+
+            assert answer_as("plan-admin").status_code == 200
+        activated = finished(services, REVIEW, review)
+        assert activated["outcome"] == "Activated" and activated["decided_by"] == "plan-admin"
+        held = ijoin(box, "GET", f"/api/v1/plans/{REVIEW_PLAN}")["active"]
+        assert held["version_id"] == draft["version_id"]
+    finally:
+        services.api("DELETE", "/variables/benefits_hub.draft_approvers")

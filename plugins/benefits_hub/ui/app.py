@@ -30,6 +30,7 @@ from benefits_hub.ui import (
     records,
     render,
     render_forms,
+    render_mappings,
     render_plans,
     trigger,
     urls,
@@ -520,6 +521,12 @@ def create_app() -> Any:
             model.is_paused = False
         session.commit()
         return see_run(request, dag_id, dag_run.run_id)
+
+    @app.get("/mappings", response_class=HTMLResponse)
+    def mappings_page(request: Request, user: GetUserDep, session: SessionDep) -> HTMLResponse:
+        if not _readable(session, user):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "You may not see the integrations.")
+        return HTMLResponse(render_mappings.mappings_page(records.mapping_tables(), root=site_root(request)))
 
     # -- the Plan Summary -----------------------------------------------------------------------------
     def may_sync(user: Any) -> bool:

@@ -102,12 +102,34 @@ def file_name(path: str) -> str:
     return path.rstrip("/").rsplit("/", 1)[-1]
 
 
+# What a staged file is, for the person reading the run page ("plan P0004 payload sent to iJoin"),
+# by its name within the run's staging folder.
+FILE_TITLES = {
+    "participants.jsonl": "participants read from the recordkeeper",
+    "payload.jsonl": "payload sent to iJoin",
+    "payload.json": "payload sent to iJoin",
+    "recordkeeper.json": "plan data read from the recordkeeper",
+    "ijoin_before.json": "iJoin's plan before the sync",
+    "error_file.csv": "error records",
+}
+
+
+def file_title(path: str) -> str:
+    """A file's name in words: per-plan files say their plan; others their role, else their name."""
+    parts = path.rstrip("/").split("/")
+    name = parts[-1]
+    title = FILE_TITLES.get(name, name)
+    if len(parts) >= 3 and parts[-3] == "plans":
+        return f"plan {parts[-2]} {title}"
+    return title if title == name else f"{title} ({name})"
+
+
 def run_files(dag_id: str, run_id: str, summary: dict[str, Any] | None) -> list[RunFile]:
     return [
         RunFile(
             kind=kind,
             index=index,
-            name=file_name(path),
+            name=file_title(path),
             download_path=urls.run_file_path(dag_id, run_id, kind, index),
         )
         for kind, paths in summary_files(summary).items()

@@ -429,3 +429,26 @@ def ijoin_participants(plan_id: str) -> list[dict[str, Any]]:
     from benefits_hub.hooks.ijoin import IJoinHook
 
     return list(IJoinHook().list_participants(plan_id))
+
+
+def mapping_tables() -> list[Any]:
+    """Every cross-reference table, as the integrations read it (a table that cannot be read says why)."""
+    import csv
+
+    from benefits_hub.ui.render_mappings import MappingTable
+    from benefits_hub.xref import CrossReferenceError, load_table, xref_dir
+
+    tables = []
+    for path in sorted(xref_dir().glob("*.csv")):
+        key = "plansource_code" if path.stem == "deduction_code" else "hcm_code"
+        try:
+            load_table(path.stem, str(path.parent), key)  # the same checks as a run
+        except CrossReferenceError as exc:
+            tables.append(MappingTable(path.stem, (), (), problem=str(exc)))
+            continue
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            lines = [
+                tuple(v.strip() for v in row) for row in csv.reader(handle) if any(v.strip() for v in row)
+            ]
+        tables.append(MappingTable(path.stem, lines[0] if lines else (), tuple(lines[1:])))
+    return tables

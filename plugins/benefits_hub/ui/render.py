@@ -333,7 +333,9 @@ def list_page(
         "<h1>Activity Monitor</h1>"
         '<p class="subtitle">Every integration run, in the vendors\' words. Open a run for its summary, '
         "files and logs. iJoin plans at a glance: "
-        f'<a id="plan-summary" href="{esc(root + urls.plans_path())}">Plan Summary</a>.</p>'
+        f'<a id="plan-summary" href="{esc(root + urls.plans_path())}">Plan Summary</a>; the codes the '
+        "integrations translate: "
+        f'<a id="mappings" href="{esc(root + urls.mappings_path())}">Mappings</a>.</p>'
         + counter_html(counter)
         + (
             f'<details class="card run-an-integration" id="run-an-integration"><summary>Run an Integration'
@@ -358,7 +360,21 @@ def list_page(
 
 
 # -- one run ----------------------------------------------------------------------------------------
+# Summary fields that name another run: shown as a link to that run's page (a Plan Sync's per-plan
+# review, a review's Plan Sync).
+RUN_LINK_FIELDS = {"review_run_id": "ijoin_plan_draft_review", "plan_sync_run": "ijoin_plan_sync"}
+
+
+def _run_link(key: str, value: Any, root: str) -> str | None:
+    if key not in RUN_LINK_FIELDS or not isinstance(value, str) or not value:
+        return None
+    href = esc(root + urls.run_detail_path(RUN_LINK_FIELDS[key], value))
+    return f'<a class="run-link-{esc(key)}" href="{href}">{esc(value)}</a>'
+
+
 def _value_html(key: str, value: Any, detail: RunDetail, root: str) -> str:
+    if (link := _run_link(key, value, root)) is not None:
+        return link
     if key in ("source_files", "output_file", "error_files"):
         kind = {"source_files": "source", "output_file": "output", "error_files": "errors"}[key]
         # A set's members' error files follow its own in the file list: this field lists its own.
@@ -370,12 +386,12 @@ def _value_html(key: str, value: Any, detail: RunDetail, root: str) -> str:
         ]
         return ", ".join(links) or '<span class="muted">none</span>'
     if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-        return _nested_table(value)
+        return _nested_table(value, root)
     if isinstance(value, list):
         items = "".join(f"<li>{esc(shown_text(v))}</li>" for v in value)
         return f'<ul class="warnings">{items}</ul>' if items else '<span class="muted">none</span>'
     if isinstance(value, dict):
-        return _nested_table([value])
+        return _nested_table([value], root)
     if value is None or value == "":
         return '<span class="muted">—</span>'
     if key == "status":
@@ -385,7 +401,7 @@ def _value_html(key: str, value: Any, detail: RunDetail, root: str) -> str:
     return esc(shown_text(value))
 
 
-def _nested_table(items: list[dict[str, Any]]) -> str:
+def _nested_table(items: list[dict[str, Any]], root: str = "") -> str:
     keys: list[str] = []
     for item in items:
         keys.extend(k for k in item if k not in keys)
@@ -395,6 +411,9 @@ def _nested_table(items: list[dict[str, Any]]) -> str:
         cells = []
         for key in keys:
             value = item.get(key)
+            if (link := _run_link(key, value, root)) is not None:
+                cells.append(f"<td>{link}</td>")
+                continue
             if isinstance(value, list):
                 value = "; ".join(shown_text(v) for v in value)
             cells.append(f"<td>{esc(shown_text(value)) if value not in (None, '') else ''}</td>")

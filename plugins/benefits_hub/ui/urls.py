@@ -81,6 +81,11 @@ def trigger_path(dag_id: str, rerun_of: str | None = None, **values: str) -> str
     return path + (f"?{urlencode(query)}" if query else "")
 
 
+def mappings_path() -> str:
+    """The cross-reference tables the integrations translate codes with (read-only)."""
+    return f"{PREFIX}/mappings"
+
+
 def plans_path() -> str:
     """The Plan Summary: every iJoin plan, its last syncs, a waiting draft, Sync now."""
     return f"{PREFIX}/plans"

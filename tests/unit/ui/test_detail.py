@@ -72,7 +72,7 @@ def test_run_detail_masks_free_text_and_links_every_task_log() -> None:
     assert detail.files[2].download_path.endswith(
         "/runs/plansource_deductions_import/manual__1/files/errors/0"
     )
-    assert detail.files[2].name == "error_file.csv"
+    assert detail.files[2].name == "error records (error_file.csv)"
     assert detail.tasks[0].log_path == "/dags/plansource_deductions_import/runs/manual__1/tasks/validate"
     assert detail.tasks[1].log_path.endswith("/tasks/per_item.extract/mapped/2")
     assert detail.resubmit is not None
@@ -82,3 +82,15 @@ def test_summary_items_put_the_standard_fields_first() -> None:
     keys = [key for key, _ in summary_items(import_summary())]
     assert keys[:3] == ["integration_run_name", "integration_name", "integration_reference_id"]
     assert keys[-1] == "test_employees_skipped"
+
+
+def test_files_are_named_by_what_they_are() -> None:
+    from benefits_hub.ui.detail import file_title
+
+    run = "file:///s/ijoin_participant_sync/manual__1"
+    assert (
+        file_title(f"{run}/plans/P0004/participants.jsonl")
+        == "plan P0004 participants read from the recordkeeper"
+    )
+    assert file_title(f"{run}/plans/P0004/payload.jsonl") == "plan P0004 payload sent to iJoin"
+    assert file_title(f"{run}/census_20260101.csv") == "census_20260101.csv"

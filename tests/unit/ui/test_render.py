@@ -67,7 +67,9 @@ def test_detail_page_lists_files_logs_summary_and_the_transaction_assistant() ->
         "warnings": ["Employee 180-01-7851 has no export on record"],
         "failure_reason": "2 record(s) with errors",
         "error_files": ["file:///s/plansource_deductions_import/manual__1/error_file.csv"],
-        "outcomes": [{"plan_id": "P0001", "status": "Failed", "messages": ["no EIN"]}],
+        "outcomes": [{"plan_id": "P0001", "status": "Failed", "messages": ["no EIN"]},
+                     {"plan_id": "P0005", "status": "Successful with warnings",
+                      "review_run_id": "review__P0005__P0005-v2"}],
     }  # fmt: skip
     facts = RunFacts(dag_id=IMPORT, run_id="manual__1", state="failed", summary=summary)
     detail = run_detail(
@@ -83,6 +85,8 @@ def test_detail_page_lists_files_logs_summary_and_the_transaction_assistant() ->
         html
     )
     assert "<td>P0001</td>" in html  # per-plan outcomes as a table
+    # A plan's draft review is a link to the review's own run page.
+    assert 'href="/activity-monitor/runs/ijoin_plan_draft_review/review__P0005__P0005-v2">' in html
     # Plain links and forms; the one script is the app's own file (local times), never inline.
     assert re.findall(r"<script[^>]*>", html) == [
         '<script src="/activity-monitor/static/local-time.js" defer>'
