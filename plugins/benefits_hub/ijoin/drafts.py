@@ -83,6 +83,25 @@ def spec_changes(active: dict[str, Any] | None, draft: dict[str, Any]) -> list[s
     ]
 
 
+def spec_value(value: Any) -> str:
+    """A specification's value as the reviewer reads it in a table cell."""
+    if value in (None, "", [], {}):
+        return "(none)"
+    if isinstance(value, dict):  # contacts by role
+        return "; ".join(
+            f"{str(role).replace('_', ' ')}: " + " ".join(str(v) for v in (c or {}).values() if v)
+            if isinstance(c, dict)
+            else f"{role}: {c}"
+            for role, c in sorted(value.items())
+        )
+    if isinstance(value, list):  # matching tiers
+        return "; ".join(
+            f"{t.get('match_pct')}% match on {t.get('contribution_pct')}%" if isinstance(t, dict) else str(t)
+            for t in value
+        )
+    return str(value).replace("|", "/")
+
+
 def review_request(
     ijoin_plan: dict[str, Any] | None, plan_id: str, plan_sync_run_id: str | None = None
 ) -> dict[str, str]:
@@ -110,6 +129,14 @@ def review_request(
         "",
         f"Also changed: {', '.join(changed)}." if changed else "No specification or contact change.",
     ]
+    if changed:
+        label_to_field = {label: field for field, label in SPEC_LABELS.items()}
+        lines += ["", "| Specification | Current | Draft |", "|---|---|---|"]
+        for label in changed:
+            field = label_to_field[label]
+            lines.append(
+                f"| {label} | {spec_value((active or {}).get(field))} | {spec_value(draft.get(field))} |"
+            )
     if plan_sync_run_id:
         from benefits_hub.ui import urls
 

@@ -36,6 +36,12 @@ def test_review_request_describes_the_lineup_change() -> None:
     assert rows["F1"]["change"] == "closed" and rows["F1"]["current"].endswith("open")
     assert "| F3 |  | — | ABCX open | **added** |" in request["body"]
     assert "Also changed: Plan name." in request["body"]
+    assert "| Plan name | (none) | Acme 401(k) |" in request["body"]  # the values, side by side
+    contacts = {"employer_sponsor": {"name": "Sam", "email": "s@x"}}
+    assert drafts.spec_value(contacts) == "employer sponsor: Sam s@x"
+    assert (
+        drafts.spec_value([{"match_pct": "100.00", "contribution_pct": "3.00"}]) == "100.00% match on 3.00%"
+    )
     with pytest.raises(drafts.DraftReviewError, match="no draft"):
         drafts.review_request({"active": {}, "draft": None}, "P1")
 
