@@ -126,7 +126,7 @@ class Integration:
         counters: dict[str, int] = {}
         warnings: list[str] = []
         source_files: list[str] = []
-        output_file: str | None = None
+        outputs: list[str] = []
         error_parts: list[str] = []
         error_records = 0
         error_rows = 0  # the rows of the error file (one record can have a row per problem field)
@@ -146,7 +146,7 @@ class Integration:
                 elif role.startswith("source"):
                     source_files.append(staged.path)
                 elif role == "output":
-                    output_file = staged.path
+                    outputs.append(staged.path)  # a sync that fans out delivers one per plan
             error_records += result.counters.get("error_records", 0)
         missing = [s for s in STAGES if s not in self.run.results]
         failure_reason = None
@@ -169,7 +169,8 @@ class Integration:
             errors=error_records,
             warnings=warnings,
             source_files=source_files,
-            output_file=output_file,
+            output_file=outputs[0] if outputs else None,
+            output_files=outputs if len(outputs) > 1 else [],
             failure_reason=failure_reason,
             window_start=window.get("start"),
             window_end=window.get("end"),

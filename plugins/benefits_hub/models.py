@@ -102,6 +102,7 @@ class RunSummary(BaseModel):
     employees_processed: int = 0
     source_files: list[str] = Field(default_factory=list)
     output_file: str | None = None
+    output_files: list[str] = Field(default_factory=list)  # when a run delivered more than one file
     error_files: list[str] = Field(default_factory=list)
     failure_reason: str | None = None
     resubmission_of: str | None = None  # Transaction Assistant: the reference id it was given
@@ -111,13 +112,13 @@ class RunSummary(BaseModel):
     window_end: str | None = None
     extra_counters: dict[str, int] = Field(default_factory=dict)
 
-    ONLY_WHEN_SET: ClassVar[tuple[str, ...]] = ("resubmission_of", "resubmission_root")
+    ONLY_WHEN_SET: ClassVar[tuple[str, ...]] = ("resubmission_of", "resubmission_root", "output_files")
 
     def as_xcom(self) -> dict[str, Any]:
         """Flat dict for XCom; per-integration counters sit beside the standard fields."""
         flat = self.model_dump(mode="json", exclude={"extra_counters"})
         for key in self.ONLY_WHEN_SET:
-            if flat.get(key) is None:
+            if flat.get(key) in (None, []):
                 del flat[key]  # a Transaction Assistant field: not "—" on every other run's summary
         flat.update(self.extra_counters)
         return flat

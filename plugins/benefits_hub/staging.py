@@ -213,6 +213,15 @@ class StagingArea:
             stream.write(text)
         return str(path)
 
+    def write_json_file(self, name: str, value: Any) -> StagedFile:
+        """A JSON document a run read or sent (one plan's data, say), with its manifest: listed in the
+        Run Summary's files like any staged record file."""
+        text = json.dumps(value, indent=2, default=str)
+        path = self.path(name)
+        with self._open_text(path) as (stream, hashing):
+            stream.write(text)
+        return StagedFile(path=str(path), rows=1, sha256=hashing.sha256.hexdigest())
+
     def read_json(self, name: str) -> Any | None:
         path = self.path(name)
         if not path.exists():

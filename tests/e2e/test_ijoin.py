@@ -99,6 +99,12 @@ def test_plan_sync_per_plan_statuses_drafts_and_protected_fields(sandbox: Any) -
         ijoin(sandbox, "GET", "/api/v1/plans/P0001")["active"]["phone_contact"]
         == before["P0001"]["active"]["phone_contact"]
     )
+    # Every file read and sent is listed: each plan's recordkeeper data, and the payload of each plan sent.
+    read = [f for f in summary["source_files"] if f.endswith("/recordkeeper.json")]
+    assert {f.rsplit("/", 2)[-2] for f in read} == set(by_plan)
+    sent = summary["output_files"]
+    assert sent[0] == summary["output_file"] and all(f.endswith("/payload.json") for f in sent)
+    assert {f.rsplit("/", 2)[-2] for f in sent} == {p for p, o in by_plan.items() if o["status"] != "Failed"}
     # Every plan's outcome is in iJoin's activity log.
     activity = ijoin(sandbox, "GET", "/api/v1/activity", params={"type": "Plan Sync"})
     entries = activity["activities"]

@@ -115,12 +115,13 @@ class PlanSync(IJoinSync):
             "funds": rk.funds(self.plan_id),
         }
         ijoin_plan = self._ijoin().get_plan(self.plan_id)
-        source = staging.write_json(f"plans/{self.plan_id}/recordkeeper.json", recordkeeper)
-        staging.write_json(f"plans/{self.plan_id}/ijoin_before.json", ijoin_plan)
+        source = staging.write_json_file(f"plans/{self.plan_id}/recordkeeper.json", recordkeeper)
+        before = staging.write_json_file(f"plans/{self.plan_id}/ijoin_before.json", ijoin_plan)
         return StageResult(
             stage="extract",
             counters={"records_processed": 1},
-            details={"plan_id": self.plan_id, "source": source, "in_ijoin": ijoin_plan is not None},
+            files={"source": source, "source_ijoin": before},
+            details={"plan_id": self.plan_id, "source": source.path, "in_ijoin": ijoin_plan is not None},
         )
 
     def transform(self) -> StageResult:
@@ -153,9 +154,11 @@ class PlanSync(IJoinSync):
         payload = without_protected(version, ijoin_plan)
         active = ijoin_plan.get("active") if ijoin_plan else None
         lineup_changed = bool(active) and lineup(payload) != lineup(active)
-        path = staging.write_json(f"plans/{self.plan_id}/payload.json", payload)
+        staged = staging.write_json_file(f"plans/{self.plan_id}/payload.json", payload)
+        path = staged.path
         return StageResult(
             stage="transform",
+            files={"payload": staged},
             details={
                 "plan_id": self.plan_id,
                 "status": "Ready",
@@ -199,10 +202,12 @@ class PlanSync(IJoinSync):
             counters["records_skipped"] = 1
         status = WITH_WARNINGS if warnings else SUCCESSFUL
         self._log_activity(status, started, warnings, transform["payload"])
+        payload_file = self.run.result("transform").files.get("payload")
         return StageResult(
             stage="deliver",
             counters=counters,
             warnings=warnings,
+            files={"output": payload_file} if payload_file else {},
             details={
                 "plan_id": self.plan_id,
                 "status": status,

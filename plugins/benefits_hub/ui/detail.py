@@ -85,9 +85,10 @@ def summary_files(summary: dict[str, Any] | None) -> dict[str, list[str]]:
         if isinstance(member, dict):
             errors.extend(str(p) for p in member.get("error_files") or [])
     output = summary.get("output_file")
+    outputs = summary.get("output_files") or ([output] if output else [])
     return {
         "source": [str(p) for p in summary.get("source_files") or []],
-        "output": [str(output)] if output else [],
+        "output": [str(p) for p in outputs],
         "errors": errors,
     }
 
