@@ -70,13 +70,24 @@ def ssn_problem(ssn: str | None) -> str | None:
     try:
         us_ssn.validate(compact)
     except exceptions.InvalidComponent:
-        return (
-            "The SSN is not one the SSA issues (area 000, 666 or 900-999, group 00, serial 0000, "
-            "or a known advertising number)."
-        )
+        return f"The SSN is not one the SSA issues: {_ssa_rule(compact)} Correct it in the HCM."
     except exceptions.ValidationError:
         return "The SSN is not valid."
     return None
+
+
+def _ssa_rule(compact: str) -> str:
+    """Which SSA rule a 9-digit SSN breaks, in words that never show the number."""
+    area, group, serial = compact[:3], compact[3:5], compact[5:]
+    if area in ("000", "666"):
+        return f"area {area} (the first three digits are {area}, which the SSA never assigns)."
+    if area.startswith("9"):
+        return "area 900-999 (the first digit is 9: those are taxpayer ids such as ITINs, not SSNs)."
+    if group == "00":
+        return "group 00 (the fourth and fifth digits are 00, which the SSA never assigns)."
+    if serial == "0000":
+        return "serial 0000 (the last four digits are 0000, which the SSA never assigns)."
+    return "an advertising number (the SSA voided it after it was printed on sample cards)."
 
 
 def normalise_ssn(ssn: str | None) -> str:

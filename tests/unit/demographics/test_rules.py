@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -40,12 +41,12 @@ def employee(**overrides: Any) -> dict[str, Any]:
     [
         ("123-45-6789", None),
         ("536904399", None),
-        ("000-12-3456", "not one the SSA issues"),
-        ("666-12-3456", "not one the SSA issues"),
-        ("900-12-3456", "not one the SSA issues"),
-        ("123-00-4567", "not one the SSA issues"),
-        ("123-45-0000", "not one the SSA issues"),
-        ("078-05-1120", "not one the SSA issues"),
+        ("000-12-3456", "not one the SSA issues: area 000 (the first three digits are 000"),
+        ("666-12-3456", "area 666 (the first three digits are 666"),
+        ("900-12-3456", "area 900-999 (the first digit is 9"),
+        ("123-00-4567", "group 00 (the fourth and fifth digits are 00"),
+        ("123-45-0000", "serial 0000 (the last four digits are 0000"),
+        ("078-05-1120", "an advertising number (the SSA voided it"),
         ("12345678", "9 digits"),
         ("12345678A", "characters other than digits"),
         ("", "no SSN"),
@@ -58,6 +59,8 @@ def test_ssn_rules(ssn: str | None, expected: str | None) -> None:
         assert problem is None
     else:
         assert problem is not None and expected in problem
+        digits = re.sub(r"\D", "", ssn or "")
+        assert not digits or digits not in problem  # never the number itself
 
 
 def test_map_good_employee() -> None:
