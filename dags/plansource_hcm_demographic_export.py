@@ -42,6 +42,12 @@ is safe: what PlanSource already acknowledged is in the run's delivery journal a
 again. After a long pause, clear the whole run instead, so `transform` compares with PlanSource's
 current state. A narrowed run (Include Employees) never moves the hourly window.
 
+Each delta window starts **15 minutes before** the last successful run's end
+(`[benefits_hub] window_overlap_minutes`): an HCM change committed while that run was reading carries
+a time before its end, and would otherwise never be read. Employees read twice are not sent twice
+(only fields that differ from what PlanSource holds are sent). Keep the overlap above the longest
+write transaction the HCM runs.
+
 ## Notifications and deadline
 - **Who is told**: whoever the rules in the Airflow Variable `benefits_hub.notifications` name for this
   integration and the run's status (e-mail and/or webhook; see `docs/notifications.md`). The message

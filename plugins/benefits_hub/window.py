@@ -5,8 +5,17 @@ Pure functions, no Airflow: the rules of DESIGN.md section 4 in one place.
 - ``delta`` off: everyone, no window.
 - ``lookback_days`` set: the last ``lookback_days`` days before the run started.
 - ``lookback_days`` empty: since the hub's watermark, the end of the window of the last successful
-  full-scope run (never the last *attempt*: a failed run does not move it). Before any success the
-  window falls back to the run's data interval, or the last day.
+  full-scope run (never the last *attempt*: a failed run does not move it), **less an overlap**
+  (``[benefits_hub] window_overlap_minutes``, default 15). Before any success the window falls back to
+  the run's data interval, or the last day.
+
+Why the overlap: a source stamps a change when its transaction *starts* (PostgreSQL's ``now()``), but
+the change becomes readable only when it commits. A transaction open while a run reads commits with a
+stamp before that run's end, which the next window (starting exactly there) would never see. Starting
+each window a margin earlier reads such late commits (and any clock skew between the worker and the
+database) again; the fingerprints and the delivery journal make sure what was already sent is not sent
+twice. A transaction open longer than the overlap can still slip by: keep it above the longest write
+transaction the source runs.
 
 The watermark is the hub's own record rather than Airflow's ``prev_start_date_success``, which also
 counts narrowed manual runs (DESIGN.md section 8).
@@ -16,6 +25,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+DEFAULT_OVERLAP = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -36,6 +47,7 @@ def compute_window(
     run_start: datetime,
     watermark: datetime | None,
     data_interval_start: datetime | None = None,
+    overlap: timedelta = timedelta(0),
 ) -> RunWindow:
     if not delta:
         return RunWindow(None, run_start, "full run (Delta off): every employee")
@@ -43,7 +55,10 @@ def compute_window(
         start = run_start - timedelta(days=lookback_days)
         return RunWindow(start, run_start, f"last {lookback_days} day(s) (Lookback Days)")
     if watermark is not None:
-        return RunWindow(min(watermark, run_start), run_start, "since the last successful run")
+        basis = "since the last successful run"
+        if overlap:
+            basis += f" (less a {int(overlap.total_seconds() // 60)}-minute overlap for late commits)"
+        return RunWindow(min(watermark, run_start) - overlap, run_start, basis)
     if data_interval_start is not None and data_interval_start < run_start:
         return RunWindow(data_interval_start, run_start, "no successful run yet: the schedule's interval")
     return RunWindow(run_start - timedelta(days=1), run_start, "no successful run yet: the last day")
@@ -63,3 +78,13 @@ def next_watermark(window: RunWindow, *, narrowed: bool, watermark: datetime | N
     if watermark is not None and window.end <= watermark:
         return None
     return window.end
+
+
+def configured_overlap() -> timedelta:
+    """``[benefits_hub] window_overlap_minutes`` (env ``AIRFLOW__BENEFITS_HUB__WINDOW_OVERLAP_MINUTES``)."""
+    from airflow.configuration import conf
+
+    minutes = conf.getint(
+        "benefits_hub", "window_overlap_minutes", fallback=int(DEFAULT_OVERLAP.total_seconds() // 60)
+    )
+    return timedelta(minutes=max(minutes, 0))

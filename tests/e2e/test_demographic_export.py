@@ -37,6 +37,16 @@ def hcm_edit(sandbox: Any, person_numbers: list[str], changes: dict[str, Any]) -
     time.sleep(1.05)
 
 
+def overlapped(window_end: str) -> str:
+    """Where the next window starts after a run that ended its window at ``window_end``: the
+    configured overlap before it (late commits, see benefits_hub.window)."""
+    from datetime import datetime
+
+    from benefits_hub.window import configured_overlap
+
+    return (datetime.fromisoformat(window_end) - configured_overlap()).isoformat()
+
+
 def changes_for(sandbox: Any, employee_number: str) -> list[dict[str, Any]]:
     body = requests.get(
         f"{sandbox.plansource_url}/sandbox/changes", params={"employee_number": employee_number}, timeout=10
@@ -153,9 +163,11 @@ def test_scheduled_style_delta_covers_the_time_since_the_last_successful_run(san
     hcm_edit(sandbox, GOOD[1:3], {"city": "North Haverbrook"})
     second = run_dag(DAG_ID, {"delta": True})
     assert second.summary["status"] == "Completed"
-    assert second.summary["window_start"] == first.summary["window_end"]
-    assert second.summary["records_processed"] == 2
+    assert second.summary["window_start"] == overlapped(first.summary["window_end"])
+    # The overlap reads the first run's change again; only the two new changes are sent.
+    assert second.summary["records_processed"] == 3
     assert second.summary["records_updated"] == 2
+    assert [c["changed_fields"] for c in changes_for(sandbox, GOOD[0])] == [["city"]]
 
 
 def test_narrowed_run_does_not_move_the_window(sandbox: Any) -> None:
@@ -166,7 +178,7 @@ def test_narrowed_run_does_not_move_the_window(sandbox: Any) -> None:
     assert narrowed.summary["status"] == "Completed"
     hcm_edit(sandbox, GOOD[1:2], {"city": "Cypress Creek"})
     after = run_dag(DAG_ID, {"delta": True})
-    assert after.summary["window_start"] == baseline.summary["window_end"]
+    assert after.summary["window_start"] == overlapped(baseline.summary["window_end"])
 
 
 def test_include_employees_narrows_and_reports_unknown_person(sandbox: Any) -> None:
@@ -298,3 +310,18 @@ def test_only_the_primary_ein_record_is_exported(sandbox: Any, plansource_admin:
 
     [row] = [r for r in rows if r["employee_number"] == multi]
     assert row["org_payroll_id"] == load_table("pay_group").lookup(primary_pay_group)
+
+
+def test_a_person_without_a_primary_employment_is_an_error_row_never_a_silent_skip(sandbox: Any) -> None:
+    import sqlite3
+
+    number = GOOD[2]
+    with sqlite3.connect(sandbox.hcm_db_path) as conn:
+        conn.execute("UPDATE hcm_employment SET is_primary = 0 WHERE person_number = ?", (number,))
+
+    for conf in ({"delta": False}, {"delta": False, "include_employees": number}):
+        outcome = run_dag(DAG_ID, conf)
+        rows = [row for row in outcome.error_rows() if row["record_key"] == number]
+        assert [row["rule"] for row in rows] == ["hcm:no_primary_employment"], conf
+        assert "mark one of their employments primary" in rows[0]["reason"]
+        assert outcome.summary["status"] == "Completed with Errors"

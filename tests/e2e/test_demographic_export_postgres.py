@@ -88,3 +88,40 @@ def test_delta_on_postgres_sends_only_employees_changed_there(
         assert change["changed_fields"] == ["city"]
         assert plansource_admin.subscriber(number)["city"] == "Springfield Heights"
     assert changes_for(sandbox, GOOD[3]) == []
+
+
+def test_a_change_committed_while_a_run_reads_is_sent_by_the_next_run(
+    sandbox: Any, pg_hcm: str, plansource_admin: Any
+) -> None:
+    """PostgreSQL stamps the change with its transaction's start (``now()``), before the reading run
+    ends; it becomes visible only at commit, after that run. The next window starts an overlap before
+    the last run's end, so it reads the change; the fingerprints keep the overlap from resending."""
+    import psycopg2
+
+    number = GOOD[0]
+    run_dag(DAG_ID, {"delta": True})  # a first successful full-scope delta sets the watermark
+    writer = psycopg2.connect(pg_hcm)
+    try:
+        with writer.cursor() as cur:  # open, not committed, while the next run reads
+            cur.execute(
+                "UPDATE hcm_person SET city = 'Late Commit City', updated_at = now() AT TIME ZONE 'UTC'"
+                " WHERE person_number = %s",
+                (number,),
+            )
+        time.sleep(1.05)
+        during = run_dag(DAG_ID, {"delta": True})
+        assert during.state == "success" and changes_for(sandbox, number) == []
+        writer.commit()
+    finally:
+        writer.close()
+    time.sleep(1.05)
+
+    after = run_dag(DAG_ID, {"delta": True})
+
+    assert after.state == "success", after.summary
+    assert [c["changed_fields"] for c in changes_for(sandbox, number)] == [["city"]]
+    assert plansource_admin.subscriber(number)["city"] == "Late Commit City"
+    # With nothing changed since, the overlapping window reads it again and sends nothing.
+    again = run_dag(DAG_ID, {"delta": True})
+    assert again.summary["records_created"] == again.summary["records_updated"] == 0
+    assert len(changes_for(sandbox, number)) == 1

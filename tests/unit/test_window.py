@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from benefits_hub.window import RunWindow, compute_window, next_watermark
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
@@ -57,3 +59,22 @@ def test_full_run_moves_watermark_and_never_backwards() -> None:
     assert (
         next_watermark(RunWindow(None, NOW, "x"), narrowed=False, watermark=NOW + timedelta(hours=1)) is None
     )
+
+
+def test_a_window_from_the_watermark_starts_an_overlap_earlier_and_still_moves_it() -> None:
+    mark = NOW - timedelta(hours=1)
+    window = compute_window(
+        delta=True, lookback_days=None, run_start=NOW, watermark=mark, overlap=timedelta(minutes=15)
+    )
+    assert window.start == mark - timedelta(minutes=15) and window.end == NOW
+    assert "15-minute overlap" in window.basis
+    assert next_watermark(window, narrowed=False, watermark=mark) == NOW  # no gap: it moves
+
+
+def test_the_overlap_is_configured_in_minutes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from benefits_hub.window import DEFAULT_OVERLAP, configured_overlap
+
+    monkeypatch.delenv("AIRFLOW__BENEFITS_HUB__WINDOW_OVERLAP_MINUTES", raising=False)
+    assert configured_overlap() == DEFAULT_OVERLAP
+    monkeypatch.setenv("AIRFLOW__BENEFITS_HUB__WINDOW_OVERLAP_MINUTES", "5")
+    assert configured_overlap() == timedelta(minutes=5)

@@ -34,7 +34,7 @@ from benefits_hub.lookup import DiskLookup
 from benefits_hub.models import ErrorRow, IntegrationType, RunSummary, StageResult
 from benefits_hub.params import PlanSourceRunParams
 from benefits_hub.pii import redact
-from benefits_hub.window import RunWindow, compute_window, next_watermark
+from benefits_hub.window import RunWindow, compute_window, configured_overlap, next_watermark
 
 # Up to this many employees, PlanSource is asked one by one; above it, its whole list is paged
 # (fewer calls for a full run, far fewer bytes for an hourly delta).
@@ -94,6 +94,7 @@ class DemographicExport(Integration):
             run_start=self.run.run_start,
             watermark=watermark,
             data_interval_start=self.run.data_interval_start,
+            overlap=configured_overlap(),
         )
         try:
             CrossReferences.load()
@@ -138,6 +139,26 @@ class DemographicExport(Integration):
                             ),
                             "extract",
                         )
+            for number in hcm.without_primary_employment(
+                changed_since=window.start,
+                changed_before=window.end if window.start else None,
+                person_numbers=params.include_employees,
+            ):
+                record_error(
+                    errors,
+                    ErrorRow(
+                        record_key=number,
+                        field="employment",
+                        value="",
+                        rule="hcm:no_primary_employment",
+                        reason=(
+                            "This person has no primary employment in the HCM, so there is nothing to send: "
+                            "mark one of their employments primary (or add one) in the HCM; the next run "
+                            "sends them."
+                        ),
+                    ),
+                    "extract",
+                )
             with staging.records("source/hcm_employees.jsonl") as hcm_file:
                 hcm_file.write_many(
                     hcm.iter_primary_employees(

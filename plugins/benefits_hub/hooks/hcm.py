@@ -72,6 +72,36 @@ class HcmHook(SqlSourceHook):
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         yield from self._stream(f"{PRIMARY_EMPLOYEES}{where} ORDER BY p.person_number", params)
 
+    def without_primary_employment(
+        self,
+        *,
+        changed_since: datetime | None = None,
+        changed_before: datetime | None = None,
+        person_numbers: Sequence[str] = (),
+    ) -> Iterator[str]:
+        """Person numbers in the same scope as :meth:`iter_primary_employees` that it cannot return:
+        people with no employment marked primary. Never silently left out: each becomes an error row."""
+        p = self.db.placeholder
+        conditions = [
+            "NOT EXISTS (SELECT 1 FROM hcm_employment e WHERE e.person_number = p.person_number"
+            " AND e.is_primary = 1)"
+        ]
+        params: list[Any] = []
+        if changed_since is not None:
+            conditions.append(f"p.person_number IN ({CHANGED_PEOPLE.format(p=p)})")
+            params += [self._ts(changed_since), self._ts(changed_before or datetime.max)] * 2
+        chunks = [
+            list(person_numbers[i : i + MAX_BOUND_PARAMS])
+            for i in range(0, len(person_numbers), MAX_BOUND_PARAMS)
+        ] or [[]]
+        for chunk in chunks:
+            where = list(conditions)
+            if chunk:
+                where.append(f"p.person_number IN ({', '.join([p] * len(chunk))})")
+            sql = f"SELECT p.person_number FROM hcm_person p WHERE {' AND '.join(where)}"
+            for row in self._stream(f"{sql} ORDER BY p.person_number", [*params, *chunk]):
+                yield row["person_number"]
+
     def known_person_numbers(self, person_numbers: Sequence[str]) -> set[str]:
         """Which of ``person_numbers`` the HCM has at all (any employment)."""
         rows = self.in_chunks("SELECT person_number FROM hcm_person WHERE person_number IN", person_numbers)
