@@ -26,6 +26,11 @@ validation can still refuse.
   the summary): fix them in the recordkeeper, run the Plan Sync for the plan, and review the new draft.
 - **Failed**: no draft to review (already activated or replaced).
 
+## Who may approve
+The user ids in the Airflow Variable `benefits_hub.draft_approvers` (comma-separated; Admin →
+Variables), else in `[benefits_hub] draft_approvers`; read when a review starts. Airflow refuses
+anyone else ("not a respondent"). Empty: whoever may act on this DAG. The summary records who decided.
+
 ## First three things to check
 1. The `review` task: the change shown to the reviewer and the decision.
 2. The `summary` task: the outcome and iJoin's reasons if it refused.
