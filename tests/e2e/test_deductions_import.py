@@ -3,6 +3,7 @@ against the sandbox's PlanSource API and HCM database."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from typing import Any
 
@@ -85,6 +86,8 @@ def test_calendar_dates_and_amounts_land_exactly(sandbox: Any) -> None:
         assert row["effective_date"] == coverage["change_effective_date"][:10].replace("/", "-")
         assert f"{float(row['employee_amount']):.2f}" == coverage["subscriber_premium"]
         assert f"{float(row['employer_amount']):.2f}" == coverage["org_premium"]
+        # The schema's TIMESTAMP text, as source_updated_at: '2026-12-06 05:20:06', no 'T'.
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", row["loaded_at"]), row["loaded_at"]
 
 
 def test_nightly_delta_picks_up_only_changed_coverages_and_a_rerun_changes_nothing(sandbox: Any) -> None:

@@ -120,6 +120,25 @@ def test_plan_sync_rerun_changes_nothing_and_narrowed_run(sandbox: Any) -> None:
     assert refused.summary["status"] == "Failed" and "plan_ids" in refused.summary["failure_reason"]
 
 
+def test_refused_allocations_are_left_out_so_ijoin_keeps_the_ones_it_has(sandbox: Any) -> None:
+    run_dag(PARTICIPANT_SYNC, {"plan_ids": "P0001"})
+    good = "P0001-000001"
+    held = admin(sandbox, f"/sandbox/participants/P0001/{good}")["body"]["allocations"]
+    assert held and sum(float(a["pct"]) for a in held) == 100
+    with sqlite3.connect(sandbox.recordkeeper_db_path) as db:  # the recordkeeper's allocations go wrong
+        db.execute(
+            "UPDATE rk_allocation SET pct = pct / 2 WHERE plan_id = 'P0001' AND participant_id = ?", (good,)
+        )
+
+    outcome = run_dag(PARTICIPANT_SYNC, {"plan_ids": "P0001"})
+
+    assert f"P0001/{good}" in {row["record_key"] for row in outcome.error_rows()}
+    after = admin(sandbox, f"/sandbox/participants/P0001/{good}")["body"]
+    assert after["allocations"] == held  # not cleared by an empty list
+    assert after["sync_status"] == "Synchronized with warnings"
+    assert any("iJoin keeps the ones it has" in m for m in after["sync_messages"])
+
+
 def test_a_lineup_ijoin_could_never_activate_warns_what_to_change_and_asks_no_review(sandbox: Any) -> None:
     import sqlite3
 

@@ -153,6 +153,8 @@ class DeductionWriter:
     def _bind(self, value: Any) -> Any:
         # sqlite3 binds neither Decimal nor date; PostgreSQL drivers bind both exactly.
         if self.is_sqlite and value is not None and not isinstance(value, str | int | float):
+            if isinstance(value, datetime):  # the schema's TIMESTAMP text, as source_updated_at
+                return value.isoformat(sep=" ")
             return str(value) if not hasattr(value, "isoformat") else value.isoformat()
         return value
 

@@ -136,8 +136,12 @@ class ParticipantSync(IJoinSync):
                     {"fund_id": a["fund_id"], "pct": _text(a["pct"])} for a in record["allocations"]
                 ]
                 if problem:
-                    # Never send iJoin allocations that do not add up: the participant syncs without them.
-                    messages.append(problem + " Allocations were not sent; correct them in the recordkeeper.")
+                    # Never send iJoin allocations that do not add up, nor an empty list (that would
+                    # clear what iJoin holds): the participant syncs without the field.
+                    messages.append(
+                        problem + " Allocations were not sent (iJoin keeps the ones it has); correct them in "
+                        "the recordkeeper."
+                    )
                     record_error(
                         errors,
                         ErrorRow(
@@ -145,7 +149,7 @@ class ParticipantSync(IJoinSync):
                         ),
                         "transform",
                     )
-                    allocations = []
+                    allocations = None
                 rates = record["rates"] or {}
                 payload.write(
                     {
@@ -163,7 +167,7 @@ class ParticipantSync(IJoinSync):
                             }
                             for b in record["balances"]
                         ],
-                        "allocations": allocations,
+                        **({"allocations": allocations} if allocations is not None else {}),
                         "contribution_rates": {
                             k: _text(rates.get(k)) for k in ("pretax_pct", "roth_pct", "aftertax_pct")
                         },
