@@ -113,14 +113,14 @@ class ErrorWriter:
     """Writes :class:`ErrorRow` rows as CSV (values already masked) and counts distinct records."""
 
     def __init__(self, text: IO[str]) -> None:
-        self._csv = csv.writer(text)
+        self._csv = SafeCsvWriter(text)
         self._csv.writerow(ErrorRow.CSV_COLUMNS)
         self.rows = 0
         self._records: set[str] = set()
         self.manifest: StagedFile | None = None  # set when the file is closed
 
     def add(self, row: ErrorRow) -> None:
-        self._csv.writerow([csv_safe(getattr(row, c)) for c in ErrorRow.CSV_COLUMNS])
+        self._csv.writerow([getattr(row, c) for c in ErrorRow.CSV_COLUMNS])
         self.rows += 1
         self._records.add(row.record_key)
 
@@ -130,9 +130,38 @@ class ErrorWriter:
 
 
 def csv_safe(value: object) -> str:
-    # A cell starting with = + - @ runs as a formula when a clerk opens the file in a spreadsheet.
+    """A cell that cannot run as a formula when a clerk opens the file in a spreadsheet: formula-shaped
+    text gets a leading apostrophe; numbers and phone numbers ("-12.50", "+1 555 0100") stay as they are."""
+    from benefits_hub.values import looks_like_formula
+
     text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    return "'" + text if looks_like_formula(text) else text
+
+
+class SafeCsvWriter:
+    """``csv.writer`` whose every cell goes through :func:`csv_safe`: the one way the hub writes a CSV
+    (error files, the census, delivered lists, the Activity Monitor's export)."""
+
+    def __init__(self, stream: IO[str], **kwargs: Any) -> None:
+        self._writer = csv.writer(stream, **kwargs)
+
+    def writerow(self, row: Iterable[object]) -> Any:
+        return self._writer.writerow([csv_safe(cell) for cell in row])
+
+    def writerows(self, rows: Iterable[Iterable[object]]) -> None:
+        for row in rows:
+            self.writerow(row)
+
+
+class SafeDictWriter(csv.DictWriter):
+    """``csv.DictWriter`` through :func:`csv_safe` (the census)."""
+
+    def writerow(self, rowdict: Any) -> Any:
+        return super().writerow({key: csv_safe(value) for key, value in rowdict.items()})
+
+    def writerows(self, rowdicts: Iterable[Any]) -> None:
+        for rowdict in rowdicts:
+            self.writerow(rowdict)
 
 
 class StagingArea:

@@ -71,7 +71,20 @@ def number(value: Any) -> Decimal | None:
 
 
 # A cell starting with one of these runs as a formula when a person opens a CSV in a spreadsheet.
-FORMULA_STARTS = ("=", "+", "-", "@")
+# A plain number or phone number: may start with + or - and still is no formula ("-12.50", "+1 555 0100").
+_NUMBER_OR_PHONE = re.compile(r"[+-]?[\d\s().,/-]*\d[\d\s().,/-]*")
+
+
+def looks_like_formula(text: str) -> bool:
+    """Whether a spreadsheet would run ``text`` as a formula when the file is opened: it starts with
+    ``=``, ``@``, a tab or a carriage return, or with ``+``/``-`` and is not a plain number or phone."""
+    if not text:
+        return False
+    if text[0] in "=@\t\r":
+        return True
+    return text[0] in "+-" and not _NUMBER_OR_PHONE.fullmatch(text)
+
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -86,7 +99,7 @@ def text_problem(
         return "text:too_long", f"The {label} is {len(text):,} characters long; at most {limit} are allowed."
     if _CONTROL.search(text):
         return "text:control_character", f"The {label} holds a line break, tab or other control character."
-    if formula and text.startswith(FORMULA_STARTS):
+    if formula and looks_like_formula(text):
         return (
             "text:formula",
             f"The {label} starts with '{text[0]}', which a spreadsheet runs as a formula when the file "

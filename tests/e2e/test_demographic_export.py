@@ -325,3 +325,34 @@ def test_a_person_without_a_primary_employment_is_an_error_row_never_a_silent_sk
         assert [row["rule"] for row in rows] == ["hcm:no_primary_employment"], conf
         assert "mark one of their employments primary" in rows[0]["reason"]
         assert outcome.summary["status"] == "Completed with Errors"
+
+
+def test_formula_shaped_phone_email_and_username_never_reach_plansource_or_a_csv(
+    sandbox: Any, plansource_admin: Any
+) -> None:
+    import csv
+    import sqlite3
+
+    from benefits_hub.values import looks_like_formula
+
+    number = GOOD[3]
+    before = plansource_admin.subscriber(number)
+    planted = {"home_phone": "=cmd|' /C calc'!A0", "work_email": '=HYPERLINK("http://x")',
+               "plansource_username": "@SUM(1+1)"}  # fmt: skip
+    with sqlite3.connect(sandbox.hcm_db_path) as conn:
+        sets = ", ".join(f"{column} = ?" for column in planted)
+        conn.execute(f"UPDATE hcm_person SET {sets} WHERE person_number = ?", [*planted.values(), number])
+
+    outcome = run_dag(DAG_ID, {"delta": False})
+
+    rows = {row["field"]: row for row in outcome.error_rows() if row["record_key"] == number}
+    assert set(planted) <= set(rows) and all(rows[f]["rule"] == "text:formula" for f in planted)
+    assert plansource_admin.subscriber(number) == before  # nothing of theirs sent
+    staged = [f for f in outcome.summary["source_files"] + outcome.summary["error_files"]]
+    census = outcome.summary["output_file"]
+    for path in [*staged, census]:
+        if not path or not path.endswith(".csv"):
+            continue
+        with open(path.removeprefix("file://"), newline="") as handle:
+            for line in csv.reader(handle):
+                assert not any(looks_like_formula(cell) for cell in line), (path, line)

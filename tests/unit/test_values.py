@@ -43,3 +43,39 @@ def test_money_from_a_database_float_is_exact() -> None:
 def test_bad_money(raw: object) -> None:
     with pytest.raises(ValueProblem):
         money(raw)
+
+
+@pytest.mark.parametrize(
+    ("text", "formula"),
+    [
+        ("=cmd|' /C calc'!A0", True), ("=HYPERLINK(\"http://x\")", True), ("@SUM(1)", True),
+        ("+cmd", True), ("-2+3", True), ("\tx", True), ("-12.50", False), ("+1 555 0100", False),
+        ("+1 (555) 010-0100", False), ("12.50", False), ("Ada", False), ("", False), ("-", True),
+    ],
+)  # fmt: skip
+def test_formula_shapes_and_plain_numbers(text: str, formula: bool) -> None:
+    from benefits_hub.values import looks_like_formula
+
+    assert looks_like_formula(text) is formula
+
+
+def test_every_csv_the_hub_writes_escapes_formulas_but_not_numbers() -> None:
+    import csv
+    import io
+
+    from benefits_hub.staging import SafeCsvWriter, SafeDictWriter
+
+    rows = [["=cmd|x", "-12.50", "+1 555 0100", "@SUM(1)", "Ada"]]
+    plain, keyed = io.StringIO(), io.StringIO()
+    SafeCsvWriter(plain).writerows(rows)
+    census = SafeDictWriter(keyed, fieldnames=["a", "b"])
+    census.writeheader()
+    census.writerow({"a": "=HYPERLINK(1)", "b": "-3"})
+    assert next(csv.reader(io.StringIO(plain.getvalue()))) == [
+        "'=cmd|x",
+        "-12.50",
+        "+1 555 0100",
+        "'@SUM(1)",
+        "Ada",
+    ]
+    assert list(csv.reader(io.StringIO(keyed.getvalue())))[1] == ["'=HYPERLINK(1)", "-3"]

@@ -14,7 +14,6 @@ deliver   - upserted on (person number, deduction code, effective date), a trans
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -32,6 +31,7 @@ from benefits_hub.journal import DeliveryJournal
 from benefits_hub.lookup import DiskLookup
 from benefits_hub.models import IntegrationType, RunStatus, RunSummary, StagedFile, StageResult
 from benefits_hub.params import DeductionsRunParams
+from benefits_hub.staging import SafeCsvWriter
 
 CHUNK = 500  # records per HCM lookup and per upsert transaction
 EXPORT_DAG_ID = "plansource_hcm_demographic_export"
@@ -245,7 +245,7 @@ class DeductionsImport(Integration):
             self._hcm().deduction_writer(self.run.run_id) as writer,
             staging.text_file("output/loaded_deductions.csv") as (output_stream, output_path),
         ):
-            output = csv.writer(output_stream)
+            output = SafeCsvWriter(output_stream)
             output.writerow(["action", *DEDUCTION_COLUMNS])
             loaded = 0
             chunk: list[dict[str, Any]] = []

@@ -13,7 +13,6 @@ deliver   - creates and updates (changed fields only) in batches, terminations a
 
 from __future__ import annotations
 
-import csv
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
@@ -34,6 +33,7 @@ from benefits_hub.lookup import DiskLookup
 from benefits_hub.models import ErrorRow, IntegrationType, RunSummary, StageResult
 from benefits_hub.params import PlanSourceRunParams
 from benefits_hub.pii import redact
+from benefits_hub.staging import SafeCsvWriter, SafeDictWriter
 from benefits_hub.window import RunWindow, compute_window, configured_overlap, next_watermark
 
 # Up to this many employees, PlanSource is asked one by one; above it, its whole list is paged
@@ -235,7 +235,7 @@ class DemographicExport(Integration):
                 staging.records("changes/in_sync.jsonl") as in_sync,
                 staging.text_file("output/census.csv") as (census_stream, census_path),
             ):
-                census = csv.DictWriter(census_stream, fieldnames=CENSUS_COLUMNS, extrasaction="ignore")
+                census = SafeDictWriter(census_stream, fieldnames=CENSUS_COLUMNS, extrasaction="ignore")
                 census.writeheader()
                 census_rows = 0
                 # Rows come ordered by person number, so an employee the HCM gives twice is adjacent.
@@ -304,7 +304,7 @@ class DemographicExport(Integration):
             self.run.error_file("deliver") as errors,
             staging.text_file("output/delivered.csv") as (output_stream, output_path),
         ):
-            output = csv.writer(output_stream)
+            output = SafeCsvWriter(output_stream)
             output.writerow(["employee_number", "actions", "fields_sent", "result"])
             output_rows = 0
             # A retried or cleared deliver of this run replays what PlanSource already acknowledged.

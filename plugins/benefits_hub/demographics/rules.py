@@ -46,13 +46,12 @@ CENSUS_COLUMNS: tuple[str, ...] = (
 
 
 # Free-text HCM fields and the most characters each may hold (the HCM schema's column sizes; PlanSource
-# takes no more). Phone and e-mail are left out of the formula check: "+1 555..." is a real phone.
+# takes no more). Each is checked for spreadsheet formulas too; a phone such as "+1 555 0100" is none.
 TEXT_LIMITS: dict[str, int] = {
     "first_name": 100, "middle_name": 100, "last_name": 100, "address_1": 200, "address_2": 200,
     "city": 100, "state": 2, "zip_code": 10, "country": 3, "home_phone": 20, "work_email": 200,
-    "job_title": 100, "location": 100, "division": 100,
+    "job_title": 100, "location": 100, "division": 100, "plansource_username": 100,
 }  # fmt: skip
-NO_FORMULA_CHECK = frozenset({"home_phone", "work_email"})
 
 
 def ssn_problem(ssn: str | None) -> str | None:
@@ -212,7 +211,7 @@ def map_subscriber(employee: dict[str, Any], xref: CrossReferences) -> MappedEmp
 
     for hcm_field, limit in TEXT_LIMITS.items():
         label = hcm_field.replace("_", " ")
-        found = text_problem(label, employee.get(hcm_field), limit, formula=hcm_field not in NO_FORMULA_CHECK)
+        found = text_problem(label, employee.get(hcm_field), limit)
         if found:
             rule, reason = found
             problem(hcm_field, employee.get(hcm_field), rule, f"{reason} Correct it in the HCM.")

@@ -15,7 +15,6 @@ Everything here is computed from :class:`RunFacts` and :class:`ScheduleFacts`, w
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from benefits_hub.models import RunStatus
 from benefits_hub.pii import mask_field
-from benefits_hub.staging import csv_safe
+from benefits_hub.staging import SafeCsvWriter
 from benefits_hub.ui import urls
 
 SCHEDULED = "Scheduled"
@@ -376,7 +375,7 @@ def _csv_value(row: ActivityRow, attribute: str) -> str:
 def csv_lines(rows: Iterable[ActivityRow]) -> Iterator[str]:
     """The rows as CSV, one line at a time. A name a person typed cannot run as a spreadsheet formula."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = SafeCsvWriter(buffer)
 
     def flush() -> str:
         text = buffer.getvalue()
@@ -387,5 +386,5 @@ def csv_lines(rows: Iterable[ActivityRow]) -> Iterator[str]:
     writer.writerow([title for title, _ in CSV_COLUMNS])
     yield flush()
     for row in rows:
-        writer.writerow([csv_safe(_csv_value(row, attribute)) for _, attribute in CSV_COLUMNS])
+        writer.writerow([_csv_value(row, attribute) for _, attribute in CSV_COLUMNS])
         yield flush()

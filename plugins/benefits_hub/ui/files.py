@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from benefits_hub.pii import mask_field, redact
-from benefits_hub.staging import csv_safe
+from benefits_hub.staging import SafeCsvWriter
 
 MEDIA_TYPES = {".csv": "text/csv", ".jsonl": "application/x-ndjson"}
 
@@ -39,7 +39,7 @@ def _masked_value(key: str, value: Any) -> Any:
 
 def _masked_csv(lines: Iterable[str]) -> Iterator[str]:
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = SafeCsvWriter(buffer)
     reader = csv.reader(lines)
     header = next(reader, None)
     if header is None:
@@ -48,7 +48,7 @@ def _masked_csv(lines: Iterable[str]) -> Iterator[str]:
     for row in reader:
         # Cells also lose any spreadsheet formula (the error files' rule; a no-op on theirs).
         writer.writerow(
-            [csv_safe(mask_field(header[i] if i < len(header) else "", cell)) for i, cell in enumerate(row)]
+            [mask_field(header[i] if i < len(header) else "", cell) for i, cell in enumerate(row)]
         )
         yield buffer.getvalue()
         buffer.seek(0)
