@@ -356,3 +356,27 @@ def test_formula_shaped_phone_email_and_username_never_reach_plansource_or_a_csv
         with open(path.removeprefix("file://"), newline="") as handle:
             for line in csv.reader(handle):
                 assert not any(looks_like_formula(cell) for cell in line), (path, line)
+
+
+def test_a_wrong_sftp_host_key_stops_the_census_at_once_in_words(
+    sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+    import os
+    import time as clock
+
+    conn = json.loads(os.environ["AIRFLOW_CONN_PLANSOURCE_SFTP"])
+    # A valid ed25519 key that is not the server's: someone else's server, or a key the vendor changed.
+    conn["extra"]["host_key"] = (
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_PLANSOURCE_SFTP", json.dumps(conn))
+
+    started = clock.monotonic()
+    outcome = run_dag(DAG_ID, {"delta": False})  # a full run: it sends the census file
+
+    assert clock.monotonic() - started < 60  # refused at once: no retries, no backoff
+    assert outcome.task_states["deliver"] == "failed"
+    reason = outcome.summary["failure_reason"]
+    assert "host_key extra" in reason and "plansource_sftp" in reason and "ssh-keyscan" in reason
+    assert "Traceback" not in reason and "paramiko" not in reason

@@ -343,7 +343,7 @@ class DemographicExport(Integration):
 
     def _upload_census(self, staged_path: str) -> str:
         """The census to SFTP, atomically; PGP-encrypted (``.csv.pgp``) when ``plansource_pgp`` says so."""
-        from paramiko import AuthenticationException
+        from paramiko import AuthenticationException, BadHostKeyException, SSHException
 
         from benefits_hub.hooks.sftp import VendorSftpHook
         from benefits_hub.pgp import ENCRYPTED_SUFFIX, VendorPgp
@@ -364,6 +364,12 @@ class DemographicExport(Integration):
                 remote += ENCRYPTED_SUFFIX
                 with pgp.encrypted(source) as (ciphertext, fingerprint):
                     size = hook.upload_atomic(ciphertext, remote)
+        except BadHostKeyException:
+            raise StageRefused(host_key_refused(self.sftp_conn_id, hook.remote_host)) from None
+        except SSHException as exc:
+            if "host key" not in str(exc).lower() and "known_hosts" not in str(exc).lower():
+                raise  # a dropped connection: the task's retries are for that
+            raise StageRefused(host_key_refused(self.sftp_conn_id, hook.remote_host)) from None
         except AuthenticationException:
             raise StageRefused(
                 f"PlanSource's SFTP server refused the login of connection '{self.sftp_conn_id}': check "
@@ -593,3 +599,15 @@ class _BatchSender:
 
     def flush(self) -> list[tuple[str, list[str], list[str], str]]:
         return self._flush_creates() + self._flush_updates()
+
+
+def host_key_refused(conn_id: str, host: str | None) -> str:
+    """Why an SFTP upload stopped at the server's host key, and how to fix it (never retried: a key
+    that does not match is a server the hub must not send PII to, or a connection to correct)."""
+    return (
+        f"PlanSource's SFTP server at {host or 'the configured host'} did not show the host key that "
+        f"connection '{conn_id}' names in its host_key extra, so nothing was sent to it. If the vendor "
+        f"changed its key, confirm the new one with them (e.g. `ssh-keyscan -t ed25519 {host or '<host>'}`"
+        ", checked against what they tell you) and put it in the host_key extra; then clear the deliver "
+        "task. The subscriber changes were sent; the census file was not."
+    )
