@@ -12,15 +12,11 @@ from urllib.parse import quote
 import pytest
 
 from benefits_hub.ui import urls
+from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.e2e.conftest import run_dag
 from tests.e2e.test_demographic_export import GOOD
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("clean_hub_state")]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 EXPORT, RESUBMIT = "plansource_hcm_demographic_export", "plansource_deductions_resubmit"
 WAIT_MS = 30_000

@@ -22,14 +22,13 @@ import pytest
 
 from benefits_hub.ui import urls
 from hub_sandbox.coverages import special_coverages
-from tests.e2e.airflow_services import AirflowServices, airflow_services
-from tests.e2e.test_activity_monitor_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.airflow_services import AirflowServices
+from tests.e2e.browser import chromium_tab, open_from_navigation, sandboxed_airflow
 from tests.e2e.test_demographic_export import GOOD
 
 pytestmark = pytest.mark.e2e
 EXPORT, IMPORT = "plansource_hcm_demographic_export", "plansource_deductions_import"
 RESUBMIT = "plansource_deductions_resubmit"
-DAG_COUNT = 10
 FAILING = {category: ids[0] for category, ids in special_coverages(200).items()}
 SHOTS = Path(os.environ.get("HUB_SCREENSHOT_DIR") or Path(__file__).resolve().parents[2] / "test-artifacts")
 RUN_MS = 180_000  # a real run through the scheduler: queued, four or five tasks, summary
@@ -37,43 +36,18 @@ RUN_MS = 180_000  # a real run through the scheduler: queued, four or five tasks
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AirflowServices, Any]]:
-    from hub_sandbox import Sandbox
-
-    box = Sandbox.start(tmp_path_factory.mktemp("journey-sandbox"), employees=200, seed=42, token_ttl=300)
-    try:
-        home = tmp_path_factory.mktemp("journey-airflow")
-        with airflow_services(home, box.connection_env(), dag_count=DAG_COUNT) as services:
-            yield services, box
-    finally:
-        box.stop()
+    with sandboxed_airflow(tmp_path_factory, "journey") as found:
+        yield found
 
 
 @pytest.fixture(scope="module")
 def page(hub: tuple[AirflowServices, Any]) -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `make system-deps`.", pytrace=False)
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            tab = browser.new_page(viewport={"width": 1280, "height": 900})
-            tab.set_default_timeout(30_000)
-            yield tab
-        finally:
-            browser.close()
+    with chromium_tab(SHOTS) as tab:
+        yield tab
 
 
 def open_activity_monitor(page: Any, services: AirflowServices) -> Any:
-    """Airflow's home page, then its navigation entry: the Activity Monitor in Airflow's frame."""
-    from playwright.sync_api import expect
-
-    page.goto(services.base_url + "/")
-    page.get_by_role("link", name="Activity Monitor").click()
-    frame = page.frame_locator("iframe")
-    expect(frame.locator("h1")).to_have_text("Activity Monitor")
-    return frame
+    return open_from_navigation(page, services, "Activity Monitor")
 
 
 def wait_finished(frame: Any, statuses: str) -> None:

@@ -26,54 +26,40 @@ import pytest
 import requests
 
 from benefits_hub.ui import urls
-from tests.e2e.airflow_services import AirflowServices, airflow_services
+from tests.e2e.airflow_services import AirflowServices
+from tests.e2e.browser import chromium_tab, open_from_navigation, sandboxed_airflow
 from tests.e2e.conftest import running_api_server
 from tests.e2e.receivers import wait_for
-from tests.e2e.test_activity_monitor_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.e2e.test_clerk_journeys_browser import RUN_MS, SHOTS
 from tests.e2e.test_ijoin import PLANS, ijoin
 
 pytestmark = pytest.mark.e2e
 PLAN_SYNC, PARTICIPANT_SYNC = "ijoin_plan_sync", "ijoin_participant_sync"
-DAG_COUNT = 10
 PLAN = "P0001"  # a plain active plan of the sandbox
 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AirflowServices, Any]]:
-    from hub_sandbox import Sandbox
-
-    box = Sandbox.start(tmp_path_factory.mktemp("admin-sandbox"), employees=200, seed=42, token_ttl=300)
-    try:
-        env = {**box.connection_env(), "AIRFLOW__BENEFITS_HUB__DRAFT_CHECK_SECONDS": "2"}
-        with airflow_services(tmp_path_factory.mktemp("admin-airflow"), env, dag_count=DAG_COUNT) as services:
-            for dag_id in (PLAN_SYNC, PARTICIPANT_SYNC):  # the administrator turned the schedules on once
-                services.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
-            # ...and each schedule ran once for every plan, as it would on a live hub.
-            for dag_id in (PLAN_SYNC, PARTICIPANT_SYNC):
-                assert wait_for(lambda d=dag_id: finished_runs(services, d) >= 1, timeout=RUN_MS / 1000), (
-                    f"the scheduled {dag_id} did not run\n{services.logs()}"
-                )
-            yield services, box
-    finally:
-        box.stop()
+    with sandboxed_airflow(
+        tmp_path_factory, "admin", {"AIRFLOW__BENEFITS_HUB__DRAFT_CHECK_SECONDS": "2"}
+    ) as (
+        services,
+        box,
+    ):
+        for dag_id in (PLAN_SYNC, PARTICIPANT_SYNC):  # the administrator turned the schedules on once
+            services.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
+        # ...and each schedule ran once for every plan, as it would on a live hub.
+        for dag_id in (PLAN_SYNC, PARTICIPANT_SYNC):
+            assert wait_for(lambda d=dag_id: finished_runs(services, d) >= 1, timeout=RUN_MS / 1000), (
+                f"the scheduled {dag_id} did not run\n{services.logs()}"
+            )
+        yield services, box
 
 
 @pytest.fixture(scope="module")
 def page(hub: tuple[AirflowServices, Any]) -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `make system-deps`.", pytrace=False)
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            tab = browser.new_page(viewport={"width": 1280, "height": 900})
-            tab.set_default_timeout(30_000)
-            yield tab
-        finally:
-            browser.close()
+    with chromium_tab(SHOTS) as tab:
+        yield tab
 
 
 def finished_runs(services: AirflowServices, dag_id: str) -> int:
@@ -92,14 +78,7 @@ def sync_links(frame: Any, column: str) -> dict[str, str]:
 
 
 def open_plan_summary(page: Any, services: AirflowServices) -> Any:
-    """Airflow's home page, then its navigation entry: the Plan Summary in Airflow's frame."""
-    from playwright.sync_api import expect
-
-    page.goto(services.base_url + "/")
-    page.get_by_role("link", name="Plan Summary").click()
-    frame = page.frame_locator("iframe")
-    expect(frame.locator("h1")).to_have_text("Plan Summary")
-    return frame
+    return open_from_navigation(page, services, "Plan Summary")
 
 
 def test_1_sync_now_on_one_plan_shows_its_new_sync_and_its_participants(
@@ -148,6 +127,12 @@ def test_1_sync_now_on_one_plan_shows_its_new_sync_and_its_participants(
     expect(line).to_contain_text(first["sync_status"])
     for message in first.get("sync_messages") or []:
         expect(line).to_contain_text(message)
+    # Every participant synced with warnings has its reason on the page.
+    warned = [p for p in held["participants"] if p["sync_status"] == "Synchronized with warnings"]
+    assert warned and all(p["sync_messages"] for p in warned)
+    for person in warned:
+        reasons = frame.locator(f'tr.participant[data-participant-id="{person["participant_id"]}"] td').nth(3)
+        expect(reasons).to_contain_text(person["sync_messages"][0])
 
 
 def test_2_the_log_link_of_a_run_opens_airflows_task_page_inside_the_frame(
@@ -232,10 +217,7 @@ def open_review_run(page: Any, services: AirflowServices, run_id: str) -> Any:
     """The Activity Monitor (navigation), then the review's run page."""
     from playwright.sync_api import expect
 
-    page.goto(services.base_url + "/")
-    page.get_by_role("link", name="Activity Monitor").click()
-    frame = page.frame_locator("iframe")
-    expect(frame.locator("h1")).to_have_text("Activity Monitor")
+    frame = open_from_navigation(page, services, "Activity Monitor")
     frame.locator(f'#activity a[href$="/{quote(run_id, safe=":+")}"]').first.click()
     expect(frame.locator("#run-name")).to_be_visible()
     return frame

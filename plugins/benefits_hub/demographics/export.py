@@ -364,12 +364,6 @@ class DemographicExport(Integration):
                 remote += ENCRYPTED_SUFFIX
                 with pgp.encrypted(source) as (ciphertext, fingerprint):
                     size = hook.upload_atomic(ciphertext, remote)
-        except BadHostKeyException:
-            raise StageRefused(host_key_refused(self.sftp_conn_id, hook.remote_host)) from None
-        except SSHException as exc:
-            if "host key" not in str(exc).lower() and "known_hosts" not in str(exc).lower():
-                raise  # a dropped connection: the task's retries are for that
-            raise StageRefused(host_key_refused(self.sftp_conn_id, hook.remote_host)) from None
         except AuthenticationException:
             raise StageRefused(
                 f"PlanSource's SFTP server refused the login of connection '{self.sftp_conn_id}': check "
@@ -377,6 +371,12 @@ class DemographicExport(Integration):
                 "were. Clear the deliver task once the connection is fixed (not retried by itself: "
                 "repeated failed logins can lock the account)."
             ) from None
+        except BadHostKeyException:
+            raise StageRefused(host_key_refused(self.sftp_conn_id, hook.remote_host)) from None
+        except SSHException as exc:  # AuthenticationException is one too: caught above
+            if "host key" not in str(exc).lower() and "known_hosts" not in str(exc).lower():
+                raise  # a dropped connection: the task's retries are for that
+            raise StageRefused(host_key_refused(self.sftp_conn_id, hook.remote_host)) from None
         self.run.log.info(
             "Census file delivered to SFTP %s (%d bytes, PGP-encrypted to key %s)", remote, size, fingerprint
         )

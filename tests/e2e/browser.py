@@ -1,0 +1,68 @@
+"""What the browser journeys share: Debian's Chromium driven by Playwright, and a whole Airflow with
+its own sandbox (tests/e2e/airflow_services.py) for a module's journeys."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.airflow_services import AirflowServices, airflow_services
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+DAG_COUNT = 10  # the hub's DAGs: the services are ready once the dag-processor parsed them all
+
+
+@contextmanager
+def sandboxed_airflow(
+    tmp_path_factory: pytest.TempPathFactory, name: str, extra_env: dict[str, str] | None = None
+) -> Iterator[tuple[AirflowServices, Any]]:
+    """A fresh sandbox (200 employees) and a whole Airflow on its connections."""
+    from hub_sandbox import Sandbox
+
+    box = Sandbox.start(tmp_path_factory.mktemp(f"{name}-sandbox"), employees=200, seed=42, token_ttl=300)
+    try:
+        env = {**box.connection_env(), **(extra_env or {})}
+        with airflow_services(
+            tmp_path_factory.mktemp(f"{name}-airflow"), env, dag_count=DAG_COUNT
+        ) as services:
+            yield services, box
+    finally:
+        box.stop()
+
+
+@contextmanager
+def chromium_tab(shots: Path) -> Iterator[Any]:
+    """One tab of Debian's Chromium (never a downloaded browser; missing it fails, not skips)."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make system-deps`.", pytrace=False)
+    from playwright.sync_api import sync_playwright
+
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            tab = browser.new_page(viewport={"width": 1280, "height": 900})
+            tab.set_default_timeout(30_000)
+            yield tab
+        finally:
+            browser.close()
+
+
+def open_from_navigation(page: Any, services: AirflowServices, name: str) -> Any:
+    """Airflow's home page, then its navigation entry ``name`` (the Activity Monitor, the Plan Summary):
+    the hub's page inside Airflow's frame, whose heading is that name."""
+    from playwright.sync_api import expect
+
+    page.goto(services.base_url + "/")
+    page.get_by_role("link", name=name).click()
+    frame = page.frame_locator("iframe")
+    expect(frame.locator("h1")).to_have_text(name)
+    return frame
