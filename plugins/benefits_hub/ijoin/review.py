@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, TriggerRule
@@ -164,6 +165,7 @@ def _current_draft_version(plan_id: str) -> str | None:
     return str(draft.get("version_id") or "") or None
 
 
+@cache  # one class, however often the triggerer or a defer asks for it
 def _trigger_class() -> type:
     from airflow.providers.standard.triggers.hitl import HITLTrigger
     from airflow.sdk.execution_time.hitl import update_hitl_detail_response
