@@ -43,6 +43,11 @@ Run it, or **Re-Run** a past run with the same params, from the **Activity Monit
 Deductions are upserted on (person number, deduction code, effective date): re-running the same window
 changes nothing, and an ended coverage end-dates its deduction instead of deleting it.
 
+Each nightly window (Lookback Days empty) starts **15 minutes before** the last successful run's end
+(`[benefits_hub] window_overlap_minutes`), widened to whole days for PlanSource's filter: a change
+PlanSource showed only after that run read is still imported. Rows read again are left alone when
+nothing in them changed (counted as skipped). See `docs/windows.md`.
+
 ## Notifications and deadline
 - **Who is told**: whoever the rules in the Airflow Variable `benefits_hub.notifications` name for this
   integration and the run's status (e-mail and/or webhook; see `docs/notifications.md`). The message

@@ -46,7 +46,7 @@ Each delta window starts **15 minutes before** the last successful run's end
 (`[benefits_hub] window_overlap_minutes`): an HCM change committed while that run was reading carries
 a time before its end, and would otherwise never be read. Employees read twice are not sent twice
 (only fields that differ from what PlanSource holds are sent). Keep the overlap above the longest
-write transaction the HCM runs.
+write transaction the HCM runs. The window ends by the HCM database's clock. See `docs/windows.md`.
 
 ## Notifications and deadline
 - **Who is told**: whoever the rules in the Airflow Variable `benefits_hub.notifications` name for this

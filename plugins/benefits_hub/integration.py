@@ -25,6 +25,10 @@ from benefits_hub.models import (
     StageResult,
 )
 from benefits_hub.staging import ErrorWriter, StagingArea
+from benefits_hub.window import RunWindow, next_watermark, parse_instant
+
+# The per-DAG state key of the watermark (see benefits_hub.window).
+WATERMARK_KEY = "watermark"
 
 STAGES: tuple[str, ...] = ("validate", "extract", "transform", "deliver")
 log = logging.getLogger(__name__)
@@ -106,6 +110,22 @@ class Integration:
 
     def after_summary(self, summary: RunSummary) -> None:
         """Hook for state that moves only with a finished run (e.g. the delta watermark)."""
+
+    # -- the window (benefits_hub.window: one model, one serialised form, one next-watermark rule) --
+    def watermark(self) -> datetime | None:
+        """The end of the window of the last successful full-scope run, ``None`` before any."""
+        return parse_instant(self.run.state_get(WATERMARK_KEY))
+
+    def advance_watermark(self) -> None:
+        """After a run that did not fail: move the watermark to its window's end, if it may."""
+        validate = self.run.results.get("validate")
+        if validate is None or not validate.details.get("window"):
+            return
+        window = RunWindow.from_details(validate.details["window"])
+        narrowed = bool(validate.details.get("narrowed"))
+        moved = next_watermark(window, narrowed=narrowed, watermark=self.watermark())
+        if moved is not None:
+            self.run.state_set(WATERMARK_KEY, moved.isoformat())
 
     # -- the summary ------------------------------------------------------------------------------
     def run_name(self) -> str:

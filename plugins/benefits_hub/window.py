@@ -17,6 +17,10 @@ database) again; the fingerprints and the delivery journal make sure what was al
 twice. A transaction open longer than the overlap can still slip by: keep it above the longest write
 transaction the source runs.
 
+One model for every windowed read (the export over the HCM, the deductions import over PlanSource's
+coverage changes): one serialised form (``RunWindow.to_details`` / ``from_details``, ISO 8601), one
+next-watermark rule (``next_watermark``, applied by ``Integration.advance_watermark``). See docs/windows.md.
+
 The watermark is the hub's own record rather than Airflow's ``prev_start_date_success``, which also
 counts narrowed manual runs (DESIGN.md section 8).
 """
@@ -24,9 +28,31 @@ counts narrowed manual runs (DESIGN.md section 8).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 DEFAULT_OVERLAP = timedelta(minutes=15)
+
+
+def parse_instant(value: Any) -> datetime | None:
+    """A stored watermark or window bound, as an aware UTC datetime (the one serialised form is ISO 8601).
+
+    Also reads a bare date (``2026-12-01``: how the deductions import kept its watermark before) as
+    that day's midnight UTC, and a naive stamp as UTC, so an upgrade never loses a window.
+    """
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        instant = value
+    elif isinstance(value, date):
+        instant = datetime.combine(value, time.min)
+    else:
+        instant = datetime.fromisoformat(str(value))
+    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+
+
+def day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, UTC)
 
 
 @dataclass(frozen=True)
@@ -38,6 +64,26 @@ class RunWindow:
     @property
     def is_full(self) -> bool:
         return self.start is None
+
+    def to_details(self) -> dict[str, Any]:
+        """The window as a stage keeps it (validate's details) and the Run Summary shows it."""
+        return {
+            "start": self.start.isoformat() if self.start else None,
+            "end": self.end.isoformat(),
+            "basis": self.basis,
+        }
+
+    @classmethod
+    def from_details(cls, details: dict[str, Any]) -> RunWindow:
+        end = parse_instant(details["end"])
+        assert end is not None
+        return cls(parse_instant(details.get("start")), end, str(details.get("basis") or ""))
+
+    def days(self) -> tuple[str, str]:
+        """The window widened to whole UTC days, for sources whose filter takes dates (PlanSource's
+        payroll coverages): ``[first day, last day]``, both inclusive."""
+        assert self.start is not None
+        return self.start.astimezone(UTC).date().isoformat(), self.end.astimezone(UTC).date().isoformat()
 
 
 def compute_window(

@@ -52,6 +52,17 @@ class AirflowServices:
         answer.raise_for_status()
         return bool(answer.json()["is_paused"])
 
+    def parked(self, dag_id: str, task_id: str, run_id: str) -> bool:
+        """The scheduler has taken the executor's report that the task's process ended after it
+        deferred. Answering a HITL request before this races Airflow 3.3's executor-event handling:
+        the resumed try can be marked failed ("state mismatch"). A person takes longer; a test waits."""
+        log = self.home / "scheduler.log"
+        wanted = f"task_id='{task_id}', run_id='{run_id}'"
+        return log.exists() and any(
+            "Received executor event" in line and f"dag_id='{dag_id}'" in line and wanted in line
+            for line in log.read_text(errors="replace").splitlines()
+        )
+
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(self.home.glob("*.log")))
 

@@ -127,6 +127,45 @@ def test_nightly_delta_picks_up_only_changed_coverages_and_a_rerun_changes_nothi
     assert deductions(sandbox) == after
 
 
+def test_a_change_stamped_before_the_last_run_ended_but_seen_after_it_is_imported_by_the_next_run(
+    sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PlanSource stamps a change when it is made, not when its API can show it (a late commit, or its
+    clock behind ours). Such a change carries a stamp inside the run that missed it. The next window
+    starts an overlap before the last run's end (here two days, so the stamp can sit on the day before
+    the watermark's, which a window of whole days from the watermark's date would never read); the
+    upsert's sameness check keeps the overlap from rewriting anything."""
+    from datetime import datetime, timedelta
+
+    monkeypatch.setenv("AIRFLOW__BENEFITS_HUB__WINDOW_OVERLAP_MINUTES", str(2 * 24 * 60))
+    run_dag(IMPORT, {"delta": True, **CURRENT_YEAR_INITIAL})
+    first = run_dag(IMPORT, {"delta": True})  # nothing new; Completed: it sets the watermark
+    assert first.summary["status"] == "Completed", first.summary
+    ended = datetime.fromisoformat(first.summary["window_end"])
+    target = next(
+        c
+        for c in plansource_coverages(sandbox, "plan_year = 2026 AND test_employee = 0 AND current = 1")
+        if c["id"] not in FAILING.values() and not c["termination_date"]
+    )
+    late_stamp = datetime.combine(ended.date(), datetime.min.time()) - timedelta(minutes=1)
+    with sqlite3.connect(sandbox.plansource_state_path) as conn:  # the late change, as PlanSource holds it
+        conn.execute(
+            "UPDATE payroll_coverage SET subscriber_premium = '55.55', updated_at = ? WHERE id = ?",
+            (late_stamp.strftime("%Y-%m-%d %H:%M:%S"), target["id"]),
+        )
+
+    after = run_dag(IMPORT, {"delta": True})
+
+    assert after.summary["status"] == "Completed", after.summary
+    assert after.summary["records_updated"] == 1
+    by_id = {row["plansource_coverage_id"]: row for row in deductions(sandbox).values()}
+    assert f"{float(by_id[target['id']]['employee_amount']):.2f}" == "55.55"
+    # With nothing changed since, the overlapping window reads the change again and writes nothing.
+    again = run_dag(IMPORT, {"delta": True})
+    assert again.summary["records_created"] == again.summary["records_updated"] == 0
+    assert again.summary["records_skipped"] >= 1
+
+
 def test_resubmit_fixes_corrected_records_and_keeps_the_rest_in_a_new_error_file(sandbox: Any) -> None:
     original = run_dag(IMPORT, {"delta": True, **CURRENT_YEAR_INITIAL})
     keys = {row["record_key"].split("#")[1]: row["record_key"] for row in original.error_rows()}

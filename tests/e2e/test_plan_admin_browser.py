@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -241,6 +240,7 @@ def test_3_one_review_per_draft_a_newer_draft_supersedes_it_and_approval_activat
     expect(row.locator("a.draft-waiting")).to_be_visible(timeout=60_000)
     old_review = review_of(row)
     assert wait_for(lambda: pending_reviews(services, PLAN) == [old_review], timeout=60)
+    assert wait_for(lambda: waiting(services, old_review), timeout=60)  # see ``waiting``
 
     # 2. Sync again: still that one review.
     sync_now(row)
@@ -258,7 +258,7 @@ def test_3_one_review_per_draft_a_newer_draft_supersedes_it_and_approval_activat
     expect(run_page.locator("#summary")).to_contain_text("Superseded by a newer draft")
 
     # 4. The reviewer opens it in Required Actions, sees both closures side by side, and approves.
-    page.wait_for_timeout(3_000)  # as a reader would: never within a second of the task parking
+    assert wait_for(lambda: waiting(services, new_review), timeout=60)  # see ``waiting``
     table = open_required_action(page, services, new_review)
     for fund_id in (first, second):
         expect(table.locator("tbody tr").filter(has_text=fund_id)).to_contain_text("closed")
@@ -294,8 +294,7 @@ def test_4_a_refused_activation_says_ijoins_reason_in_the_activity_monitor(
         json={"dag_run_id": review, "logical_date": None, "conf": {"plan_id": PLAN, "version_id": version}},
     ).raise_for_status()  # fmt: skip
     assert wait_for(lambda: pending_reviews(services, PLAN) == [review], timeout=120)
-
-    page.wait_for_timeout(3_000)
+    assert wait_for(lambda: waiting(services, review), timeout=60)  # see ``waiting``
     open_required_action(page, services, review)
     page.get_by_role("button", name="Approve").click()
     expect(page.get_by_role("status").filter(has_text="review response successful")).to_be_visible()
@@ -405,20 +404,22 @@ def pending(services: AirflowServices) -> list[str]:
 
 
 def waiting(services: AirflowServices, run_id: str) -> bool:
+    """The review task is parked on the triggerer, and the scheduler knows its process has ended."""
     answer = services.api("GET", f"/dags/{REVIEW}/dagRuns/{run_id}/taskInstances/review")
-    return answer.status_code == 200 and answer.json()["state"] == "deferred"
+    return (
+        answer.status_code == 200
+        and answer.json()["state"] == "deferred"
+        and services.parked(REVIEW, "review", run_id)
+    )
 
 
 def wait_pending(services: AirflowServices, expected: list[str], timeout: float = 120) -> None:
-    """Wait until exactly ``expected`` reviews ask, each parked on the triggerer. Then a moment more,
-    as a person reading would take: an answer within a second of the task deferring races the
-    executor's report of the deferring process (Airflow then fails the task; see the closing note)."""
+    """Wait until exactly ``expected`` reviews ask, each parked on the triggerer (see ``waiting``)."""
     assert wait_for(
         lambda: pending(services) == expected and all(waiting(services, r) for r in expected),
         timeout=timeout,
         interval=1,
     ), f"pending reviews {pending(services)}, expected {expected}"
-    time.sleep(3)
 
 
 def hitl_url(run_id: str) -> str:

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from benefits_hub.window import RunWindow, compute_window, next_watermark
+from benefits_hub.window import RunWindow, compute_window, next_watermark, parse_instant
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
@@ -78,3 +78,32 @@ def test_the_overlap_is_configured_in_minutes(monkeypatch: pytest.MonkeyPatch) -
     assert configured_overlap() == DEFAULT_OVERLAP
     monkeypatch.setenv("AIRFLOW__BENEFITS_HUB__WINDOW_OVERLAP_MINUTES", "5")
     assert configured_overlap() == timedelta(minutes=5)
+
+
+def test_one_serialised_form_round_trips() -> None:
+    window = RunWindow(NOW - timedelta(hours=2), NOW, "since the last successful run")
+    assert RunWindow.from_details(window.to_details()) == window
+    full = RunWindow(None, NOW, "full run")
+    assert RunWindow.from_details(full.to_details()) == full
+
+
+def test_a_watermark_kept_as_a_date_or_naive_stamp_reads_as_utc() -> None:
+    # The deductions import kept its watermark as a date before the one model: an upgrade keeps it.
+    assert parse_instant("2026-12-05") == datetime(2026, 12, 5, tzinfo=UTC)
+    assert parse_instant("2026-12-05 06:01:02") == datetime(2026, 12, 5, 6, 1, 2, tzinfo=UTC)
+    assert parse_instant("2026-12-05T06:01:02+01:00") == datetime(2026, 12, 5, 5, 1, 2, tzinfo=UTC)
+    assert parse_instant(None) is None and parse_instant("") is None
+
+
+def test_a_source_filtered_by_dates_gets_every_day_the_window_touches() -> None:
+    # A window from 23:50 to 06:00 the next day spans two UTC days; both are asked for.
+    window = RunWindow(datetime(2026, 12, 5, 23, 50, tzinfo=UTC), datetime(2026, 12, 6, 6, tzinfo=UTC), "")
+    assert window.days() == ("2026-12-05", "2026-12-06")
+    overlapped = compute_window(
+        delta=True,
+        lookback_days=None,
+        run_start=datetime(2026, 12, 6, 6, tzinfo=UTC),
+        watermark=datetime(2026, 12, 6, 0, 5, tzinfo=UTC),
+        overlap=timedelta(minutes=15),
+    )
+    assert overlapped.days() == ("2026-12-05", "2026-12-06")  # the overlap reaches back over midnight

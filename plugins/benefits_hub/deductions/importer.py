@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, timedelta
 from typing import Any, ClassVar
 
 from benefits_hub.deductions.rules import (
@@ -32,13 +32,13 @@ from benefits_hub.lookup import DiskLookup
 from benefits_hub.models import IntegrationType, RunStatus, RunSummary, StagedFile, StageResult
 from benefits_hub.params import DeductionsRunParams
 from benefits_hub.staging import SafeCsvWriter
+from benefits_hub.window import RunWindow, compute_window, configured_overlap, day_start, parse_instant
 
 CHUNK = 500  # records per HCM lookup and per upsert transaction
 EXPORT_DAG_ID = "plansource_hcm_demographic_export"
 # Hub state (Airflow Variables benefits_hub.<dag_id>.<key>)
 INITIAL_IMPORTS_KEY = "initial_imports"  # {plan_year_start: {"date", "run_id"}}
 IMPORT_DAYS_KEY = "import_days"  # {run date: [plan_year_start, ...]} of finished imports
-WATERMARK_KEY = "watermark"  # date of the last successful full-scope window end
 
 
 def _load(value: Any) -> dict[str, Any]:
@@ -106,30 +106,35 @@ class DeductionsImport(Integration):
                 f"requires prior-year and current-year deductions on different days. Import the plan year "
                 f"starting {plan_year} tomorrow."
             )
-        window_start, basis = self._window_start(params, plan_year)
+        window = self._window(params, plan_year)
         warnings = self._assignment_warning()
         return StageResult(
             stage="validate",
             details={
                 "plan_year_start": plan_year.isoformat(),
                 "initial_import": initial,
-                "window": {"start": window_start.isoformat(), "end": today, "basis": basis},
+                "window": window.to_details(),
                 "narrowed": bool(params.include_employees),
             },
             warnings=warnings,
         )
 
-    def _window_start(self, params: DeductionsRunParams, plan_year: date) -> tuple[date, str]:
+    def _window(self, params: DeductionsRunParams, plan_year: date) -> RunWindow:
+        """PlanSource's filter takes whole UTC days (``RunWindow.days``); the window itself is the
+        hub's one model, so the import overlaps its last run exactly as the export does."""
+        run_start = self.run.run_start
         if params.deduction_start_date is not None:
-            return params.deduction_start_date, "Deduction Start Date"
+            return RunWindow(day_start(params.deduction_start_date), run_start, "Deduction Start Date")
         if not params.delta:
-            return plan_year - timedelta(days=366), "full plan year (Delta off)"
-        if params.lookback_days:
-            return self.run_date - timedelta(days=params.lookback_days), f"last {params.lookback_days} day(s)"
-        watermark = self.run.state_get(WATERMARK_KEY)
-        if watermark:
-            return date.fromisoformat(str(watermark)), "since the last successful run"
-        return self.run_date - timedelta(days=1), "no successful run yet: the last day"
+            year_before = day_start(plan_year - timedelta(days=366))
+            return RunWindow(year_before, run_start, "full plan year (Delta off)")
+        return compute_window(
+            delta=True,
+            lookback_days=params.lookback_days,
+            run_start=run_start,
+            watermark=self.watermark(),
+            overlap=configured_overlap(),
+        )
 
     def _assignment_warning(self) -> list[str]:
         from benefits_hub.operators.stages import read_state
@@ -140,7 +145,7 @@ class DeductionsImport(Integration):
             return []
         if not export_mark:
             return ["No successful HCM Demographic Export is on record: run it before importing deductions."]
-        if latest > datetime.fromisoformat(str(export_mark)):
+        if latest > (parse_instant(export_mark) or latest):
             return [
                 "Employee assignments changed in the HCM after the last successful HCM Demographic Export "
                 f"({export_mark}): run the export first, or deductions may land on outdated assignments."
@@ -149,21 +154,21 @@ class DeductionsImport(Integration):
 
     # -- extract ----------------------------------------------------------------------------------
     def extract(self) -> StageResult:
-        window = self.run.result("validate").details["window"]
+        window = RunWindow.from_details(self.run.result("validate").details["window"])
+        first_day, last_day = window.days()
         staging = self.run.staging
         assert staging is not None
         pages = records = 0
         # Test employees are asked for too, so that the summary can count what it leaves out.
         with staging.records("source/payroll_coverages.pages.jsonl") as source:
-            for page in self._plansource().iter_payroll_coverage_pages(
-                window["start"], window["end"], include_test=True
-            ):
+            plansource = self._plansource()
+            for page in plansource.iter_payroll_coverage_pages(first_day, last_day, include_test=True):
                 source.write(page)
                 pages += 1
                 records += len(page.get("payroll_coverages") or [])
         self.run.log.info(
             "PlanSource changes %s to %s (%s): %d record(s) in %d page(s)",
-            window["start"], window["end"], window["basis"], records, pages,
+            first_day, last_day, window.basis, records, pages,
         )  # fmt: skip
         return StageResult(
             stage="extract",
@@ -298,12 +303,8 @@ class DeductionsImport(Integration):
             initial = _load(self.run.state_get(INITIAL_IMPORTS_KEY))
             initial[plan_year] = {"date": today, "run_id": self.run.run_id}
             self.run.state_set(INITIAL_IMPORTS_KEY, json.dumps(initial))
-        if summary.status == RunStatus.COMPLETED and not validate.details["narrowed"]:
-            window = validate.details["window"]
-            watermark = self.run.state_get(WATERMARK_KEY)
-            # Move only if this run covered everything since the watermark (no gap left behind).
-            if not watermark or window["start"] <= str(watermark) <= window["end"]:
-                self.run.state_set(WATERMARK_KEY, window["end"])
+        if summary.status == RunStatus.COMPLETED:
+            self.advance_watermark()
 
 
 def mapped_person(coverage: dict[str, Any]) -> str:

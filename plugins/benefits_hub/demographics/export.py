@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any, ClassVar, TypeVar
 
 from benefits_hub.demographics.rules import (
@@ -34,7 +34,7 @@ from benefits_hub.models import ErrorRow, IntegrationType, RunSummary, StageResu
 from benefits_hub.params import PlanSourceRunParams
 from benefits_hub.pii import redact
 from benefits_hub.staging import SafeCsvWriter, SafeDictWriter
-from benefits_hub.window import RunWindow, compute_window, configured_overlap, next_watermark
+from benefits_hub.window import RunWindow, compute_window, configured_overlap
 
 # Up to this many employees, PlanSource is asked one by one; above it, its whole list is paged
 # (fewer calls for a full run, far fewer bytes for an hourly delta).
@@ -48,12 +48,7 @@ CENSUS_FOLDER = "inbound"
 FINGERPRINTS_STATE = "delivered_fingerprints.jsonl"
 FINGERPRINT_CHANGES = "delivered_fingerprints.changes"
 MAX_FINGERPRINT_CHANGE_FILES = 200
-WATERMARK_KEY = "watermark"
 T = TypeVar("T")
-
-
-def _parse_ts(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
 
 
 class DemographicExport(Integration):
@@ -81,18 +76,17 @@ class DemographicExport(Integration):
         return PlanSourceHook(self.plansource_conn_id)
 
     def _window(self) -> RunWindow:
-        window = self.run.result("validate").details["window"]
-        return RunWindow(_parse_ts(window["start"]), _parse_ts(window["end"]), window["basis"])  # type: ignore[arg-type]
+        return RunWindow.from_details(self.run.result("validate").details["window"])
 
     # -- validate ---------------------------------------------------------------------------------
     def validate(self) -> StageResult:
         params = self.params  # raises ParamError naming the param
-        watermark = _parse_ts(self.run.state_get(WATERMARK_KEY))
         window = compute_window(
             delta=params.delta,
             lookback_days=params.lookback_days,
-            run_start=self.run.run_start,
-            watermark=watermark,
+            # The window ends by the HCM's clock, which stamps its changes, not the worker's.
+            run_start=self._hcm().database_time() if params.delta else self.run.run_start,
+            watermark=self.watermark(),
             data_interval_start=self.run.data_interval_start,
             overlap=configured_overlap(),
         )
@@ -104,11 +98,7 @@ class DemographicExport(Integration):
         return StageResult(
             stage="validate",
             details={
-                "window": {
-                    "start": window.start.isoformat() if window.start else None,
-                    "end": window.end.isoformat(),
-                    "basis": window.basis,
-                },
+                "window": window.to_details(),
                 "scope": scope,
                 "narrowed": bool(params.include_employees),
                 "full_run": window.is_full and not params.include_employees,
@@ -409,18 +399,8 @@ class DemographicExport(Integration):
 
     # -- after the summary ------------------------------------------------------------------------
     def after_summary(self, summary: RunSummary) -> None:
-        if summary.status.fails_the_run or "validate" not in self.run.results:
-            return  # a failed run never moves the window
-        validate = self.run.results["validate"]
-        window = RunWindow(
-            _parse_ts(validate.details["window"]["start"]),
-            _parse_ts(validate.details["window"]["end"]),  # type: ignore[arg-type]
-            validate.details["window"]["basis"],
-        )
-        watermark = _parse_ts(self.run.state_get(WATERMARK_KEY))
-        moved = next_watermark(window, narrowed=bool(validate.details["narrowed"]), watermark=watermark)
-        if moved is not None:
-            self.run.state_set(WATERMARK_KEY, moved.isoformat())
+        if not summary.status.fails_the_run:  # a failed run never moves the window
+            self.advance_watermark()
 
 
 def _file_digest(path: str) -> str:

@@ -73,6 +73,14 @@ class SqlSourceHook(BaseHook):
         finally:
             conn.close()
 
+    def database_time(self) -> datetime:
+        """The database's own clock (UTC): the clock its ``updated_at`` stamps come from, so a window
+        bounded by it cannot miss a change because the worker's clock runs ahead."""
+        value = next(self._stream("SELECT CURRENT_TIMESTAMP AS now", []))["now"]
+        if not isinstance(value, datetime):  # SQLite: 'YYYY-MM-DD HH:MM:SS' text, UTC
+            value = datetime.fromisoformat(str(value))
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
     def in_chunks(
         self, sql_before_in: str, values: Sequence[Any], sql_after_in: str = ""
     ) -> Iterator[dict[str, Any]]:

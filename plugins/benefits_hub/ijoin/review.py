@@ -217,8 +217,11 @@ def _trigger_class() -> type:
 
         async def run(self) -> AsyncIterator[TriggerEvent]:
             # Only the draft is watched here: a person's answer resumes the deferred task through the
-            # api-server directly, and a second resume from this trigger would race it.
+            # api-server directly, and a second resume from this trigger would race it. The first look
+            # is one interval in: an answer before the scheduler has seen the deferring process end
+            # races Airflow's executor-event handling, which can fail the resumed try.
             while True:
+                await asyncio.sleep(self.draft_check_interval)
                 if self.timeout_datetime and self.timeout_datetime < datetime.now(UTC):
                     yield await self._handle_timeout()
                     return
@@ -226,7 +229,6 @@ def _trigger_class() -> type:
                 if event:
                     yield event
                     return
-                await asyncio.sleep(self.draft_check_interval)
 
     return DraftReviewTrigger
 
