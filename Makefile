@@ -37,11 +37,13 @@ demo: install $(AIRFLOW_HOME)/airflow.db
 
 ## system-deps: the Debian packages the tests start privately on loopback: the PostgreSQL server
 ## (HCM and Airflow metadata), Redis (the Celery broker of the distributed test), Chromium (the
-## Activity Monitor's browser test) and GnuPG (PGP-encrypted vendor files). Installs only what is missing.
-SYSTEM_DEPS := postgresql:pg_ctl redis-server:redis-server chromium:chromium gnupg:gpg
+## Activity Monitor's browser test), GnuPG (PGP-encrypted vendor files) and OpenSSH's server (the census
+## upload against a real sshd). Installs only what is missing.
+SYSTEM_DEPS := postgresql:pg_ctl redis-server:redis-server chromium:chromium gnupg:gpg openssh-server:sshd
 system-deps:
 	@missing=""; for dep in $(SYSTEM_DEPS); do pkg=$${dep%%:*}; cmd=$${dep#*:}; \
 		if [ "$$cmd" = pg_ctl ]; then ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && continue; fi; \
+		if [ "$$cmd" = sshd ]; then [ -x /usr/sbin/sshd ] && continue; fi; \
 		command -v "$$cmd" >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	[ -z "$$missing" ] && exit 0; \
 	if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; else \

@@ -321,13 +321,16 @@ class DemographicExport(Integration):
         journal.log_replays(self.run.log, "PlanSource delivery(ies)")
         from benefits_hub.models import StagedFile
 
+        files = {
+            "output": StagedFile(path=str(output_path), rows=output_rows, sha256=""),
+            "errors": errors.manifest,
+        }
+        if remote_census and census_file is not None:  # the Run Summary lists every file delivered
+            files["output#census"] = census_file
         return StageResult(
             stage="deliver",
             counters={**counters, "error_records": errors.records},
-            files={
-                "output": StagedFile(path=str(output_path), rows=output_rows, sha256=""),
-                "errors": errors.manifest,
-            },
+            files=files,
             details={"census_file": remote_census},
         )
 

@@ -112,6 +112,8 @@ FILE_TITLES = {
     "recordkeeper.json": "plan data read from the recordkeeper",
     "ijoin_before.json": "iJoin's plan before the sync",
     "error_file.csv": "error records",
+    "census.csv": "census file sent to PlanSource's SFTP",
+    "delivered.csv": "changes sent to PlanSource",
 }
 
 
