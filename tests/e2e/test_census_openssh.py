@@ -145,3 +145,23 @@ def test_with_the_right_host_key_the_census_arrives_whole(
     assert census.read_bytes() == Path(staged.removeprefix("file://")).read_bytes()
     assert census.read_bytes().startswith(b"employee_number,")
     assert not [p for p in (sshd.root / "inbound").iterdir() if p.name.endswith(".part")]
+
+
+def test_an_sftp_server_refusing_connections_fails_the_deliver_within_the_bound_in_words(
+    sandbox: Any, sshd: OpenSshServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.e2e.test_demographic_export import closed_port
+
+    conn = sshd.connection()
+    conn["port"] = port = closed_port()
+    monkeypatch.setenv("AIRFLOW_CONN_PLANSOURCE_SFTP", json.dumps(conn))
+    monkeypatch.setenv("AIRFLOW__BENEFITS_HUB__VENDOR_UNREACHABLE_SECONDS", "3")
+    started = time.monotonic()
+
+    outcome = run_dag(DAG_ID, {"delta": False})
+
+    assert time.monotonic() - started < 60
+    assert outcome.task_states["deliver"] == "failed"
+    reason = outcome.summary["failure_reason"]
+    assert f"PlanSource's SFTP server could not be reached at 127.0.0.1:{port}" in reason, reason
+    assert "'plansource_sftp'" in reason and "connection refused" in reason

@@ -357,3 +357,35 @@ def test_formula_shaped_phone_email_and_username_never_reach_plansource_or_a_csv
         with open(path.removeprefix("file://"), newline="") as handle:
             for line in csv.reader(handle):
                 assert not any(looks_like_formula(cell) for cell in line), (path, line)
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:  # bound, then closed: nothing listens there, connections are refused
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_vendor_refusing_connections_fails_the_run_within_the_bound_in_words(
+    sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+    import os
+    import time as clock
+
+    conn = json.loads(os.environ["AIRFLOW_CONN_PLANSOURCE_API"])
+    conn["port"] = port = closed_port()
+    monkeypatch.setenv("AIRFLOW_CONN_PLANSOURCE_API", json.dumps(conn))
+    monkeypatch.setenv("AIRFLOW__BENEFITS_HUB__VENDOR_UNREACHABLE_SECONDS", "4")
+
+    started = clock.monotonic()
+    outcome = run_dag(DAG_ID, {"delta": False})
+
+    assert clock.monotonic() - started < 40  # the bound, then no Airflow retry on top
+    assert outcome.task_states["extract"] == "failed"
+    reason = outcome.summary["failure_reason"]
+    assert "PlanSource could not be reached at http://127.0.0.1:" in reason and str(port) in reason, reason
+    assert "'plansource_api'" in reason and "connection refused" in reason
+    assert "vendor_unreachable_seconds" in reason
+    assert "Max retries" not in reason and "HTTPConnectionPool" not in reason and "Traceback" not in reason

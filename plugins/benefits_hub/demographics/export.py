@@ -338,6 +338,7 @@ class DemographicExport(Integration):
         """The census to SFTP, atomically; PGP-encrypted (``.csv.pgp``) when ``plansource_pgp`` says so."""
         from paramiko import AuthenticationException, BadHostKeyException, SSHException
 
+        from benefits_hub.hooks.reach import retry_until_reachable
         from benefits_hub.hooks.sftp import VendorSftpHook
         from benefits_hub.pgp import ENCRYPTED_SUFFIX, VendorPgp
         from benefits_hub.staging import StagingArea
@@ -348,15 +349,21 @@ class DemographicExport(Integration):
         # vendor account); a connection that fails for other reasons is what the task's retries are for.
         hook = VendorSftpHook(ssh_conn_id=self.sftp_conn_id, conn_retry_attempts=1)
         pgp = VendorPgp.from_connection(self.pgp_conn_id)
-        try:
+        if pgp is not None and pgp.encrypts:
+            remote += ENCRYPTED_SUFFIX
+
+        def send() -> tuple[int, str | None]:  # from the start of the staged file on every try
             with StagingArea.open_binary(staged_path) as source:
                 if pgp is None or not pgp.encrypts:
-                    size = hook.upload_atomic(source, remote)
-                    self.run.log.info("Census file delivered to SFTP %s (%d bytes)", remote, size)
-                    return remote
-                remote += ENCRYPTED_SUFFIX
+                    return hook.upload_atomic(source, remote), None
                 with pgp.encrypted(source) as (ciphertext, fingerprint):
-                    size = hook.upload_atomic(ciphertext, remote)
+                    return hook.upload_atomic(ciphertext, remote), fingerprint
+
+        try:
+            size, fingerprint = retry_until_reachable(
+                send, unreachable=_sftp_unreachable(), vendor="PlanSource's SFTP server",
+                conn_id=self.sftp_conn_id, address=f"{hook.remote_host}:{hook.port}", log=self.run.log,
+            )  # fmt: skip
         except AuthenticationException:
             raise StageRefused(
                 f"PlanSource's SFTP server refused the login of connection '{self.sftp_conn_id}': check "
@@ -370,9 +377,15 @@ class DemographicExport(Integration):
             if "host key" not in str(exc).lower() and "known_hosts" not in str(exc).lower():
                 raise  # a dropped connection: the task's retries are for that
             raise StageRefused(host_key_refused(self.sftp_conn_id, hook.remote_host)) from None
-        self.run.log.info(
-            "Census file delivered to SFTP %s (%d bytes, PGP-encrypted to key %s)", remote, size, fingerprint
-        )
+        if fingerprint is None:
+            self.run.log.info("Census file delivered to SFTP %s (%d bytes)", remote, size)
+        else:
+            self.run.log.info(
+                "Census file delivered to SFTP %s (%d bytes, PGP-encrypted to key %s)",
+                remote,
+                size,
+                fingerprint,
+            )
         return remote
 
     def _save_fingerprints(self, delivered: Iterable[tuple[str, str]], full_run: bool) -> None:
@@ -582,6 +595,14 @@ class _BatchSender:
 
     def flush(self) -> list[tuple[str, list[str], list[str], str]]:
         return self._flush_creates() + self._flush_updates()
+
+
+def _sftp_unreachable() -> tuple[type[BaseException], ...]:
+    import socket
+
+    from paramiko.ssh_exception import NoValidConnectionsError
+
+    return (NoValidConnectionsError, ConnectionRefusedError, socket.timeout, socket.gaierror)
 
 
 def host_key_refused(conn_id: str, host: str | None) -> str:

@@ -9,6 +9,8 @@
 - 429 and 5xx are retried with exponential backoff (honouring ``Retry-After``) through tenacity, the
   same retry engine as ``HttpHook.run_with_advanced_retry``; what still fails after that fails the
   task, and Airflow's own task retries take over.
+- A vendor not reached at all is retried until ``[benefits_hub] vendor_unreachable_seconds``, then
+  fails the stage at once in words (:class:`~benefits_hub.hooks.reach.VendorUnreachable`).
 - Vendor error bodies are never logged whole: only status, the vendor's error code and a redacted
   message reach an exception or a log line.
 - Vendors answer in one envelope: ``{"status", "errors", "data"}``; :meth:`VendorApiHook.call`
@@ -17,6 +19,7 @@
 
 from __future__ import annotations
 
+import time
 from functools import cached_property
 from typing import Any, ClassVar
 
@@ -25,10 +28,20 @@ import tenacity
 from airflow.providers.http.hooks.http import HttpHook
 from requests.auth import AuthBase
 
+from benefits_hub.hooks.reach import (
+    VendorUnreachable,
+    cause_in_words,
+    unreachable_message,
+    unreachable_seconds,
+)
 from benefits_hub.pii import redact
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 DEFAULT_TIMEOUT = 60.0  # seconds to wait for a vendor to answer, unless the connection says otherwise
+CONNECT_TIMEOUT = 15.0
+# Not reached at all (refused, unknown host, no answer): retried until [benefits_hub]
+# vendor_unreachable_seconds, then VendorUnreachable in words (benefits_hub.hooks.reach).
+UNREACHABLE_ERRORS = (requests.ConnectionError, requests.Timeout)
 
 
 class VendorApiError(Exception):
@@ -157,9 +170,11 @@ class VendorApiHook(HttpHook):
     def _send_once(self, method: str, path: str, params: dict | None, json: Any | None) -> requests.Response:
         session = self.session  # building the session also sets base_url from the connection
         url = self.base_url + self.api_path + path
-        response = session.request(method, url, params=params, json=json, timeout=self.timeout)
+        # Connecting gets less time than answering: a host that is down should not cost a minute a try.
+        timeout = (min(self.timeout, CONNECT_TIMEOUT), self.timeout)
+        response = session.request(method, url, params=params, json=json, timeout=timeout)
         if response.status_code == 401 and self.renew_token():
-            response = session.request(method, url, params=params, json=json, timeout=self.timeout)
+            response = session.request(method, url, params=params, json=json, timeout=timeout)
         return response
 
     def call(
@@ -181,16 +196,38 @@ class VendorApiHook(HttpHook):
                 self._raise_for(response, path)
             return self._data(response, path)
 
+        bound = unreachable_seconds()
+
+        def unreachable(state: tenacity.RetryCallState) -> bool:
+            exc = state.outcome.exception() if state.outcome else None
+            return isinstance(exc, UNREACHABLE_ERRORS)
+
+        def stop(state: tenacity.RetryCallState) -> bool:
+            # Not reached at all: keep trying until the bound. Answered with 429/5xx: a few attempts.
+            if unreachable(state):
+                return (state.seconds_since_start or 0.0) >= bound
+            return state.attempt_number >= self.request_attempts
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            delay = _wait_for_retry(state)
+            if unreachable(state):  # never sleep past the bound
+                return max(min(delay, bound - (state.seconds_since_start or 0.0)), 0.0)
+            return delay
+
         retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(
-                (VendorApiTransientError, requests.ConnectionError, requests.Timeout)
-            ),
-            wait=_wait_for_retry,
-            stop=tenacity.stop_after_attempt(self.request_attempts),
+            retry=tenacity.retry_if_exception_type((VendorApiTransientError, *UNREACHABLE_ERRORS)),
+            wait=wait,
+            stop=stop,
             before_sleep=self._log_retry,
             reraise=True,
         )
-        return retrying(attempt)
+        started = time.monotonic()
+        try:
+            return retrying(attempt)
+        except UNREACHABLE_ERRORS as exc:
+            waited = time.monotonic() - started
+            message = unreachable_message(self.vendor_name, self.http_conn_id, self.base_url, waited, exc)
+            raise VendorUnreachable(message) from None
 
     def _data(self, response: requests.Response, path: str) -> Any:
         """The envelope's ``data``; an answer that is not a whole JSON envelope says so plainly."""
@@ -213,6 +250,12 @@ class VendorApiHook(HttpHook):
     def _log_retry(self, retry_state: tenacity.RetryCallState) -> None:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
         sleep = retry_state.next_action.sleep if retry_state.next_action else 0
+        if isinstance(exc, UNREACHABLE_ERRORS):
+            self.log.warning(
+                "%s not reached at %s (attempt %s): %s; retrying in %.1fs",
+                self.vendor_name, self.base_url, retry_state.attempt_number, cause_in_words(exc), sleep,
+            )  # fmt: skip
+            return
         self.log.warning(
             "%s call failed (attempt %s of %s): %s; retrying in %.1fs",
             self.vendor_name, retry_state.attempt_number, self.request_attempts, exc, sleep,

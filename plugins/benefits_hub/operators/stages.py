@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator, TriggerRule
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from benefits_hub.hooks.reach import VendorUnreachable
 from benefits_hub.integration import STAGES, Integration, RunContext, StageRefused
 from benefits_hub.models import RunSummary, StageResult
 from benefits_hub.notifications import notify_run_summary
@@ -166,10 +167,10 @@ class IntegrationStageOperator(BaseOperator):
         self.log.info("%s: %s stage of run %s", integration.integration_name, self.stage, run.run_id)
         try:
             result: StageResult = getattr(integration, self.stage)()
-        except (StageRefused, ParamError, StagedFileDamaged) as exc:
+        except (StageRefused, ParamError, StagedFileDamaged, VendorUnreachable) as exc:
             # A person must act (a damaged staged file reads the same on every try): retrying would
-            # only repeat the refusal.
-            message = redact(str(exc))
+            # only repeat the refusal. An unreachable vendor was already retried for its whole bound.
+            message = redact(str(exc), limit=1000)  # the hub's own words: kept whole
             context["ti"].xcom_push(key=FAILURE_XCOM_KEY, value=message)
             self.log.error("Run refused at %s: %s", self.stage, message)
             raise AirflowFailException(message) from None
