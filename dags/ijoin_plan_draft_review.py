@@ -55,7 +55,7 @@ from typing import Any
 from airflow.sdk import DAG, Param, get_current_context, task
 
 from benefits_hub.ijoin.review import ReviewSummaryOperator, draft_approval
-from benefits_hub.operators.stages import integration_default_args
+from benefits_hub.operators.stages import integration_default_args, stage_timeout
 
 with DAG(
     dag_id="ijoin_plan_draft_review",
@@ -89,7 +89,7 @@ with DAG(
     },
 ) as dag:
 
-    @task(task_id="validate")
+    @task(task_id="validate", execution_timeout=stage_timeout("validate"))
     def validate(params: dict[str, Any]) -> dict[str, str]:
         from airflow.sdk.exceptions import AirflowFailException
 
@@ -124,7 +124,7 @@ with DAG(
         retries=0,
     )
 
-    @task(task_id="activate")
+    @task(task_id="activate", execution_timeout=stage_timeout("deliver"))
     def activate(request: dict[str, str]) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 

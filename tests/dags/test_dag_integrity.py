@@ -212,3 +212,15 @@ def test_vendor_stages_take_a_slot_of_their_vendors_pool(dag_bag, dag_file: Path
         for stage in STAGES:
             expected = vendor_pool if stage in ("extract", "deliver") else "default_pool"
             assert _stage_task(dag, prefix, stage).pool == expected, f"{prefix}{stage}"
+
+
+@pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.stem)
+def test_every_stage_has_an_execution_timeout(dag_bag, dag_file: Path) -> None:
+    """A stage stuck on a silent vendor fails and is retried instead of holding its slot for ever. The
+    one exception is a person's review, which waits on the triggerer for as long as people take."""
+    dag = dag_bag.dags[dag_file.stem]
+    for task in dag.tasks:
+        if "review" in dag.tags and task.task_id == "review":
+            continue
+        if task.task_id.rsplit(".", 1)[-1] in (*STAGES, "summary"):
+            assert task.execution_timeout is not None, task.task_id

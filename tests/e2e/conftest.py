@@ -122,6 +122,12 @@ class RunOutcome:
     run_id: str
     summary: dict[str, Any] | None
     task_states: dict[str, str]
+    log_path: Path | None = None  # everything the run's tasks logged
+
+    @property
+    def log(self) -> str:
+        assert self.log_path is not None
+        return self.log_path.read_text(errors="replace")
 
     def error_rows(self) -> list[dict[str, str]]:
         import csv
@@ -149,7 +155,8 @@ def run_dag(dag_id: str, conf: dict[str, Any] | None = None) -> RunOutcome:
     # Everything the tasks log goes to a file per run: these are the task logs the PII scan reads.
     log_dir = TASK_LOG_DIR / dag_id
     log_dir.mkdir(parents=True, exist_ok=True)
-    with _capture_output(log_dir / f"run-{len(list(log_dir.iterdir())):03d}.log"):
+    log_path = log_dir / f"run-{len(list(log_dir.iterdir())):03d}.log"
+    with _capture_output(log_path):
         dag_run = dag.test(run_conf=conf or {})
     with create_session() as session:
         states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances(session=session)}
@@ -161,7 +168,13 @@ def run_dag(dag_id: str, conf: dict[str, Any] | None = None) -> RunOutcome:
         summary = None
         if row is not None:
             summary = row.value if isinstance(row.value, dict) else json.loads(row.value)
-    return RunOutcome(state=str(dag_run.state), run_id=dag_run.run_id, summary=summary, task_states=states)
+    return RunOutcome(
+        state=str(dag_run.state),
+        run_id=dag_run.run_id,
+        summary=summary,
+        task_states=states,
+        log_path=log_path,
+    )
 
 
 @contextmanager

@@ -114,6 +114,12 @@ def test_full_run_delivers_good_employees_and_ends_completed_with_errors(
     inbound = sandbox.sftp_root / "inbound"
     assert not [p for p in inbound.iterdir() if p.name.endswith(".part")]
 
+    # The log ends with the Run Summary and one line saying why the run fails; no Python traceback.
+    log = outcome.log
+    assert "Traceback" not in log
+    assert f"PlanSource HCM Demographic Export ended Completed with Errors: {len(BAD)} record(s)" in log
+    assert log.index("Run Summary") < log.index("ended Completed with Errors")
+
 
 def test_rerun_of_the_same_window_creates_no_duplicates(sandbox: Any, plansource_admin: Any) -> None:
     first = run_dag(DAG_ID, {"delta": False})

@@ -252,7 +252,7 @@ class VendorApiHook(HttpHook):
         sleep = retry_state.next_action.sleep if retry_state.next_action else 0
         if isinstance(exc, UNREACHABLE_ERRORS):
             self.log.warning(
-                "%s not reached at %s (attempt %s): %s; retrying in %.1fs",
+                "%s call to %s failed (attempt %s): %s; retrying in %.1fs",
                 self.vendor_name, self.base_url, retry_state.attempt_number, cause_in_words(exc), sleep,
             )  # fmt: skip
             return

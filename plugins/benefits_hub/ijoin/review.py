@@ -24,6 +24,7 @@ from airflow.sdk import BaseOperator, TriggerRule
 from airflow.sdk.exceptions import AirflowFailException
 
 from benefits_hub.models import IntegrationType, RunStatus, RunSummary
+from benefits_hub.operators.stages import stage_timeout
 from benefits_hub.pii import redact
 
 if TYPE_CHECKING:
@@ -316,6 +317,7 @@ class ReviewSummaryOperator(BaseOperator):
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("trigger_rule", TriggerRule.ALL_DONE)
         kwargs.setdefault("retries", 0)
+        kwargs.setdefault("execution_timeout", stage_timeout("summary"))
         super().__init__(**kwargs)
 
     def execute(self, context: Context) -> dict[str, Any]:

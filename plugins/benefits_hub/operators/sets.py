@@ -16,6 +16,7 @@ from airflow.sdk import BaseOperator, TriggerRule
 from airflow.sdk.exceptions import AirflowFailException
 
 from benefits_hub.models import RunStatus
+from benefits_hub.operators.stages import stage_timeout
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -29,6 +30,7 @@ class IntegrationSetSummaryOperator(BaseOperator):
     def __init__(self, *, members: Sequence[str], **kwargs: Any) -> None:
         kwargs.setdefault("trigger_rule", TriggerRule.ALL_DONE)
         kwargs.setdefault("retries", 0)
+        kwargs.setdefault("execution_timeout", stage_timeout("summary"))
         super().__init__(**kwargs)
         self.members = list(members)
 

@@ -132,6 +132,23 @@ def _member_args(operator: Any) -> dict[str, Any]:
     }
 
 
+# How long a stage may run (``execution_timeout``). The data stages stream up to millions of records;
+# ``[benefits_hub] stage_timeout_minutes`` sets theirs. Validate and summary only read small files.
+DEFAULT_STAGE_TIMEOUT = timedelta(hours=4)
+SHORT_STAGE_TIMEOUT = timedelta(minutes=15)
+
+
+def stage_timeout(stage: str) -> timedelta:
+    if stage in ("validate", "summary"):
+        return SHORT_STAGE_TIMEOUT
+    from airflow.configuration import conf
+
+    minutes = conf.getint(
+        "benefits_hub", "stage_timeout_minutes", fallback=int(DEFAULT_STAGE_TIMEOUT.total_seconds() // 60)
+    )
+    return timedelta(minutes=max(minutes, 1))
+
+
 class IntegrationStageOperator(BaseOperator):
     """Runs one stage of an integration and returns its :class:`StageResult` (a small manifest)."""
 
@@ -150,6 +167,9 @@ class IntegrationStageOperator(BaseOperator):
         stage_task_ids: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
+        # A stage stuck on a vendor that stopped answering mid-stream fails (and is retried) rather
+        # than hold its pool slot and the run forever.
+        kwargs.setdefault("execution_timeout", stage_timeout(stage or kwargs["task_id"].rsplit(".", 1)[-1]))
         super().__init__(**kwargs)
         self.item = item
         self.stage_task_ids = stage_task_ids
@@ -201,6 +221,7 @@ class RunSummaryOperator(BaseOperator):
     ) -> None:
         kwargs.setdefault("trigger_rule", TriggerRule.ALL_DONE)
         kwargs.setdefault("retries", 0)
+        kwargs.setdefault("execution_timeout", stage_timeout("summary"))
         super().__init__(**kwargs)
         self.stage_task_ids = stage_task_ids
         self.integration = integration
@@ -240,8 +261,18 @@ class RunSummaryOperator(BaseOperator):
         )
         if summary.status.fails_the_run:
             reason = summary.failure_reason or f"{summary.errors} record(s) with errors; see the error file."
-            raise AirflowFailException(f"{summary.integration_name} ended {summary.status}: {reason}")
+            self.log.error("%s ended %s: %s", summary.integration_name, summary.status, reason)
+            raise RunEndedFailed(1)
         return payload
+
+
+class RunEndedFailed(SystemExit):
+    """Fails the summary task (so the run fails in Airflow's terms, and a set stops) with no traceback.
+
+    The Task SDK's runner logs every other exception, AirflowFailException included, with its Python
+    traceback; it logs a SystemExit as one line ("Task exited"). The summary already said everything,
+    in the line above it. The summary task has no retries, so this ends it failed.
+    """
 
 
 OWNER = "benefits-integrations"
