@@ -11,7 +11,9 @@ XCom carries only the :class:`~benefits_hub.models.StagedFile` manifest (path, r
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import hashlib
 import io
 import json
@@ -76,18 +78,35 @@ class StagedFileDamaged(ValueError):
     """A staged file cannot be read back whole (cut off by a full disk or a killed writer)."""
 
 
+class StagingFull(OSError):
+    """The staging store has no space left; the message says where, how much, and what to do."""
+
+    def __str__(self) -> str:  # the words alone, not "[Errno 28] ..."
+        return str(self.strerror)
+
+
+# "No space left on device" and "Disk quota exceeded": either way the stage cannot write its files.
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1_000_000:.1f} MB"
+
+
 class _HashingWriter(io.RawIOBase):
     """Counts and hashes bytes on their way to the underlying file."""
 
     def __init__(self, raw: IO[bytes]) -> None:
         self._raw = raw
         self.sha256 = hashlib.sha256()
+        self.size = 0
 
     def writable(self) -> bool:
         return True
 
     def write(self, data: bytes) -> int:  # type: ignore[override]
         self.sha256.update(data)
+        self.size += len(data)
         return self._raw.write(data)
 
 
@@ -173,6 +192,7 @@ class StagingArea:
         self.root = self.base / _safe(dag_id) / _safe(run_id)
         self.state_root = self.base / STATE_FOLDER / _safe(dag_id)
         self._marked = False
+        self.bytes_written = 0  # by this instance (one stage): said when the store runs out of space
 
     def path(self, name: str) -> Any:
         return self.root / name
@@ -199,16 +219,34 @@ class StagingArea:
         if not state:
             self._mark_run()
         self._ensure_parent(path)
-        with path.open("wb") as raw:
-            hashing = _HashingWriter(raw)
-            buffered = io.BufferedWriter(hashing, buffer_size=1 << 20)
-            text = io.TextIOWrapper(buffered, encoding="utf-8", newline="")
-            try:
-                yield text, hashing
-            finally:
-                text.flush()
-                buffered.flush()
-                text.detach()
+        hashing: _HashingWriter | None = None
+        try:
+            with path.open("wb") as raw:
+                hashing = _HashingWriter(raw)
+                buffered = io.BufferedWriter(hashing, buffer_size=1 << 20)
+                text = io.TextIOWrapper(buffered, encoding="utf-8", newline="")
+                try:
+                    yield text, hashing
+                finally:
+                    text.flush()
+                    buffered.flush()
+                    text.detach()
+        except OSError as exc:
+            if exc.errno not in NO_SPACE:
+                raise
+            tried = self.bytes_written + (hashing.size if hashing else 0)
+            with contextlib.suppress(OSError):  # half a file helps nobody; the retry writes it again
+                path.unlink()
+            raise StagingFull(exc.errno, self.full_message(path, tried)) from None
+        self.bytes_written += hashing.size
+
+    def full_message(self, path: Any, tried: int) -> str:
+        return (
+            f"The staging area is full: no space left for {str(path).rsplit('/', 1)[-1]} in "
+            f"{self.root} after this stage wrote {_megabytes(tried)}. Free space there (the "
+            "hub_staging_retention DAG deletes settled runs' files) or point [benefits_hub] staging_url "
+            "at a larger store; the stage's half-written file was removed and its retry starts over."
+        )
 
     @contextmanager
     def records(self, name: str) -> Iterator[RecordWriter]:

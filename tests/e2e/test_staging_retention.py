@@ -123,3 +123,45 @@ def test_retention_deletes_settled_runs_past_the_retention_only(
         session.query(DagRun).filter_by(dag_id=IMPORT, run_id=running_import_run).update({"state": "failed"})
     assert run_dag(RETENTION).state == "success"
     assert not going_folder.exists() and recent_folder.exists() and state_folder.exists()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Any:
+    """A real 2 MB filesystem (tmpfs) for the staging area: the kernel says ENOSPC when it is full."""
+    import subprocess
+
+    mount = tmp_path / "staging"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True, text=True
+    )  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"this machine cannot mount a tmpfs (needs root): {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_staging_disk_fails_the_stage_in_words_and_loses_nothing(
+    sandbox: Any, plansource_admin: Any, small_disk: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW__BENEFITS_HUB__STAGING_URL", small_disk.as_uri())
+    filler = small_disk / "filler"
+    filler.write_bytes(b"\0" * (2 * 1024 * 1024 - 48 * 1024))  # leaves 48 KB: less than one extract
+    before = plansource_admin.stats()
+
+    full = run_dag(EXPORT, {"delta": False})
+
+    assert full.state == "failed" and full.task_states["extract"] == "failed"
+    reason = full.summary["failure_reason"] if full.summary else ""
+    assert reason.startswith("The staging area is full: no space left for "), reason
+    assert str(small_disk) in reason and "MB" in reason and "Errno" not in reason
+    after = plansource_admin.stats()
+    assert (after["creates"], after["updates"]) == (before["creates"], before["updates"])  # nothing sent
+    assert not [p for p in small_disk.rglob("*.jsonl") if p.stat().st_size]  # no half file left
+
+    filler.unlink()  # space freed: the same run again delivers everything, once
+    again = run_dag(EXPORT, {"delta": False})
+    assert again.summary["status"] == "Completed with Errors"
+    assert again.summary["records_created"] == 1

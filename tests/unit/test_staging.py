@@ -34,3 +34,26 @@ def test_error_file_counts_records_and_defuses_formulas(tmp_path: Path) -> None:
     with Path(errors.manifest.path.removeprefix("file://")).open() as handle:
         rows = list(csv.DictReader(handle))
     assert rows[0]["value"].startswith("'=")
+
+
+def test_a_full_disk_says_where_and_how_much_and_leaves_no_half_file(tmp_path: Path) -> None:
+    """/dev/full answers every write with ENOSPC, as a full disk does: the file is linked to it."""
+    import pytest
+
+    from benefits_hub.staging import StagingFull
+
+    staging = StagingArea("dag", "run-1", base_url=f"file://{tmp_path}")
+    with staging.records("source/first.jsonl") as first:
+        first.write_many({"n": n, "text": "x" * 100} for n in range(1_000))
+    target = staging.path("output/full.jsonl")
+    Path(str(target).removeprefix("file://")).parent.mkdir(parents=True, exist_ok=True)
+    Path(str(target).removeprefix("file://")).symlink_to("/dev/full")
+
+    with pytest.raises(StagingFull) as caught, staging.records("output/full.jsonl") as writer:
+        writer.write_many({"n": n, "text": "y" * 100} for n in range(50_000))
+
+    message = str(caught.value)
+    assert message.startswith("The staging area is full: no space left for full.jsonl in ")
+    assert "run-1" in message and "after this stage wrote " in message and " MB" in message
+    assert "Errno" not in message and "staging_url" in message and "retry starts over" in message
+    assert not Path(str(target).removeprefix("file://")).exists()  # the half-written file is gone

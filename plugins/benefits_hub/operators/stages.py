@@ -24,7 +24,7 @@ from benefits_hub.models import RunSummary, StageResult
 from benefits_hub.notifications import notify_run_summary
 from benefits_hub.params import ParamError
 from benefits_hub.pii import redact
-from benefits_hub.staging import StagedFileDamaged, StagingArea
+from benefits_hub.staging import StagedFileDamaged, StagingArea, StagingFull
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -194,6 +194,11 @@ class IntegrationStageOperator(BaseOperator):
             context["ti"].xcom_push(key=FAILURE_XCOM_KEY, value=message)
             self.log.error("Run refused at %s: %s", self.stage, message)
             raise AirflowFailException(message) from None
+        except StagingFull as exc:  # the hub's words; retried, since space may be freed meanwhile
+            message = redact(str(exc), limit=1000)
+            context["ti"].xcom_push(key=FAILURE_XCOM_KEY, value=message)
+            self.log.error("%s", message)
+            raise
         except Exception as exc:
             message = f"{type(exc).__name__}: {redact(str(exc))}"
             context["ti"].xcom_push(key=FAILURE_XCOM_KEY, value=message)
