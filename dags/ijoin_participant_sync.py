@@ -15,7 +15,9 @@ Run it, or **Re-Run** a past run with the same params, from the **Activity Monit
 
 ## Rules applied
 - **Pay frequency**: the plan's pay-frequency code; for 'V' (variable), each participant's most frequent
-  pay frequency in the recordkeeper's payroll over the last 3 months.
+  pay frequency in the recordkeeper's payroll over the last 3 months. A tie goes to the frequency of the
+  most recent payroll among the tied ones (weekly 6 times and bi-weekly 6 times, last paid bi-weekly:
+  Bi-Weekly). No payroll in those months: the participant syncs without it, with a warning.
 - **Salary**: census annual salary, else computed annual compensation, else the prior plan year's, else 0.
 - **Allocations** must add up to 100%: if not, the participant syncs without them, is marked
   "Synchronized with warnings", and an error row says what to correct in the recordkeeper.

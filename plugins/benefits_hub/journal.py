@@ -26,6 +26,8 @@ from typing import Any, TypeVar
 from benefits_hub.staging import StagingArea
 
 T = TypeVar("T")
+# The Run Summary counter of records an earlier attempt of the same run delivered (replayed here).
+ALREADY_DELIVERED = "already_delivered"
 
 
 class DeliveryJournal:
@@ -37,6 +39,9 @@ class DeliveryJournal:
         self.root = staging.path(self.folder)
         self.sent = 0
         self.replayed = 0
+        # Whether the answer ``once`` just gave came from an earlier attempt: its records count as
+        # "already delivered by an earlier attempt", not as this attempt's creates and updates.
+        self.replaying = False
 
     @staticmethod
     def key(kind: str, payload: Any) -> str:
@@ -66,11 +71,19 @@ class DeliveryJournal:
         entry = self.lookup(key)
         if entry is not None:
             self.replayed += 1
+            self.replaying = True
             return entry["answer"]  # type: ignore[no-any-return]
+        self.replaying = False
         answer = send()
         self.record(key, answer)
         self.sent += 1
         return answer
+
+    def tally(self, counters: dict[str, int], counter: str) -> None:
+        """Count one record of the answer ``once`` just gave: as ``counter`` when this attempt wrote it,
+        as ``already_delivered`` when an earlier attempt of the run did."""
+        name = ALREADY_DELIVERED if self.replaying else counter
+        counters[name] = counters.get(name, 0) + 1
 
     def log_replays(self, log: Any, what: str) -> None:
         if self.replayed:

@@ -74,6 +74,19 @@ def test_initial_plan_year_import_loads_good_records_and_explains_bad_ones(sandb
     assert any("Demographic Export" in w for w in summary["warnings"])
 
 
+def test_a_narrowed_run_counts_only_the_test_employees_it_was_asked_about(sandbox: Any) -> None:
+    current = plansource_coverages(sandbox, "plan_year = 2026")
+    real = next(
+        c["subscriber_code"] for c in current if not c["test_employee"] and c["id"] not in FAILING.values()
+    )
+    assert any(c["test_employee"] for c in current)  # PlanSource has test employees; none is asked about
+
+    outcome = run_dag(IMPORT, {"delta": True, **CURRENT_YEAR_INITIAL, "include_employees": real})
+
+    assert outcome.summary["test_employees_skipped"] == 0, outcome.summary
+    assert outcome.summary["employees_processed"] == 1
+
+
 def test_calendar_dates_and_amounts_land_exactly(sandbox: Any) -> None:
     run_dag(IMPORT, {"delta": True, **CURRENT_YEAR_INITIAL})
     loaded = deductions(sandbox)

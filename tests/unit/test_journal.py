@@ -104,16 +104,24 @@ def _deliver_export(tmp_path: Path, plansource: _PlanSource) -> tuple[dict[str, 
     return counters, sorted(done)
 
 
-def test_a_retried_export_deliver_sends_nothing_twice_and_counts_the_same(tmp_path: Path) -> None:
+def test_a_retried_export_deliver_sends_nothing_twice_and_says_an_earlier_attempt_delivered_it(
+    tmp_path: Path,
+) -> None:
     plansource = _PlanSource()
     first = _deliver_export(tmp_path, plansource)
     assert plansource.writes == ["terminate E3", "create", "update"]
     assert first[0]["records_created"] == 1 and first[0]["terminations"] == 1
+    delivered = first[0]["records_created"] + first[0]["records_updated"]
 
     retried = _deliver_export(tmp_path, plansource)
 
     assert plansource.writes == ["terminate E3", "create", "update"]  # nothing sent again
-    assert retried == first
+    # This attempt wrote nothing; every record is reported once, as delivered by the earlier attempt.
+    assert retried[0] == {
+        "records_created": 0, "records_updated": 0, "terminations": 0, "rehires": 0,
+        "already_delivered": delivered,
+    }  # fmt: skip
+    assert retried[1] == first[1]  # the same delivered list
 
 
 @pytest.fixture
@@ -148,7 +156,9 @@ def _import_deliver(tmp_path: Path, staged: Any) -> StageResult:
     return DeductionsImport(run).deliver()
 
 
-def test_a_retried_import_deliver_writes_nothing_twice_and_counts_the_same(tmp_path: Path, hcm: Path) -> None:
+def test_a_retried_import_deliver_writes_nothing_twice_and_says_an_earlier_attempt_did(
+    tmp_path: Path, hcm: Path
+) -> None:
     rows = [map_coverage(_coverage(n), deduction_codes(), known_person=True).row for n in range(1, 1201)]
     with _staging(tmp_path).records("changes/deductions.jsonl") as staged:
         staged.write_many(rows)  # three chunks of up to 500
@@ -165,8 +175,9 @@ def test_a_retried_import_deliver_writes_nothing_twice_and_counts_the_same(tmp_p
         )
     retried = _import_deliver(tmp_path, staged.manifest)
 
-    assert first.counters == retried.counters == {
-        "records_created": 1200, "records_updated": 0, "records_skipped": 0
+    assert first.counters == {"records_created": 1200, "records_updated": 0, "records_skipped": 0}
+    assert retried.counters == {
+        "records_created": 0, "records_updated": 0, "records_skipped": 0, "already_delivered": 1200
     }  # fmt: skip
     with sqlite3.connect(hcm) as conn:
         assert conn.execute("SELECT COUNT(*) FROM writes").fetchone()[0] == 0

@@ -216,13 +216,14 @@ class DeductionsImport(Integration):
 
             for coverage in self.coverages():
                 person = mapped_person(coverage)
-                if is_test_employee(coverage):
-                    test_people.add(person)
-                    continue
+                # Outside the run's selection first: counts (test employees too) are of the selection.
                 if include and person not in include:
                     continue
                 if plan_year_of(coverage) not in (plan_year, None):
                     counters["other_plan_year"] += 1
+                    continue
+                if is_test_employee(coverage):
+                    test_people.add(person)
                     continue
                 counters["records_processed"] += 1
                 chunk.append(coverage)
@@ -267,7 +268,7 @@ class DeductionsImport(Integration):
                     if action == "unchanged":
                         counters["records_skipped"] += 1
                         continue
-                    counters["records_created" if action == "created" else "records_updated"] += 1
+                    journal.tally(counters, "records_created" if action == "created" else "records_updated")
                     output.writerow(
                         [action, *(row.get(c) if row.get(c) is not None else "" for c in DEDUCTION_COLUMNS)]
                     )

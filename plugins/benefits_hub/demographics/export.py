@@ -28,7 +28,7 @@ from benefits_hub.demographics.rules import (
     plan_changes,
 )
 from benefits_hub.integration import Integration, StageRefused, record_error
-from benefits_hub.journal import DeliveryJournal
+from benefits_hub.journal import ALREADY_DELIVERED, DeliveryJournal
 from benefits_hub.lookup import DiskLookup
 from benefits_hub.models import ErrorRow, IntegrationType, RunSummary, StageResult
 from benefits_hub.params import PlanSourceRunParams
@@ -287,7 +287,7 @@ class DemographicExport(Integration):
         assert staging is not None
         plansource = self._plansource()
         counters = dict.fromkeys(
-            ("records_created", "records_updated", "terminations", "rehires", "already_delivered"), 0
+            ("records_created", "records_updated", "terminations", "rehires", ALREADY_DELIVERED), 0
         )
         delivered: list[tuple[str, str]] = []
         with (
@@ -472,6 +472,15 @@ class _BatchSender:
     def _once(self, kind: str, payload: Any, send: Callable[[], T]) -> T:
         return send() if self.journal is None else self.journal.once(kind, payload, send)
 
+    def _tally(self, counter: str) -> None:
+        """Count what this attempt did; a record an earlier attempt of the run delivered counts once,
+        as already delivered (its rehire or termination is not counted again on top)."""
+        replayed = self.journal is not None and self.journal.replaying
+        if not replayed:
+            self.counters[counter] += 1
+        elif counter in ("records_created", "records_updated"):
+            self.counters[ALREADY_DELIVERED] += 1
+
     def _fail(self, number: str, action: str, message: str) -> None:
         record_error(
             self.errors,
@@ -503,7 +512,7 @@ class _BatchSender:
                     {"employee_number": number, "hire_date": hire_date},
                     lambda: _acknowledged(self.plansource.rehire_subscriber(number, hire_date)),
                 )
-                self.counters["rehires"] += 1
+                self._tally("rehires")
             except Exception as exc:
                 if getattr(exc, "status", 500) >= 500:
                     raise
@@ -537,13 +546,13 @@ class _BatchSender:
                     {"employee_number": number, **termination},
                     lambda: _acknowledged(self.plansource.terminate_subscriber(number, termination)),
                 )
-                self.counters["terminations"] += 1
+                self._tally("terminations")
             except Exception as exc:
                 if getattr(exc, "status", 500) >= 500:
                     raise
                 self._fail(number, "terminate", getattr(exc, "vendor_message", str(exc)))
                 return (number, change["actions"], list(fields), "failed")
-        self.counters["records_updated"] += 1
+        self._tally("records_updated")
         self.delivered_fingerprints.append((number, change["fingerprint"]))
         return (number, change["actions"], list(fields), "sent")
 
@@ -561,12 +570,12 @@ class _BatchSender:
             number = change["employee_number"]
             result = by_number.get(number, {"status": "failed", "message": "no answer for this record"})
             if result.get("status") == "created":
-                self.counters["records_created"] += 1
+                self._tally("records_created")
                 self.delivered_fingerprints.append((number, change["fingerprint"]))
                 done.append((number, change["actions"], list(change["fields"]), "sent"))
             elif result.get("error_code") == "conflict" and self.plansource.get_subscriber(number):
                 # A retried deliver: this employee was created by the attempt that failed later on.
-                self.counters["already_delivered"] += 1
+                self.counters[ALREADY_DELIVERED] += 1
                 self.delivered_fingerprints.append((number, change["fingerprint"]))
                 done.append((number, change["actions"], list(change["fields"]), "already in PlanSource"))
             else:

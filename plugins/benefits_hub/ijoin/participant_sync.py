@@ -210,9 +210,9 @@ class ParticipantSync(IJoinSync):
                 for result in results:
                     status = result.get("status")
                     if status == "created":
-                        counters["records_created"] += 1
+                        journal.tally(counters, "records_created")
                     elif status == "updated":
-                        counters["records_updated"] += 1
+                        journal.tally(counters, "records_updated")
                     elif status == "unchanged":
                         counters["records_skipped"] += 1
                     else:

@@ -227,7 +227,17 @@ def summary_items(summary: dict[str, Any]) -> list[tuple[str, Any]]:
     return known + extra
 
 
+# Where the field's name alone would leave a clerk guessing.
+FIELD_LABELS = {
+    "already_delivered": "Already delivered by an earlier attempt of this run",
+    "test_employees_skipped": "Test employees skipped",
+    "error_rows": "Error rows (a record can have several)",
+}
+
+
 def field_label(key: str) -> str:
     """``records_processed`` → ``Records processed``."""
+    if key in FIELD_LABELS:
+        return FIELD_LABELS[key]
     text = key.replace("_", " ").strip()
     return text[:1].upper() + text[1:]
