@@ -188,6 +188,12 @@ def test_participant_sync_rules_and_rerun(sandbox: Any) -> None:
 
     bad = next(p for p in PEOPLE["allocations_not_100"] if p.startswith("P0001"))
     assert participant("P0001", bad)["sync_status"] == "Synchronized with warnings"
+    # Every participant synced with warnings is named in the summary's warnings, with its reason.
+    warned = [w for w in summary["warnings"] if ", participant " in w]
+    assert len(warned) == summary["participants_with_warnings"] > len(errors)  # pay frequency ones too
+    assert f"Plan P0001, participant {bad}: " in " ".join(warned) and "Allocations were not sent" in " ".join(
+        warned
+    )
     # Pay frequency: the plan's code; 'V' = the most frequent of the last 3 months.
     assert participant("P0001", "P0001-000001")["pay_frequency"] == "Biweekly"
     varying = next(p for p in PEOPLE["variable_pay_participant"])

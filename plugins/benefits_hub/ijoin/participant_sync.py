@@ -26,6 +26,9 @@ from benefits_hub.pii import redact
 CHUNK = 500
 SYNCHRONIZED = "Synchronized"
 SYNCHRONIZED_WITH_WARNINGS = "Synchronized with warnings"
+# Participants named one per line in the Run Summary's warnings, per plan; the rest are counted there
+# and each is listed on the plan's page (a summary in XCom must stay small at millions of participants).
+WARNING_LINES = 50
 CENSUS_FIELDS = ("first_name", "last_name", "birth_date", "hire_date", "termination_date", "status", "email")
 
 
@@ -119,6 +122,7 @@ class ParticipantSync(IJoinSync):
         assert staging is not None
         plan_code = extract.details.get("pay_frequency_code")
         counters = {"records_processed": 0, "employees_processed": 0, "participants_with_warnings": 0}
+        warned: list[str] = []  # one line per participant synced with warnings, for the Run Summary
         with (
             self.run.error_file(f"transform-{self.plan_id}") as errors,
             staging.records(f"plans/{self.plan_id}/payload.jsonl") as payload,
@@ -178,12 +182,23 @@ class ParticipantSync(IJoinSync):
                 counters["records_processed"] += 1
                 counters["employees_processed"] += 1
                 counters["participants_with_warnings"] += bool(messages)
+                if messages and len(warned) < WARNING_LINES:
+                    warned.append(
+                        f"Plan {self.plan_id}, participant {person['participant_id']}: {' '.join(messages)}"
+                    )
         counters["error_records"] = errors.records
+        more = counters["participants_with_warnings"] - len(warned)
+        if more:
+            warned.append(
+                f"Plan {self.plan_id}: {more} more participant(s) synced with warnings; each is listed "
+                "with its reason on the plan's page (Plan Summary)."
+            )
         return StageResult(
             stage="transform",
             counters=counters,
             files={"payload": payload.manifest, "errors": errors.manifest},
             details={"plan_id": self.plan_id, "status": "Ready"},
+            warnings=[redact(w) for w in warned],
         )
 
     def deliver(self) -> StageResult:
