@@ -224,3 +224,18 @@ def test_every_stage_has_an_execution_timeout(dag_bag, dag_file: Path) -> None:
             continue
         if task.task_id.rsplit(".", 1)[-1] in (*STAGES, "summary"):
             assert task.execution_timeout is not None, task.task_id
+
+
+def test_the_overlap_guard_knows_every_set_and_its_members(dag_bag) -> None:
+    """benefits_hub.exclusive keeps a set and a standalone run of one integration apart: it must list
+    exactly the integrations each set DAG runs, and every set DAG."""
+    from benefits_hub.exclusive import INTEGRATION_SETS, competitors
+
+    sets = {d.dag_id: d for d in dag_bag.dags.values() if "integration-set" in d.tags}
+    assert set(INTEGRATION_SETS) == set(sets)
+    for dag_id, dag in sets.items():
+        members = {getattr(t, "integration_id", None) for t in dag.tasks} - {None}
+        assert members == set(INTEGRATION_SETS[dag_id])
+        for member in members:
+            assert competitors(member, member) == [dag_id]  # a standalone run checks the set
+            assert competitors(member, dag_id) == [member]  # the set's member checks the standalone DAG

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -303,6 +305,55 @@ def test_set_runs_the_import_after_a_clean_export(sandbox: Any) -> None:
     assert statuses["import"] == "Completed with Errors"  # the seeded failing coverages
     assert outcome.summary["stopped_by"] == "import"
     assert deductions(sandbox)
+
+
+@contextmanager
+def running(dag_id: str) -> Iterator[str]:
+    """A run of ``dag_id`` in Airflow's metadata, running (as if a worker were on it) until the block ends."""
+    from datetime import UTC, datetime
+
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+    from airflow.utils.types import DagRunType
+
+    run_id = f"manual__holding_{dag_id}"
+    with create_session() as session:
+        now = datetime.now(UTC)
+        holding = DagRun(
+            dag_id=dag_id, run_id=run_id, run_type=DagRunType.MANUAL, run_after=now, start_date=now
+        )
+        holding.state = DagRunState.RUNNING
+        session.add(holding)
+    try:
+        yield run_id
+    finally:
+        with create_session() as session:
+            session.query(DagRun).filter_by(dag_id=dag_id, run_id=run_id).delete()
+
+
+def test_a_standalone_run_and_a_set_of_the_same_integration_never_overlap(sandbox: Any) -> None:
+    with running(SET):
+        standalone = run_dag(IMPORT, {"delta": True, **CURRENT_YEAR_INITIAL})
+    assert (
+        standalone.task_states["validate"] == "failed"
+        and standalone.task_states["extract"] == "upstream_failed"
+    )
+    reason = standalone.summary["failure_reason"]
+    assert reason.startswith("A run of the integration set plansource_benefits_set is running"), reason
+    assert (
+        "This run did nothing" in reason
+        and "/activity-monitor/?integration=plansource_benefits_set" in reason
+    )
+
+    with running(IMPORT):
+        member = run_dag(SET, {"export": {"delta": True, "lookback_days": 1}, "import": {"delta": True}})
+    statuses = {m["member"]: m["status"] for m in member.summary["members"]}
+    assert (
+        statuses == {"export": "Completed", "import": "Failed"} and member.summary["stopped_by"] == "import"
+    )
+    assert member.task_states["import.validate"] == "failed"
+    assert deductions(sandbox) == {}  # neither run wrote a deduction
 
 
 @pytest.mark.parametrize(

@@ -149,6 +149,22 @@ def stage_timeout(stage: str) -> timedelta:
     return timedelta(minutes=max(minutes, 1))
 
 
+def refuse_overlap(integration: Integration, own_dag_id: str) -> None:
+    """Refuse (before anything moves) while a set or standalone run of this integration is running."""
+    from benefits_hub.exclusive import INTEGRATION_SETS, overlap_refusal, running_competitor
+    from benefits_hub.ui.urls import list_path
+
+    holder = running_competitor(integration.run.dag_id, own_dag_id)
+    if holder is None:
+        return
+    name = f"A run of the integration set {holder}" if holder in INTEGRATION_SETS else (
+        f"A run of the {integration.integration_name} on its own"
+    )  # fmt: skip
+    raise StageRefused(
+        overlap_refusal(integration.integration_name, holder, name, list_path(integration=holder))
+    )
+
+
 class IntegrationStageOperator(BaseOperator):
     """Runs one stage of an integration and returns its :class:`StageResult` (a small manifest)."""
 
@@ -186,6 +202,8 @@ class IntegrationStageOperator(BaseOperator):
         integration = load_integration(self.integration)(run)
         self.log.info("%s: %s stage of run %s", integration.integration_name, self.stage, run.run_id)
         try:
+            if self.stage == "validate":
+                refuse_overlap(integration, context["dag_run"].dag_id)
             result: StageResult = getattr(integration, self.stage)()
         except (StageRefused, ParamError, StagedFileDamaged, VendorUnreachable) as exc:
             # A person must act (a damaged staged file reads the same on every try): retrying would
