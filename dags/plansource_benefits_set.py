@@ -28,6 +28,11 @@ Run it, or **Re-Run** a past run with the same params, from the **Activity Monit
 Both members are safe to re-run (no duplicate subscribers, deductions upserted). Fix what stopped the
 set, then trigger the set again, or run the remaining member on its own.
 
+**Never two at once.** While the set runs, a standalone export or import refuses at its `validate`
+("A run of the integration set … is running … This run did nothing"), and while a standalone export or
+import runs, the set's member refuses in the same words and stops the set. Run it again once the other
+has ended.
+
 ## Notifications and deadline
 - **Who is told**: each member notifies like its own integration: a rule for the HCM Demographic Export
   (`plansource_hcm_demographic_export`) hears about the export inside this set too, and a rule naming
