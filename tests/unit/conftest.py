@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,3 +37,14 @@ def status_counts(sandbox: Any) -> dict[str, int]:
     return requests.get(f"{sandbox.plansource_url}/sandbox/stats", timeout=5).json()["data"][
         "requests_by_status"
     ]
+
+
+@pytest.fixture
+def hcm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty HCM database (the hub's schema) that ``hcm_db`` points at."""
+    schema = Path(__file__).resolve().parents[2] / "include" / "sql" / "hcm_schema.sql"
+    db = tmp_path / "hcm.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.executescript(schema.read_text())
+    monkeypatch.setenv("AIRFLOW_CONN_HCM_DB", json.dumps({"conn_type": "sqlite", "host": str(db)}))
+    return db

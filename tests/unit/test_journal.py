@@ -4,13 +4,10 @@ an entry cut off mid-write, is sent."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from benefits_hub.deductions.importer import DeductionsImport
 from benefits_hub.deductions.rules import deduction_codes, map_coverage
@@ -122,15 +119,6 @@ def test_a_retried_export_deliver_sends_nothing_twice_and_says_an_earlier_attemp
         "already_delivered": delivered,
     }  # fmt: skip
     assert retried[1] == first[1]  # the same delivered list
-
-
-@pytest.fixture
-def hcm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    db = tmp_path / "hcm.sqlite"
-    with sqlite3.connect(db) as conn:
-        conn.executescript(SCHEMA.read_text())
-    monkeypatch.setenv("AIRFLOW_CONN_HCM_DB", json.dumps({"conn_type": "sqlite", "host": str(db)}))
-    return db
 
 
 def _coverage(n: int) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from benefits_hub.hooks.reach import VendorUnreachable
 from benefits_hub.integration import STAGES, Integration, RunContext, StageRefused
+from benefits_hub.lease import DeliverLease, LeaseRefused, holder_name, lease_ttl
 from benefits_hub.models import RunSummary, StageResult
 from benefits_hub.notifications import notify_run_summary
 from benefits_hub.params import ParamError
@@ -149,6 +150,25 @@ def stage_timeout(stage: str) -> timedelta:
     return timedelta(minutes=max(minutes, 1))
 
 
+def run_stage(integration: Integration, stage: str, try_number: int | None, log: Any) -> StageResult:
+    """Run one stage; a ``deliver`` only while it holds its integration's deliver lease (one writer
+    per destination, however many attempts are alive: benefits_hub.lease)."""
+    run = integration.run
+    if stage != "deliver" or run.staging is None:
+        return getattr(integration, stage)()
+    ttl = lease_ttl()
+    name = f"deliver-{run.item}.json" if run.item else "deliver.json"
+    lease = DeliverLease(
+        run.staging.state_root / "leases" / name,
+        holder_name(run.run_id, try_number),
+        ttl=ttl,
+        wait=2 * ttl,
+        log=log,
+    )
+    with lease.held():
+        return integration.deliver()
+
+
 def refuse_overlap(integration: Integration, own_dag_id: str) -> None:
     """Refuse (before anything moves) while a set or standalone run of this integration is running."""
     from benefits_hub.exclusive import INTEGRATION_SETS, overlap_refusal, running_competitor
@@ -204,7 +224,7 @@ class IntegrationStageOperator(BaseOperator):
         try:
             if self.stage == "validate":
                 refuse_overlap(integration, context["dag_run"].dag_id)
-            result: StageResult = getattr(integration, self.stage)()
+            result = run_stage(integration, self.stage, context["ti"].try_number, self.log)
         except (StageRefused, ParamError, StagedFileDamaged, VendorUnreachable) as exc:
             # A person must act (a damaged staged file reads the same on every try): retrying would
             # only repeat the refusal. An unreachable vendor was already retried for its whole bound.
@@ -212,7 +232,7 @@ class IntegrationStageOperator(BaseOperator):
             context["ti"].xcom_push(key=FAILURE_XCOM_KEY, value=message)
             self.log.error("Run refused at %s: %s", self.stage, message)
             raise AirflowFailException(message) from None
-        except StagingFull as exc:  # the hub's words; retried, since space may be freed meanwhile
+        except (StagingFull, LeaseRefused) as exc:  # the hub's words; retried: space or the lease may free
             message = redact(str(exc), limit=1000)
             context["ti"].xcom_push(key=FAILURE_XCOM_KEY, value=message)
             self.log.error("%s", message)
