@@ -209,3 +209,29 @@ def test_a_notification_that_cannot_be_sent_leaves_the_run_alone(
     log = last_task_log(EXPORT)
     assert "Notifications: could not e-mail 1 recipient(s) through connection 'down_smtp'" in log
     assert "Notifications: could not post to webhook connection 'down_webhook'" in log
+
+
+def test_a_run_whose_summary_breaks_before_it_could_tell_anyone_is_still_notified(
+    sandbox: Any, receivers: tuple[MailServer, WebhookReceiver], rules: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The summary task is what notifies; when it fails before writing the Run Summary (here its store
+    stops answering), its failure callback tells the rules' people that the run failed, and why."""
+    from benefits_hub.integration import Integration
+
+    mail, webhook = receivers
+    rules(RULES)
+
+    def store_gone(self: Integration, end: Any = None) -> Any:
+        raise ConnectionError("the staging store did not answer")
+
+    monkeypatch.setattr(Integration, "build_summary", store_gone)  # the one fault injected
+    outcome = run_dag(EXPORT, {"delta": True, "lookback_days": 1})
+
+    assert outcome.summary is None and outcome.task_states["summary"] == "failed"
+    [email] = mail.received
+    [post] = webhook.received
+    for text in (email.body, post.text):
+        assert "ended Failed" in text, text
+        assert "failed before its Run Summary was written" in text
+        assert "ConnectionError: the staging store did not answer" in text
+    assert sorted(email.rcpt_tos) == sorted(PAYROLL)

@@ -21,7 +21,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from benefits_hub.hooks.reach import VendorUnreachable
 from benefits_hub.integration import STAGES, Integration, RunContext, StageRefused
 from benefits_hub.lease import DeliverLease, LeaseRefused, holder_name, lease_ttl
-from benefits_hub.models import RunSummary, StageResult
+from benefits_hub.models import RunStatus, RunSummary, StageResult
 from benefits_hub.notifications import notify_run_summary
 from benefits_hub.params import ParamError
 from benefits_hub.pii import redact
@@ -265,6 +265,8 @@ class RunSummaryOperator(BaseOperator):
         kwargs.setdefault("trigger_rule", TriggerRule.ALL_DONE)
         kwargs.setdefault("retries", 0)
         kwargs.setdefault("execution_timeout", stage_timeout("summary"))
+        # The summary is what tells people; if it breaks before it could, this still does.
+        kwargs.setdefault("on_failure_callback", notify_without_summary)
         super().__init__(**kwargs)
         self.stage_task_ids = stage_task_ids
         self.integration = integration
@@ -307,6 +309,36 @@ class RunSummaryOperator(BaseOperator):
             self.log.error("%s ended %s: %s", summary.integration_name, summary.status, reason)
             raise RunEndedFailed(1)
         return payload
+
+
+def notify_without_summary(context: Context) -> None:
+    """The summary task failed: when it had not pushed its Run Summary (it broke, or was killed, before
+    it could notify), tell whoever the rules name for Failed runs, with the reason it failed."""
+    ti = context["ti"]
+    if ti.xcom_pull(task_ids=ti.task_id, key="return_value"):
+        return  # pushed, and notified, before the run was failed (Completed with Errors, Failed)
+    dag_run = context["dag_run"]
+    exception = context.get("exception")
+    reason = f"{type(exception).__name__}: {redact(str(exception))}" if exception else ""
+    task = context["task"]
+    integration_id = getattr(task, "integration_id", None) or dag_run.dag_id
+    try:
+        name = load_integration(task.integration).integration_name
+    except Exception:  # the callback must tell someone even if the integration cannot be loaded
+        name = integration_id
+    payload = {
+        "integration_name": name,
+        "integration_reference_id": dag_run.run_id,
+        "status": RunStatus.FAILED.value,
+        "failure_reason": (
+            f"The run failed before its Run Summary was written ({reason or 'no reason given'}). "
+            "Its task logs say what happened; re-run it once fixed."
+        ),
+        "errors": 0,
+        "warnings": [],
+        "error_files": [],
+    }
+    notify_run_summary(payload, dag_id=dag_run.dag_id, integration_id=integration_id)
 
 
 class RunEndedFailed(SystemExit):
