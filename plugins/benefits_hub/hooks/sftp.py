@@ -6,6 +6,9 @@ picks up half a file, and a dropped connection leaves only a temporary file behi
 Host keys are verified as the provider does (``host_key`` extra, or ``known_hosts``), and never
 skipped: a connection asking for ``no_host_key_check`` or ``allow_host_key_change`` is refused, so a
 vendor's files can only ever go to the server whose key the connection names.
+
+Compression (the ``compress`` extra) is off on loopback and on elsewhere unless the extra says: on a
+loopback link zlib was a fifth of the export's deliver time and saved nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ class VendorSftpHook(SFTPHook):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.compress = wants_compression(self.remote_host, self._extras().get("compress"))
         if self.no_host_key_check or self.allow_host_key_change:
             # Without the check anyone on the path can pose as the vendor and receive the PII we send.
             raise ValueError(
@@ -32,6 +36,9 @@ class VendorSftpHook(SFTPHook):
                 "(no_host_key_check / allow_host_key_change): the hub refuses it. Put the vendor's "
                 "public host key in the connection's host_key extra instead."
             )
+
+    def _extras(self) -> dict[str, Any]:
+        return dict(self.get_connection(self.ssh_conn_id).extra_dejson or {})
 
     def upload_atomic(self, source: IO[bytes], remote_path: str) -> int:
         """Stream ``source`` to ``remote_path`` atomically; returns the bytes written."""
@@ -52,3 +59,18 @@ class VendorSftpHook(SFTPHook):
                     sftp.remove(temporary)
                 raise
         return int(attributes.st_size or 0)
+
+
+def wants_compression(host: str | None, setting: Any) -> bool:
+    """The connection's ``compress`` extra when it is set; otherwise off on loopback (zlib costs CPU
+    and saves nothing there) and on elsewhere (a census CSV shrinks several times on a WAN link)."""
+    if setting not in (None, ""):
+        return str(setting).strip().lower() in ("true", "1", "yes", "on")
+    import ipaddress
+
+    if host in (None, "", "localhost"):
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True  # a host name: assume a real network

@@ -57,3 +57,14 @@ def test_wrong_host_key_is_refused(sandbox: Any, monkeypatch: pytest.MonkeyPatch
         VendorSftpHook(ssh_conn_id="wrong_key").upload_atomic(io.BytesIO(b"x"), "outbound/never.csv")
     assert "key" in str(refused.value).lower()
     assert not (sandbox.sftp_root / "outbound" / "never.csv").exists()
+
+
+def test_compression_is_off_on_loopback_on_elsewhere_and_the_extra_decides() -> None:
+    from benefits_hub.hooks.sftp import wants_compression
+
+    assert not wants_compression("127.0.0.1", None) and not wants_compression("localhost", "")
+    assert not wants_compression("::1", None)
+    assert wants_compression("sftp.plansource.example", None) and wants_compression("10.1.2.3", None)
+    assert wants_compression("127.0.0.1", "true") and not wants_compression(
+        "sftp.plansource.example", "false"
+    )
