@@ -44,6 +44,11 @@ CONNECT_TIMEOUT = 15.0
 UNREACHABLE_ERRORS = (requests.ConnectionError, requests.Timeout)
 
 
+def is_unreachable(exc: BaseException | None) -> bool:
+    # requests calls a refused certificate a ConnectionError too; that one is not worth waiting for.
+    return isinstance(exc, UNREACHABLE_ERRORS) and not isinstance(exc, requests.exceptions.SSLError)
+
+
 class VendorApiError(Exception):
     """A vendor refused a call; the message is safe to log (no PII)."""
 
@@ -200,7 +205,7 @@ class VendorApiHook(HttpHook):
 
         def unreachable(state: tenacity.RetryCallState) -> bool:
             exc = state.outcome.exception() if state.outcome else None
-            return isinstance(exc, UNREACHABLE_ERRORS)
+            return is_unreachable(exc)
 
         def stop(state: tenacity.RetryCallState) -> bool:
             # Not reached at all: keep trying until the bound. Answered with 429/5xx: a few attempts.
@@ -215,7 +220,9 @@ class VendorApiHook(HttpHook):
             return delay
 
         retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type((VendorApiTransientError, *UNREACHABLE_ERRORS)),
+            retry=tenacity.retry_if_exception(
+                lambda e: isinstance(e, VendorApiTransientError) or is_unreachable(e)
+            ),
             wait=wait,
             stop=stop,
             before_sleep=self._log_retry,
@@ -225,6 +232,8 @@ class VendorApiHook(HttpHook):
         try:
             return retrying(attempt)
         except UNREACHABLE_ERRORS as exc:
+            if not is_unreachable(exc):
+                raise  # a certificate the hub refuses: said by requests as it is, never retried
             waited = time.monotonic() - started
             message = unreachable_message(self.vendor_name, self.http_conn_id, self.base_url, waited, exc)
             raise VendorUnreachable(message) from None
@@ -250,7 +259,7 @@ class VendorApiHook(HttpHook):
     def _log_retry(self, retry_state: tenacity.RetryCallState) -> None:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
         sleep = retry_state.next_action.sleep if retry_state.next_action else 0
-        if isinstance(exc, UNREACHABLE_ERRORS):
+        if is_unreachable(exc):
             self.log.warning(
                 "%s call to %s failed (attempt %s): %s; retrying in %.1fs",
                 self.vendor_name, self.base_url, retry_state.attempt_number, cause_in_words(exc), sleep,
