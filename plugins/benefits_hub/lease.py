@@ -6,7 +6,8 @@ starts while the orphan may still be writing. Within one run both attempts send 
 (the journal replays what was acknowledged), but an orphan that outlives its run could write an older
 run's values over a newer run's. So a ``deliver`` holds a lease for its integration and destination
 while it writes, and renews it every ``ttl / 3`` seconds; another deliver waits for it to be released,
-or to go stale (not renewed for ``ttl`` seconds: its holder died), and refuses after ``wait`` seconds.
+or to go stale (not renewed for ``ttl`` seconds, or its process on this machine is gone: its holder
+died), and refuses after ``wait`` seconds.
 
 The lease is a small JSON file in the hub's state folder of the staging area. It is taken with an
 exclusive create, which is atomic on a local or shared POSIX file system (``file://`` staging). On an
@@ -60,7 +61,13 @@ class DeliverLease:
         return str(self.path).removeprefix("file://") if protocol in ("file", "local", "") else None
 
     def _entry(self) -> bytes:
-        return json.dumps({"holder": self.holder, "renewed_at": time.time()}).encode()
+        entry = {
+            "holder": self.holder,
+            "renewed_at": time.time(),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+        }
+        return json.dumps(entry).encode()
 
     def _read(self) -> dict[str, Any] | None:
         try:
@@ -105,7 +112,7 @@ class DeliverLease:
             if entry is None:
                 continue  # released (or half-written) just now: try again at once
             age = time.time() - float(entry.get("renewed_at") or 0)
-            if entry.get("holder") == self.holder or age > self.ttl:
+            if entry.get("holder") == self.holder or age > self.ttl or _holder_is_gone(entry):
                 # Ours from before, or its holder stopped renewing it (died): take it over.
                 with contextlib.suppress(FileNotFoundError):
                     self._write(exclusive=False)
@@ -151,6 +158,22 @@ class DeliverLease:
             yield self
         finally:
             self.release()
+
+
+def _holder_is_gone(entry: dict[str, Any]) -> bool:
+    """A holder on this machine whose process no longer exists (a killed worker): no need to wait for
+    its lease to go stale. On another machine only staleness tells."""
+    if entry.get("host") != socket.gethostname() or not isinstance(entry.get("pid"), int):
+        return False
+    if entry["pid"] == os.getpid():
+        return False  # another thread of this process (tests); it renews while it lives
+    try:
+        os.kill(entry["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, another user's
+    return False
 
 
 def holder_name(run_id: str, try_number: int | None) -> str:

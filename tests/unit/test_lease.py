@@ -140,3 +140,25 @@ def test_a_lease_its_holder_stopped_renewing_is_taken_over(tmp_path: Path) -> No
     with lease.held():
         assert json.loads(path.read_text())["holder"] == "run r, try 2"
     assert time.monotonic() - started < 2 and not path.exists()  # released at the end
+
+
+def test_a_lease_whose_process_on_this_machine_is_gone_is_taken_over_at_once(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a killed worker's task process: exited, reaped
+    path = tmp_path / "deliver.json"
+    entry = {
+        "holder": "run r, try 1",
+        "renewed_at": time.time(),
+        "host": socket.gethostname(),
+        "pid": gone.pid,
+    }
+    path.write_text(json.dumps(entry))
+
+    started = time.monotonic()
+    with DeliverLease(path, "run r, try 2", ttl=60, wait=120).held():
+        assert json.loads(path.read_text())["holder"] == "run r, try 2"
+    assert time.monotonic() - started < 2  # not the 60 s a stale lease takes
