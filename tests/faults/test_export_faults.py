@@ -45,7 +45,6 @@ SPECIAL = special_people(EMPLOYEES)
 _special = {n for people in SPECIAL.values() for n in people}
 ORDINARY = [f"E{i:06d}" for i in range(13, EMPLOYEES) if f"E{i:06d}" not in _special]
 EDITED = ORDINARY[:20]  # an HCM edit the run must deliver: one batch of updates
-RATE_LIMITED, FLAKY = ORDINARY[30], ORDINARY[40]  # whose PlanSource look-ups meet the HTTP faults
 NEW_HIRE = SPECIAL["new_hire"][0]  # the one create
 BAD_EMPLOYEES = 5  # the seed's invalid SSN, two identity mismatches, an SSN mismatch, an unmapped code
 # Bytes the hub sends over the SFTP session before the link drops: past the SSH handshake and login
@@ -102,12 +101,12 @@ def test_export_rides_out_vendor_faults_and_delivers_everything_exactly_once(
 ) -> None:
     api = sandbox.plansource_url
     _edit_hcm(sandbox)
-    # Look-ups (extract): one answered 429 with Retry-After, one 500, 502 then 503; the token issued at
-    # the start expires after 100 calls.
-    arm(api, status=429, retry_after=1, count=1, path_prefix=f"/admin/v2/subscriber/{RATE_LIMITED}")
+    # The subscriber list (extract) answers 429 with Retry-After, then 500, 502 and 503 before it
+    # answers; the token issued at the start expires after 2 calls (the bulk create meets it).
+    arm(api, status=429, retry_after=1, count=1, method="GET", path_prefix="/admin/v2/subscribers")
     for status in (500, 502, 503):
-        arm(api, status=status, count=1, path_prefix=f"/admin/v2/subscriber/{FLAKY}")
-    admin(api, "POST", "/expire_tokens", json={"after_requests": 100})
+        arm(api, status=status, count=1, method="GET", path_prefix="/admin/v2/subscribers")
+    admin(api, "POST", "/expire_tokens", json={"after_requests": 2})
     # Deliver: the bulk create lands, but its answer is held past the hook's 3 s read timeout.
     set_connection("plansource_api", extra={"timeout": 3})
     arm(api, status=None, stall=30, method="POST", path_prefix="/admin/v2/subscribers")
@@ -140,7 +139,8 @@ def test_export_rides_out_vendor_faults_and_delivers_everything_exactly_once(
     )
     # Every write reached PlanSource once (the timed-out create aside, whose answer never came).
     assert request_count(stats, "PUT", "/admin/v2/subscribers") == 1
-    assert request_count(stats, "POST", "/admin/v2/subscribers") == 2  # the timed-out create, once more
+    # The create: refused once for the expired token (401), then timed out, then once more.
+    assert request_count(stats, "POST", "/admin/v2/subscribers") == 3
     changes = change_log(sandbox)
     assert sorted(c["employee_number"] for c in changes if c["kind"] == "updated") == sorted(EDITED)
     assert [c["employee_number"] for c in changes if c["kind"] == "created"] == [NEW_HIRE]

@@ -36,9 +36,9 @@ from benefits_hub.pii import redact
 from benefits_hub.staging import SafeCsvWriter, SafeDictWriter
 from benefits_hub.window import RunWindow, compute_window, configured_overlap
 
-# Up to this many employees, PlanSource is asked one by one; above it, its whole list is paged
-# (fewer calls for a full run, far fewer bytes for an hourly delta).
-PER_EMPLOYEE_LOOKUP_LIMIT = 2000
+# A delta or narrowed run of up to this many employees asks PlanSource for just them (200 per filtered
+# list call); a full run, or a bigger one, pages through every subscriber (500 per page): fewer calls.
+PER_EMPLOYEE_LOOKUP_LIMIT = 100_000
 BATCH_SIZE = 500  # PlanSource's bulk endpoints take at most 500 records
 CENSUS_FOLDER = "inbound"
 # What PlanSource last received per employee, for qualify_delta: a snapshot that full runs rewrite, and
@@ -159,7 +159,8 @@ class DemographicExport(Integration):
                 )
         plansource = self._plansource()
         with staging.records("source/plansource_subscribers.jsonl") as ps_file:
-            if hcm_file.rows <= PER_EMPLOYEE_LOOKUP_LIMIT:
+            full_run = bool(self.run.result("validate").details["full_run"])
+            if not full_run and hcm_file.rows <= PER_EMPLOYEE_LOOKUP_LIMIT:
                 numbers = (row["person_number"] for row in staging.read_records(hcm_file.manifest))
                 for _number, subscriber in plansource.lookup_many(numbers):
                     if subscriber is not None:

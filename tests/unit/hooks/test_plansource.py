@@ -91,3 +91,21 @@ def test_bulk_update_sends_only_given_fields(sandbox: Any) -> None:
 
 def test_connection_test(sandbox: Any) -> None:
     assert PlanSourceHook().test_connection() == (True, "Connection successfully tested")
+
+
+def test_many_lookups_take_one_filtered_list_call_per_batch(sandbox: Any) -> None:
+    import requests
+
+    def list_calls() -> int:
+        stats = requests.get(f"{sandbox.plansource_url}/sandbox/stats", timeout=10).json()["data"]
+        return int(stats["requests_by_path"].get("GET /admin/v2/subscribers", 0))
+
+    numbers = [f"E{n:06d}" for n in range(1, 201)] + ["E999999"]  # 200 in PlanSource (but the new hire)
+    before = list_calls()
+    found = dict(PlanSourceHook().lookup_many(numbers, batch=80))
+
+    assert list_calls() - before == 3  # 201 numbers, 80 per call
+    assert list(found) == numbers  # every number answered, in the order asked
+    assert found["E999999"] is None and found["E000010"]["employee_number"] == "E000010"
+    assert found["E000010"] == PlanSourceHook().get_subscriber("E000010")  # the same record either way
+    assert sum(s is None for s in found.values()) == 2  # the unknown one and the seeded new hire
