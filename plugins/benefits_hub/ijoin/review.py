@@ -21,10 +21,9 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, TriggerRule
-from airflow.sdk.exceptions import AirflowFailException
 
 from benefits_hub.models import IntegrationType, RunStatus, RunSummary
-from benefits_hub.operators.stages import stage_timeout
+from benefits_hub.operators.stages import RunEndedFailed, stage_timeout
 from benefits_hub.pii import redact
 
 if TYPE_CHECKING:
@@ -343,5 +342,6 @@ class ReviewSummaryOperator(BaseOperator):
         self.log.info("Review of plan %s: %s", summary["plan_id"], outcome)
         ti.xcom_push(key="return_value", value=summary)
         if summary["status"] == RunStatus.FAILED.value:
-            raise AirflowFailException(summary["failure_reason"] or "The draft was not activated.")
+            self.log.error("%s", summary["failure_reason"] or "The draft was not activated.")
+            raise RunEndedFailed(1)  # one line in the log, no traceback (see RunEndedFailed)
         return summary

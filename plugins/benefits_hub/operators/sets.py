@@ -13,10 +13,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, TriggerRule
-from airflow.sdk.exceptions import AirflowFailException
 
 from benefits_hub.models import RunStatus
-from benefits_hub.operators.stages import stage_timeout
+from benefits_hub.operators.stages import RunEndedFailed, stage_timeout
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -80,8 +79,9 @@ class IntegrationSetSummaryOperator(BaseOperator):
         ti.xcom_push(key="return_value", value=result)
         if stopped_by:
             stopping = next(m for m in members if m["member"] == stopped_by)
-            raise AirflowFailException(
-                f"Abort on Failure: the set stopped at '{stopped_by}' ({stopping['status']}); "
-                "the members after it did not run."
-            )
+            self.log.error(
+                "Abort on Failure: the set stopped at '%s' (%s); the members after it did not run.",
+                stopped_by, stopping["status"],
+            )  # fmt: skip
+            raise RunEndedFailed(1)  # one line in the log, no traceback (see RunEndedFailed)
         return result
