@@ -137,3 +137,16 @@ def test_every_service_port_volume_and_variable_is_documented() -> None:
         for kind, found in documented_names().items()
     }
     assert missing == {kind: [] for kind in missing}, "not named in docs/production.md (in backticks)"
+
+
+def test_every_image_is_pinned_to_a_version() -> None:
+    """A tag like ``latest`` or a bare major version moves under a cluster: two machines would run
+    different servers from the same file."""
+    for name, service in services().items():
+        image = service.get("image")
+        if image is None:
+            continue
+        repository, _, tag = image.rpartition(":")
+        assert repository and tag and tag != "latest", f"{name}: {image}"
+        # 16.10, 1.8.0.3, or a dated release (RELEASE.2025-09-07T16-13-09Z)
+        assert re.search(r"\d+\.\d+|\d{4}-\d{2}-\d{2}", tag), f"{name}: {image} names no exact version"
