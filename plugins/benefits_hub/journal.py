@@ -18,11 +18,12 @@ answers and record keys, never SSNs or birth dates: the payload itself is only h
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Callable
+from functools import cached_property
 from typing import Any, TypeVar
 
+from benefits_hub import codec
 from benefits_hub.staging import StagingArea
 
 T = TypeVar("T")
@@ -46,12 +47,21 @@ class DeliveryJournal:
     @staticmethod
     def key(kind: str, payload: Any) -> str:
         """``kind`` plus a digest of exactly what is sent (so a changed batch is a new one)."""
-        canonical = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
-        digest = hashlib.sha256(canonical.encode()).hexdigest()[:40]
+        digest = hashlib.sha256(codec.dumps_canonical(payload)).hexdigest()[:40]
         return f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', kind)}-{digest}"
+
+    @cached_property
+    def recorded(self) -> set[str]:
+        """The keys of every entry on record, listed once per attempt: a first attempt (the usual case)
+        reads no entry at all, and an object store is asked for one listing, not a read per batch."""
+        if not self.root.exists():
+            return set()
+        return {path.name.removesuffix(".json") for path in self.root.iterdir()}
 
     def lookup(self, key: str) -> dict[str, Any] | None:
         """The entry for ``key``, or None (never recorded, or cut off mid-write by a killed worker)."""
+        if key not in self.recorded:
+            return None
         try:
             entry = self.staging.read_json(f"{self.folder}/{key}.json")
         except ValueError:
@@ -59,7 +69,10 @@ class DeliveryJournal:
         return entry if isinstance(entry, dict) and "answer" in entry else None
 
     def record(self, key: str, answer: Any) -> None:
-        self.staging.write_json(f"{self.folder}/{key}.json", {"answer": answer})
+        # Compact, in one write: a run of a million records writes thousands of these.
+        with self.staging.binary_file(f"{self.folder}/{key}.json") as (stream, _path):
+            stream.write(codec.dumps({"answer": answer}))
+        self.recorded.add(key)
 
     def once(self, kind: str, payload: Any, send: Callable[[], T]) -> T:
         """``send()``'s answer, sent at most once per run for this payload once acknowledged.

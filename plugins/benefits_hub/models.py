@@ -42,6 +42,9 @@ class StagedFile(BaseModel):
     path: str
     rows: int
     sha256: str
+    # The record field the rows were checked to ascend by as they were written (a merge join may rely
+    # on it), or None: no order known.
+    ordered_by: str | None = None
 
 
 class StageResult(BaseModel):

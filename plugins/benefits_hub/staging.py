@@ -5,7 +5,8 @@ store) on a cluster, so no task ever reads another task's local disk. Set it wit
 option ``[benefits_hub] staging_url`` (env ``AIRFLOW__BENEFITS_HUB__STAGING_URL``) and, for object
 stores, ``[benefits_hub] staging_conn_id``.
 
-Records are JSON lines, written and read one at a time: memory stays flat whatever the row count.
+Records are JSON lines (benefits_hub.codec), written and read one at a time: memory stays flat
+whatever the row count.
 XCom carries only the :class:`~benefits_hub.models.StagedFile` manifest (path, rows, sha256).
 """
 
@@ -24,7 +25,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from benefits_hub import codec
 from benefits_hub.models import ErrorRow, StagedFile
+from benefits_hub.values import FORMULA_STARTS, looks_like_formula
 
 DEFAULT_STAGING_DIRNAME = "benefits_hub_staging"
 STATE_FOLDER = "_state"  # the hub's own state (delivered fingerprints): kept, never a run's folder
@@ -111,21 +114,45 @@ class _HashingWriter(io.RawIOBase):
 
 
 class RecordWriter:
-    """Writes dict records as JSON lines and counts them."""
+    """Writes dict records as JSON lines (benefits_hub.codec) and counts them."""
 
-    def __init__(self, text: IO[str]) -> None:
-        self._text = text
+    def __init__(self, out: IO[bytes], order_key: str | None = None) -> None:
+        self._out = out
         self.rows = 0
         self.manifest: StagedFile | None = None  # set when the file is closed
+        # Checked as the rows go by: whether they ascend by ``order_key`` (for a merge join later).
+        self.order_key = order_key
+        self.ordered = order_key is not None
+        self._last_key: Any = None
+
+    def _check_order(self, record: dict[str, Any]) -> None:
+        key = record.get(self.order_key)  # type: ignore[arg-type]
+        if not isinstance(key, str) or (self._last_key is not None and key < self._last_key):
+            self.ordered = False
+        self._last_key = key
 
     def write(self, record: dict[str, Any]) -> None:
-        self._text.write(json.dumps(record, separators=(",", ":"), default=str))
-        self._text.write("\n")
+        if self.ordered:
+            self._check_order(record)
+        self._out.write(codec.dumps_line(record))
         self.rows += 1
 
     def write_many(self, records: Iterable[dict[str, Any]]) -> None:
+        if self.order_key is not None:
+            for record in records:
+                self.write(record)
+            return
+        write, line = self._out.write, codec.dumps_line
+        rows = 0
         for record in records:
-            self.write(record)
+            write(line(record))
+            rows += 1
+        self.rows += rows
+
+    def write_line(self, line: bytes) -> None:
+        """A record already encoded as one JSON line (a vendor's page as received): not decoded again."""
+        self._out.write(line if line.endswith(b"\n") else line + b"\n")
+        self.rows += 1
 
 
 class ErrorWriter:
@@ -151,10 +178,13 @@ class ErrorWriter:
 def csv_safe(value: object) -> str:
     """A cell that cannot run as a formula when a clerk opens the file in a spreadsheet: formula-shaped
     text gets a leading apostrophe; numbers and phone numbers ("-12.50", "+1 555 0100") stay as they are."""
-    from benefits_hub.values import looks_like_formula
-
-    text = "" if value is None else str(value)
-    return "'" + text if looks_like_formula(text) else text
+    if value is None:
+        return ""
+    text = value if type(value) is str else str(value)
+    # Most cells start with none of the signs: one string test, not a call (a census has 3M cells).
+    if text and text[0] in FORMULA_STARTS and looks_like_formula(text):
+        return "'" + text
+    return text
 
 
 class SafeCsvWriter:
@@ -216,6 +246,18 @@ class StagingArea:
 
     @contextmanager
     def _open_text(self, path: Any, *, state: bool = False) -> Iterator[tuple[IO[str], _HashingWriter]]:
+        with self._open_binary(path, state=state) as (buffered, hashing):
+            text = io.TextIOWrapper(buffered, encoding="utf-8", newline="")
+            try:
+                yield text, hashing
+            finally:
+                text.flush()
+                text.detach()
+
+    @contextmanager
+    def _open_binary(
+        self, path: Any, *, state: bool = False
+    ) -> Iterator[tuple[io.BufferedWriter, _HashingWriter]]:
         if not state:
             self._mark_run()
         self._ensure_parent(path)
@@ -224,13 +266,10 @@ class StagingArea:
             with path.open("wb") as raw:
                 hashing = _HashingWriter(raw)
                 buffered = io.BufferedWriter(hashing, buffer_size=1 << 20)
-                text = io.TextIOWrapper(buffered, encoding="utf-8", newline="")
                 try:
-                    yield text, hashing
+                    yield buffered, hashing
                 finally:
-                    text.flush()
                     buffered.flush()
-                    text.detach()
         except OSError as exc:
             if exc.errno not in NO_SPACE:
                 raise
@@ -249,13 +288,26 @@ class StagingArea:
         )
 
     @contextmanager
-    def records(self, name: str) -> Iterator[RecordWriter]:
-        """Write ``name`` as JSON lines; the manifest is on ``writer.manifest`` afterwards."""
+    def records(self, name: str, *, order_key: str | None = None) -> Iterator[RecordWriter]:
+        """Write ``name`` as JSON lines; the manifest is on ``writer.manifest`` afterwards. With
+        ``order_key``, the manifest says whether the rows ascended by that field (``ordered_by``)."""
         path = self.path(name)
-        with self._open_text(path) as (text, hashing):
-            writer = RecordWriter(text)
+        with self._open_binary(path) as (buffered, hashing):
+            writer = RecordWriter(buffered, order_key)
             yield writer
-        writer.manifest = StagedFile(path=str(path), rows=writer.rows, sha256=hashing.sha256.hexdigest())
+        writer.manifest = StagedFile(
+            path=str(path),
+            rows=writer.rows,
+            sha256=hashing.sha256.hexdigest(),
+            ordered_by=order_key if writer.ordered else None,
+        )
+
+    @contextmanager
+    def binary_file(self, name: str, *, state: bool = False) -> Iterator[tuple[IO[bytes], Any]]:
+        """A file written as bytes (JSON lines of fingerprints, say); yields (stream, path)."""
+        path = (self.state_root if state else self.root) / name
+        with self._open_binary(path, state=state) as (buffered, _hashing):
+            yield buffered, path
 
     @contextmanager
     def errors(self, name: str) -> Iterator[ErrorWriter]:
@@ -301,13 +353,14 @@ class StagingArea:
         from airflow.sdk import ObjectStoragePath
 
         path = manifest.path if isinstance(manifest, StagedFile) else manifest["path"]
-        with ObjectStoragePath(path).open("r", encoding="utf-8") as handle:
+        loads = codec.loads
+        with ObjectStoragePath(path).open("rb") as handle:
             for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
                 try:
-                    record = json.loads(line)
+                    record = loads(line)
                 except ValueError:
+                    if not line.strip():
+                        continue
                     # Never the line itself in the message: it may hold PII.
                     raise StagedFileDamaged(
                         f"The staged file {path.rsplit('/', 1)[-1]} is damaged at line {number} (cut off, or "

@@ -75,6 +75,10 @@ def number(value: Any) -> Decimal | None:
 _NUMBER_OR_PHONE = re.compile(r"[+-]?[\d\s().,/-]*\d[\d\s().,/-]*")
 
 
+# The first characters that can make a cell a formula (looks_like_formula decides).
+FORMULA_STARTS = "=@\t\r+-"
+
+
 def looks_like_formula(text: str) -> bool:
     """Whether a spreadsheet would run ``text`` as a formula when the file is opened: it starts with
     ``=``, ``@``, a tab or a carriage return, or with ``+``/``-`` and is not a plain number or phone."""

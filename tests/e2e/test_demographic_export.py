@@ -291,6 +291,39 @@ def test_qualify_delta_sends_only_real_changes_since_last_delivery(
     assert len(list(change_files.iterdir())) == 3  # one per delta; the snapshot is the full run's
 
 
+def test_fingerprints_an_older_hub_wrote_out_of_order_still_qualify_and_are_then_rewritten_in_order(
+    sandbox: Any, plansource_admin: Any
+) -> None:
+    """Fingerprint files are written in employee-number order so a transform can merge them; files an
+    older hub wrote in delivery order are still read (through a disk index) until a full run folds them."""
+    import json
+
+    from benefits_hub.hooks.plansource import PlanSourceHook
+    from benefits_hub.staging import StagingArea
+
+    person = GOOD[3]
+    run_dag(DAG_ID, {"delta": False})
+    state = Path(str(StagingArea(DAG_ID, "-").state_root.path))
+    snapshot = state / "delivered_fingerprints.ordered.jsonl"
+    lines = snapshot.read_text().splitlines()
+    assert [json.loads(line)["n"] for line in lines] == sorted(json.loads(line)["n"] for line in lines)
+    # As an older hub left it: the old name, in another order.
+    (state / "delivered_fingerprints.jsonl").write_text("\n".join(reversed(lines)) + "\n")
+    snapshot.unlink()
+
+    PlanSourceHook().update_subscribers([{"employee_number": person, "city": "Vendor Edit"}])
+    hcm_edit(sandbox, [person], {})
+    qualified = run_dag(DAG_ID, {"delta": True, "lookback_days": 1, "qualify_delta": True})
+    assert qualified.summary["records_skipped"] == 1 and qualified.summary["records_updated"] == 0
+    assert plansource_admin.subscriber(person)["city"] == "Vendor Edit"
+
+    run_dag(DAG_ID, {"delta": False})  # folds the old snapshot and the delta's change file
+    assert not (state / "delivered_fingerprints.jsonl").exists()
+    assert not list((state / "delivered_fingerprints.changes").iterdir())
+    folded = [json.loads(line)["n"] for line in snapshot.read_text().splitlines()]
+    assert folded == sorted(folded) and len(folded) == len(lines)
+
+
 def test_only_the_primary_ein_record_is_exported(sandbox: Any, plansource_admin: Any) -> None:
     import sqlite3
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC
 from typing import Any, ClassVar, TypeVar
 
+from benefits_hub import codec
 from benefits_hub.demographics.rules import (
     CENSUS_COLUMNS,
     CrossReferences,
@@ -29,8 +30,8 @@ from benefits_hub.demographics.rules import (
 )
 from benefits_hub.integration import Integration, StageRefused, record_error
 from benefits_hub.journal import ALREADY_DELIVERED, DeliveryJournal
-from benefits_hub.lookup import DiskLookup
-from benefits_hub.models import ErrorRow, IntegrationType, RunSummary, StageResult
+from benefits_hub.lookup import DiskLookup, OrderedLookup, join_lookup, merge_latest
+from benefits_hub.models import ErrorRow, IntegrationType, RunSummary, StagedFile, StageResult
 from benefits_hub.params import PlanSourceRunParams
 from benefits_hub.pii import redact
 from benefits_hub.staging import SafeCsvWriter, SafeDictWriter
@@ -45,7 +46,12 @@ CENSUS_FOLDER = "inbound"
 # one small file per narrower run (a delta) beside it, so an hourly delta writes only what it delivered
 # (O(changes), not O(employees)). The snapshot absorbs the change files at the next full run, or when
 # they pile up past MAX_FINGERPRINT_CHANGE_FILES.
-FINGERPRINTS_STATE = "delivered_fingerprints.jsonl"
+# Each file is written in employee-number order (ORDERED_SUFFIX), so a transform merges them with the
+# HCM rows; an older hub's files (no suffix, in delivery order) are indexed on disk until the next full
+# run folds them into an ordered snapshot.
+ORDERED_SUFFIX = ".ordered.jsonl"
+FINGERPRINTS_STATE = "delivered_fingerprints" + ORDERED_SUFFIX
+UNORDERED_FINGERPRINTS = "delivered_fingerprints.jsonl"
 FINGERPRINT_CHANGES = "delivered_fingerprints.changes"
 MAX_FINGERPRINT_CHANGE_FILES = 200
 T = TypeVar("T")
@@ -158,7 +164,8 @@ class DemographicExport(Integration):
                     )
                 )
         plansource = self._plansource()
-        with staging.records("source/plansource_subscribers.jsonl") as ps_file:
+        # Checked to ascend by employee number as it is written: the transform can then merge-join it.
+        with staging.records("source/plansource_subscribers.jsonl", order_key="employee_number") as ps_file:
             full_run = bool(self.run.result("validate").details["full_run"])
             if not full_run and hcm_file.rows <= PER_EMPLOYEE_LOOKUP_LIMIT:
                 numbers = (row["person_number"] for row in staging.read_records(hcm_file.manifest))
@@ -196,15 +203,36 @@ class DemographicExport(Integration):
         # Names start with the run's UTC start time: sorted, they are in the order the runs happened.
         return sorted(folder.iterdir(), key=lambda p: p.name) if folder.exists() else []
 
-    def _previous_fingerprints(self) -> Iterator[tuple[str, str]]:
-        """Every recorded fingerprint, oldest first: loaded into a lookup, the latest one wins."""
+    def _fingerprint_files(self) -> list[Any]:
+        """The snapshot and the change files after it, oldest first (a later file's fingerprint wins)."""
         staging = self.run.staging
         assert staging is not None
-        snapshot = staging.state_root / FINGERPRINTS_STATE
-        files = ([snapshot] if snapshot.exists() else []) + self._fingerprint_change_files()
-        for path in files:
-            for record in staging.read_records({"path": str(path)}):
-                yield record["n"], record["f"]
+        snapshots = [staging.state_root / name for name in (UNORDERED_FINGERPRINTS, FINGERPRINTS_STATE)]
+        return [path for path in snapshots if path.exists()] + self._fingerprint_change_files()
+
+    @staticmethod
+    def _fingerprints_ordered(files: list[Any]) -> bool:
+        """Whether every file was written in employee-number order (this hub's; an older hub's was not)."""
+        return all(path.name.endswith(ORDERED_SUFFIX) for path in files)
+
+    def _fingerprints_in(self, path: Any) -> Iterator[tuple[str, str]]:
+        staging = self.run.staging
+        assert staging is not None
+        for record in staging.read_records({"path": str(path)}):
+            yield record["n"], record["f"]
+
+    def _fingerprint_lookup(self) -> Any:
+        """What PlanSource last received from this export per employee (qualify_delta): the files merged,
+        or, when one is an older hub's (not in order), all of them indexed on disk, oldest first."""
+        if not self.params.qualify_delta:
+            return OrderedLookup(lambda: ())
+        files = self._fingerprint_files()
+        if self._fingerprints_ordered(files):
+            return OrderedLookup(lambda: merge_latest([self._fingerprints_in(path) for path in files]))
+        return join_lookup(
+            lambda: itertools.chain.from_iterable(self._fingerprints_in(path) for path in files),
+            ordered=False,
+        )
 
     def transform(self) -> StageResult:
         params = self.params
@@ -214,68 +242,73 @@ class DemographicExport(Integration):
         staging = self.run.staging
         assert staging is not None
         counters = {"records_skipped": 0, "employees_processed": 0, "not_exported_status": 0}
-        with DiskLookup() as plansource, DiskLookup() as previous:
-            plansource.load(
-                (r["employee_number"], r) for r in staging.read_records(extract.files["source_plansource"])
+        # Merge joins: the HCM rows, PlanSource's records and the fingerprints all come ordered by
+        # employee number (byte order). A side not known to be ordered is indexed on disk instead.
+        source_plansource = extract.files["source_plansource"]
+        with (
+            join_lookup(
+                lambda: ((r["employee_number"], r) for r in staging.read_records(source_plansource)),
+                ordered=source_plansource.ordered_by == "employee_number",
+            ) as plansource,
+            self._fingerprint_lookup() as previous,
+            self.run.error_file("transform") as errors,
+            staging.records("changes/subscriber_changes.jsonl") as changes,
+            staging.records("changes/in_sync.jsonl", order_key="n") as in_sync,
+            staging.text_file("output/census.csv") as (census_stream, census_path),
+        ):
+            census = SafeDictWriter(census_stream, fieldnames=CENSUS_COLUMNS, extrasaction="ignore")
+            census.writeheader()
+            census_rows = 0
+            # Rows come ordered by person number, so an employee the HCM gives twice is adjacent.
+            by_person = itertools.groupby(
+                staging.read_records(extract.files["source_hcm"]), key=lambda row: row["person_number"]
             )
-            if params.qualify_delta:
-                previous.load(self._previous_fingerprints())
-            with (
-                self.run.error_file("transform") as errors,
-                staging.records("changes/subscriber_changes.jsonl") as changes,
-                staging.records("changes/in_sync.jsonl") as in_sync,
-                staging.text_file("output/census.csv") as (census_stream, census_path),
-            ):
-                census = SafeDictWriter(census_stream, fieldnames=CENSUS_COLUMNS, extrasaction="ignore")
-                census.writeheader()
-                census_rows = 0
-                # Rows come ordered by person number, so an employee the HCM gives twice is adjacent.
-                by_person = itertools.groupby(
-                    staging.read_records(extract.files["source_hcm"]), key=lambda row: row["person_number"]
+            for person_number, rows in by_person:
+                employee = next(rows)
+                repeats = sum(1 for _ in rows)
+                if repeats:
+                    record_error(errors, duplicate_problem(str(person_number), repeats + 1), "transform")
+                    continue
+                mapped = map_subscriber(employee, xref)
+                current = plansource.get(mapped.person_number)
+                problems = mapped.errors + identity_problems(
+                    mapped.person_number,
+                    employee.get("plansource_subscriber_id"),
+                    employee.get("plansource_username"),
+                    mapped.fields["ssn"],
+                    current,
                 )
-                for person_number, rows in by_person:
-                    employee = next(rows)
-                    repeats = sum(1 for _ in rows)
-                    if repeats:
-                        record_error(errors, duplicate_problem(str(person_number), repeats + 1), "transform")
-                        continue
-                    mapped = map_subscriber(employee, xref)
-                    current = plansource.get(mapped.person_number)
-                    problems = mapped.errors + identity_problems(
-                        mapped.person_number,
-                        employee.get("plansource_subscriber_id"),
-                        employee.get("plansource_username"),
-                        mapped.fields["ssn"],
-                        current,
-                    )
-                    if problems:
-                        for problem in problems:
-                            record_error(errors, problem, "transform")
-                        continue
-                    if not mapped.exported_status:
-                        counters["not_exported_status"] += 1
-                        counters["records_skipped"] += 1
-                        continue
-                    counters["employees_processed"] += 1
-                    desired = mapped.fields
-                    if full_run:
-                        census.writerow(desired)
-                        census_rows += 1
-                    digest = fingerprint(desired)
-                    if params.qualify_delta and previous.get(mapped.person_number) == digest:
-                        counters["records_skipped"] += 1
-                        continue
-                    change = plan_changes(desired, current)
-                    if change is None:
-                        # PlanSource already holds exactly this: as good as delivered, for qualify_delta.
-                        in_sync.write({"n": mapped.person_number, "f": digest})
-                        counters["records_skipped"] += 1
-                        continue
-                    changes.write(change.as_record(digest))
+                if problems:
+                    for problem in problems:
+                        record_error(errors, problem, "transform")
+                    continue
+                if not mapped.exported_status:
+                    counters["not_exported_status"] += 1
+                    counters["records_skipped"] += 1
+                    continue
+                counters["employees_processed"] += 1
+                desired = mapped.fields
+                if full_run:
+                    census.writerow(desired)
+                    census_rows += 1
+                digest = fingerprint(desired)
+                if params.qualify_delta and previous.get(mapped.person_number) == digest:
+                    counters["records_skipped"] += 1
+                    continue
+                change = plan_changes(desired, current)
+                if change is None:
+                    # PlanSource already holds exactly this: as good as delivered, for qualify_delta.
+                    in_sync.write({"n": mapped.person_number, "f": digest})
+                    counters["records_skipped"] += 1
+                    continue
+                changes.write(change.as_record(digest))
+        if getattr(plansource, "fell_back", False) or getattr(previous, "fell_back", False):
+            self.run.log.info(
+                "The HCM's employees did not come in employee-number (byte) order: joined through a "
+                'disk index instead (slower, same result). On PostgreSQL the hub sorts with COLLATE "C".'
+            )
         files = {"changes": changes.manifest, "in_sync": in_sync.manifest, "errors": errors.manifest}
         if full_run:
-            from benefits_hub.models import StagedFile
-
             files["census"] = StagedFile(path=str(census_path), rows=census_rows, sha256="")
         counters["error_records"] = errors.records
         counters["changes_to_send"] = changes.rows
@@ -309,9 +342,8 @@ class DemographicExport(Integration):
                 output.writerow([number, "+".join(actions), " ".join(sorted(fields)), ok])
                 output_rows += 1
             delivered = sender.delivered_fingerprints
-        in_sync = ((r["n"], r["f"]) for r in staging.read_records(transform.files["in_sync"]))
         full_run = bool(self.run.result("validate").details["full_run"])
-        self._save_fingerprints(itertools.chain(delivered, in_sync), full_run)
+        self._save_fingerprints(delivered, transform.files["in_sync"], full_run)
         census_file = transform.files.get("census")
         remote_census = None
         if census_file is not None:
@@ -320,8 +352,6 @@ class DemographicExport(Integration):
                 "census", _file_digest(census_path), lambda: self._upload_census(census_path)
             )
         journal.log_replays(self.run.log, "PlanSource delivery(ies)")
-        from benefits_hub.models import StagedFile
-
         files = {
             "output": StagedFile(path=str(output_path), rows=output_rows, sha256=""),
             "errors": errors.manifest,
@@ -389,30 +419,51 @@ class DemographicExport(Integration):
             )
         return remote
 
-    def _save_fingerprints(self, delivered: Iterable[tuple[str, str]], full_run: bool) -> None:
-        """Record this run's delivered fingerprints where qualify_delta will compare with them."""
-        import json
-
+    def _save_fingerprints(
+        self, delivered: list[tuple[str, str]], in_sync: StagedFile, full_run: bool
+    ) -> None:
+        """Record this run's delivered fingerprints where qualify_delta will compare with them: every file
+        in employee-number order, so that the next transform merges them rather than indexing them."""
         staging = self.run.staging
         assert staging is not None
+        files = self._fingerprint_files()
         change_files = self._fingerprint_change_files()
+        delivered.sort()
+        ordered = in_sync.ordered_by == "n"
         if not full_run and len(change_files) < MAX_FINGERPRINT_CHANGE_FILES:
             stamp = self.run.run_start.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-            name = f"{FINGERPRINT_CHANGES}/{stamp}-{staging.root.name}.jsonl"
-            with staging.text_file(name, state=True) as (stream, _):
-                for number, digest in delivered:
-                    stream.write(json.dumps({"n": number, "f": digest}) + "\n")
+            name = f"{FINGERPRINT_CHANGES}/{stamp}-{staging.root.name}{ORDERED_SUFFIX}"
+            self._write_fingerprints(name, [self._fingerprints_in(in_sync.path), delivered], ordered=ordered)
             return
-        with DiskLookup() as merged:
-            merged.load(self._previous_fingerprints())
-            if not merged.load(delivered) and not change_files:
-                return
-            with staging.text_file(FINGERPRINTS_STATE + ".new", state=True) as (stream, new_path):
-                for number, digest in merged.items():
-                    stream.write(json.dumps({"n": number, "f": digest}) + "\n")
+        if not delivered and not in_sync.rows and not change_files:
+            return
+        sources = [*map(self._fingerprints_in, files), self._fingerprints_in(in_sync.path), delivered]
+        new_path = self._write_fingerprints(
+            FINGERPRINTS_STATE + ".new", sources, ordered=ordered and self._fingerprints_ordered(files)
+        )
         new_path.rename(staging.state_root / FINGERPRINTS_STATE)
-        for folded in change_files:  # now in the snapshot
-            folded.unlink()
+        for folded in [*change_files, staging.state_root / UNORDERED_FINGERPRINTS]:  # now in the snapshot
+            if folded.exists():
+                folded.unlink()
+
+    def _write_fingerprints(
+        self, name: str, sources: list[Iterable[tuple[str, str]]], *, ordered: bool
+    ) -> Any:
+        """Write each employee's latest fingerprint from ``sources`` (oldest first) to the state file
+        ``name`` in employee-number order: merged when every source ascends, through a disk index when
+        one may not. Returns the path."""
+        staging = self.run.staging
+        assert staging is not None
+        with staging.binary_file(name, state=True) as (stream, path):
+            if ordered:
+                for number, digest in merge_latest(sources):
+                    stream.write(codec.dumps_line({"n": number, "f": digest}))
+                return path
+            with DiskLookup() as index:
+                index.load(itertools.chain.from_iterable(sources))
+                for number, digest in index.items():
+                    stream.write(codec.dumps_line({"n": number, "f": digest}))
+        return path
 
     # -- after the summary ------------------------------------------------------------------------
     def after_summary(self, summary: RunSummary) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from benefits_hub import codec
 from benefits_hub.models import ErrorRow
 from benefits_hub.pii import mask_field
 from benefits_hub.values import ValueProblem, calendar_date, money, text_problem
@@ -397,11 +398,13 @@ def _comparable(field_name: str, value: Any) -> str:
 
 def changed_fields(desired: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
     """The updatable fields whose HCM value differs from PlanSource's (PUT sends only these)."""
-    return {
-        name: desired.get(name)
-        for name in UPDATABLE_FIELDS
-        if _comparable(name, desired.get(name)) != _comparable(name, current.get(name))
-    }
+    changed = {}
+    for name in UPDATABLE_FIELDS:
+        wanted, held = desired.get(name), current.get(name)
+        # Equal values compare equal whatever their kind: most fields, checked without normalising.
+        if wanted != held and _comparable(name, wanted) != _comparable(name, held):
+            changed[name] = wanted
+    return changed
 
 
 @dataclass(frozen=True)
@@ -453,5 +456,7 @@ def plan_changes(desired: dict[str, Any], plansource: dict[str, Any] | None) -> 
 
 def fingerprint(desired: dict[str, Any]) -> str:
     """A digest of everything the export sends for one employee (qualify_delta compares these)."""
-    canonical = json.dumps(desired, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+    canonical = codec.dumps_canonical(desired)
+    if not canonical.isascii():  # the bytes earlier hubs hashed (json's \u escapes): no spurious change
+        canonical = json.dumps(desired, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(canonical).hexdigest()[:32]

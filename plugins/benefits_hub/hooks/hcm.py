@@ -53,8 +53,10 @@ class HcmHook(SqlSourceHook):
         changed_before: datetime | None = None,
         person_numbers: Sequence[str] = (),
     ) -> Iterator[dict[str, Any]]:
-        """Primary-EIN employees, ordered by person number, narrowed by window and/or person numbers."""
+        """Primary-EIN employees in person-number (byte) order, narrowed by window and/or person numbers."""
         p = self.db.placeholder
+        order = f" ORDER BY p.person_number{self.byte_order}"
+        person_numbers = sorted(set(person_numbers))  # chunk after chunk, still in order
         conditions: list[str] = []
         params: list[Any] = []
         if changed_since is not None:
@@ -65,12 +67,10 @@ class HcmHook(SqlSourceHook):
             for start in range(0, len(person_numbers), MAX_BOUND_PARAMS):
                 chunk = list(person_numbers[start : start + MAX_BOUND_PARAMS])
                 where = " AND ".join([*conditions, f"p.person_number IN ({', '.join([p] * len(chunk))})"])
-                yield from self._stream(
-                    f"{PRIMARY_EMPLOYEES} WHERE {where} ORDER BY p.person_number", [*params, *chunk]
-                )
+                yield from self._stream(f"{PRIMARY_EMPLOYEES} WHERE {where}{order}", [*params, *chunk])
             return
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-        yield from self._stream(f"{PRIMARY_EMPLOYEES}{where} ORDER BY p.person_number", params)
+        yield from self._stream(f"{PRIMARY_EMPLOYEES}{where}{order}", params)
 
     def without_primary_employment(
         self,

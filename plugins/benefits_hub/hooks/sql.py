@@ -42,6 +42,13 @@ class SqlSourceHook(BaseHook):
         return self.dialect == "sqlite"
 
     @property
+    def byte_order(self) -> str:
+        """``ORDER BY key{byte_order}``: sorted by bytes, as Python compares the keys, so the rows can be
+        merge-joined with a vendor's list (SQLite's default collation already is; PostgreSQL's follows
+        the locale, where "E-10" and "E10" sort the other way)."""
+        return ' COLLATE "C"' if self.dialect == "postgres" else ""
+
+    @property
     def placeholder(self) -> str:
         return self.db.placeholder
 
