@@ -151,7 +151,7 @@ def observe_coverage(case: Case) -> Observed:
 def _observe_duplicates(coverages: list[dict[str, Any]]) -> Observed:
     """A batch holding the same deduction twice, loaded by the real upsert into a real (in-memory) HCM."""
     from benefits_hub.deductions.rules import DEDUCTION_COLUMNS, deduction_codes, map_coverage
-    from benefits_hub.hooks.hcm import DeductionWriter
+    from benefits_hub.deductions.writer import DeductionWriter
 
     mapped = [map_coverage(c, deduction_codes(), known_person=True) for c in coverages]
     errors = [e for m in mapped for e in m.errors]

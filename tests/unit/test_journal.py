@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from benefits_hub.deductions.importer import DeductionsImport
 from benefits_hub.deductions.rules import deduction_codes, map_coverage
 from benefits_hub.demographics.export import _BatchSender
@@ -145,8 +147,9 @@ def _import_deliver(tmp_path: Path, staged: Any) -> StageResult:
 
 
 def test_a_retried_import_deliver_writes_nothing_twice_and_says_an_earlier_attempt_did(
-    tmp_path: Path, hcm: Path
+    tmp_path: Path, hcm: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr("benefits_hub.deductions.importer.WRITE_CHUNK", 500)
     rows = [map_coverage(_coverage(n), deduction_codes(), known_person=True).row for n in range(1, 1201)]
     with _staging(tmp_path).records("changes/deductions.jsonl") as staged:
         staged.write_many(rows)  # three chunks of up to 500

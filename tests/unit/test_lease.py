@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from benefits_hub.deductions.importer import DeductionsImport
-from benefits_hub.hooks.hcm import DeductionWriter
+from benefits_hub.deductions.writer import DeductionWriter
 from benefits_hub.lease import DeliverLease, LeaseRefused
 from benefits_hub.models import StageResult
 from benefits_hub.operators.stages import run_stage
@@ -56,6 +56,7 @@ def _hold_the_first_in_its_second_chunk(
     monkeypatch: pytest.MonkeyPatch,
 ) -> tuple[threading.Event, threading.Event, list[str]]:
     """The first attempt stops inside its second chunk until ``go_on``; ``chunks`` names who wrote."""
+    monkeypatch.setattr("benefits_hub.deductions.importer.WRITE_CHUNK", 500)  # 1,200 rows: three chunks
     inside, go_on = threading.Event(), threading.Event()
     original = DeductionWriter.apply
     chunks: list[str] = []

@@ -119,87 +119,10 @@ class HcmHook(SqlSourceHook):
         return datetime.fromisoformat(str(latest)).replace(tzinfo=UTC)
 
     @contextmanager
-    def deduction_writer(self, run_id: str) -> Iterator[DeductionWriter]:
-        """One connection for a delivery; each :meth:`DeductionWriter.apply` is one transaction."""
+    def connection(self) -> Iterator[Any]:
+        """One DB-API connection for a delivery (the deductions' writer runs its transactions on it)."""
         conn = self.db.get_conn()
         try:
-            yield DeductionWriter(conn, self.db.placeholder, self.is_sqlite, run_id)
+            yield conn
         finally:
             conn.close()
-
-
-class DeductionWriter:
-    """Upserts deduction rows on (person number, deduction code, effective date), a chunk per transaction.
-
-    Rows whose values already match are left alone, so a rerun of the same window changes nothing.
-    """
-
-    def __init__(self, conn: Any, placeholder: str, is_sqlite: bool, run_id: str) -> None:
-        from benefits_hub.deductions.rules import DEDUCTION_COLUMNS, KEY_COLUMNS
-
-        self.conn = conn
-        self.p = placeholder
-        self.is_sqlite = is_sqlite
-        self.run_id = run_id
-        columns = [*DEDUCTION_COLUMNS, "loaded_at", "load_run_id"]
-        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in KEY_COLUMNS)
-        self.columns = columns
-        self.upsert_sql = (
-            f"INSERT INTO hcm_payroll_deduction ({', '.join(columns)}) "
-            f"VALUES ({', '.join([placeholder] * len(columns))}) "
-            f"ON CONFLICT ({', '.join(KEY_COLUMNS)}) DO UPDATE SET {updates}"
-        )
-
-    def _bind(self, value: Any) -> Any:
-        # sqlite3 binds neither Decimal nor date; PostgreSQL drivers bind both exactly.
-        if self.is_sqlite and value is not None and not isinstance(value, str | int | float):
-            if isinstance(value, datetime):  # the schema's TIMESTAMP text, as source_updated_at
-                return value.isoformat(sep=" ")
-            return str(value) if not hasattr(value, "isoformat") else value.isoformat()
-        return value
-
-    def existing(self, person_numbers: Sequence[str]) -> dict[tuple[str, str, str], dict[str, Any]]:
-        from benefits_hub.deductions.rules import DEDUCTION_COLUMNS
-
-        found: dict[tuple[str, str, str], dict[str, Any]] = {}
-        cursor = self.conn.cursor()
-        for start in range(0, len(person_numbers), MAX_BOUND_PARAMS):
-            chunk = list(person_numbers[start : start + MAX_BOUND_PARAMS])
-            cursor.execute(
-                f"SELECT {', '.join(DEDUCTION_COLUMNS)} FROM hcm_payroll_deduction "
-                f"WHERE person_number IN ({', '.join([self.p] * len(chunk))})",
-                tuple(chunk),
-            )
-            for values in cursor.fetchall():
-                row = dict(zip(DEDUCTION_COLUMNS, values, strict=True))
-                found[(row["person_number"], row["deduction_code"], str(row["effective_date"])[:10])] = row
-        cursor.close()
-        return found
-
-    def apply(self, rows: Sequence[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
-        """Upsert one chunk in one transaction; returns (created|updated|unchanged, row) for each row."""
-        from benefits_hub.deductions.rules import differs, is_stale
-
-        existing = self.existing(sorted({r["person_number"] for r in rows}))
-        loaded_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-        outcomes: list[tuple[str, dict[str, Any]]] = []
-        to_write: list[tuple[Any, ...]] = []
-        latest: dict[tuple[str, str, str], dict[str, Any]] = {}
-        for row in rows:  # a key twice in one chunk: the most recently changed record wins
-            key = (row["person_number"], row["deduction_code"], str(row["effective_date"])[:10])
-            if key not in latest or not is_stale(row, latest[key]):
-                latest[key] = row
-        for key, row in latest.items():
-            before = existing.get(key)
-            if before is not None and (is_stale(row, before) or not differs(row, before)):
-                outcomes.append(("unchanged", row))
-                continue
-            outcomes.append(("created" if before is None else "updated", row))
-            values = {**row, "loaded_at": loaded_at, "load_run_id": self.run_id}
-            to_write.append(tuple(self._bind(values.get(c)) for c in self.columns))
-        if to_write:
-            cursor = self.conn.cursor()
-            cursor.executemany(self.upsert_sql, to_write)
-            cursor.close()
-        self.conn.commit()
-        return outcomes

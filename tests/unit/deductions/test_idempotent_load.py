@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benefits_hub.deductions.rules import COMPARED_COLUMNS, comparable, deduction_codes, map_coverage
-from benefits_hub.hooks.hcm import DeductionWriter
+from benefits_hub.deductions.writer import DeductionWriter
 
 SCHEMA = Path(__file__).resolve().parents[3] / "include" / "sql" / "hcm_schema.sql"
 CODES = deduction_codes()
