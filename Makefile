@@ -74,14 +74,18 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-## bench: print the benchmark figures (not a test): each integration at 10k/100k/1M records (participants
-## 20k/200k/2M) beside its floor, the 1,000-change hourly delta over 1M employees, DAG parse times.
-## About an hour and ~10 GB of scratch disk on 2 cores; each script takes --sizes for a quick look.
+## bench: the benchmark figures (not a test): each integration at 100k and 1M records (participants 200k and
+## 2M) beside its floor, the 1,000-change hourly delta, DAG parse times; then benchmarks/results/latest.json,
+## the chart benchmarks/results/hub_over_floor.png and the README's table. About an hour and ~10 GB of
+## scratch disk on 2 cores; `make bench SIZES=100k` for a quick look (under 10 minutes).
+SIZES ?= 100k,1M
 bench: install $(AIRFLOW_HOME)/airflow.db
+	rm -f benchmarks/results/run.jsonl
 	$(BIN)/python -m benchmarks.bench_parse_times
-	$(BIN)/python -m benchmarks.bench_demographic_export
-	$(BIN)/python -m benchmarks.bench_deductions_import
-	$(BIN)/python -m benchmarks.bench_participant_sync
+	$(BIN)/python -m benchmarks.bench_demographic_export --sizes $(SIZES)
+	$(BIN)/python -m benchmarks.bench_deductions_import --sizes $(SIZES)
+	$(BIN)/python -m benchmarks.bench_participant_sync --sizes $(SIZES) --scale 2
+	$(BIN)/python -m benchmarks.results
 
 ## screenshots: the README's pictures of the clerk's journeys, taken by the browser test that clicks them
 ## (real Airflow, real Chromium): docs/screenshots/*.png. Commit them with the UI change they show.

@@ -1,6 +1,6 @@
-"""Benchmark: Participant Syncs of 20k, 200k and 2M participants across 100 plans, each beside its floor.
+"""Benchmark: Participant Syncs of 200k and 2M participants across 100 plans, each beside its floor.
 
-Prints figures, asserts nothing. Run with ``make bench`` (or ``--sizes 20000`` for a quick look). The
+Prints figures, asserts nothing. Run with ``make bench`` (or ``--sizes 200k`` for a quick look). The
 real DAG (one mapped task group per plan) runs with ``airflow dags test`` against the sandbox's
 recordkeeper database and iJoin API. The floor: the recordkeeper's participant, balance, allocation and
 contribution-rate rows read with the bare sqlite3 driver, the same iJoin requests replayed with a bare
@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from benchmarks import floor as fl
-from benchmarks._harness import RunFigures, parse_sizes, print_floor, print_scaling, run_dag
+from benchmarks._harness import RunFigures, parse_sizes, print_floor, print_scaling, record, run_dag
 from hub_sandbox import Sandbox
 
 SOURCE_TABLES = ("rk_participant", "rk_balance", "rk_allocation", "rk_contribution_rate")
@@ -23,13 +23,14 @@ SOURCE_TABLES = ("rk_participant", "rk_balance", "rk_allocation", "rk_contributi
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="20000,200000,2000000", help="participants, comma-separated")
+    parser.add_argument("--sizes", default="200k,2M", help="participants, comma-separated (200k, 2M...)")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply each size (make bench: 2)")
     parser.add_argument("--plans", type=int, default=100)
     args = parser.parse_args()
     rows: list[tuple[int, RunFigures, fl.Floor]] = []
     with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp:
         scratch = Path(tmp)
-        for size in parse_sizes(args.sizes):
+        for size in (int(s * args.scale) for s in parse_sizes(args.sizes)):
             per_plan = size // args.plans
             started = time.perf_counter()
             with Sandbox.start(
@@ -60,6 +61,7 @@ def main() -> int:
             print(f"  records created        {figures.summary['records_created']:,}")
             print(f"  (plan sync before it: {plans.wall_seconds:.1f} s, {plans.summary['status']})")
             print_floor(figures, floor)
+            record("participants", size, figures, floor)
             rows.append((size, figures, floor))
     print_scaling("iJoin Participant Sync", rows)
     return 0

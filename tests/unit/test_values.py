@@ -4,6 +4,8 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from benefits_hub.values import ValueProblem, calendar_date, money
 
@@ -79,3 +81,19 @@ def test_every_csv_the_hub_writes_escapes_formulas_but_not_numbers() -> None:
         "Ada",
     ]
     assert list(csv.reader(io.StringIO(keyed.getvalue())))[1] == ["'=HYPERLINK(1)", "-3"]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    value=st.one_of(st.text(), st.text(alphabet=" \t\r\n=+-@\u00a0\u2003\x00\x1f\x7faZ09.,()", max_size=12)),
+    limit=st.one_of(st.none(), st.integers(0, 15)),
+    formula=st.booleans(),
+)
+def test_the_quick_look_at_free_text_never_passes_what_the_full_check_refuses(
+    value: str, limit: int | None, formula: bool
+) -> None:
+    from benefits_hub.values import _text_problem, text_problem
+
+    assert text_problem("city", value, limit, formula=formula) == _text_problem(
+        "city", value, limit, formula=formula
+    )
