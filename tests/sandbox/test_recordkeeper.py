@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator
@@ -136,9 +138,31 @@ def test_schema_and_seeded_rows_fit_postgresql(rk_path: Path) -> None:
             cur.execute("SELECT COUNT(*), MIN(birth_date), SUM(annual_salary) FROM rk_participant")
             count, first_birth, total = cur.fetchone()
         conn.close()
+        # The Participant Sync's scans, five open at once on one PostgreSQL connection (named cursors),
+        # give what they give on SQLite: the same rows, in the same participant order.
+        from benefits_hub.hooks.recordkeeper import RecordkeeperHook
+
+        os.environ["AIRFLOW_CONN_RK_PG"] = pg.connection_json()
+        os.environ["AIRFLOW_CONN_RK_LITE"] = json.dumps({"conn_type": "sqlite", "host": str(rk_path)})
+        scanned = {}
+        for conn_id in ("rk_pg", "rk_lite"):
+            hook = RecordkeeperHook(conn_id)
+            with hook.connection() as db:
+                scans = hook.participant_scans(db, "P0002", "2000-01-01")
+                interleaved = list(zip(*(scans[name] for name in sorted(scans)), strict=False))
+                scanned[conn_id] = [
+                    [
+                        (row["participant_id"], str(row.get("pay_date") or row.get("fund_id") or ""))
+                        for row in rows
+                    ]
+                    for rows in interleaved
+                ]
     finally:
+        for name in ("AIRFLOW_CONN_RK_PG", "AIRFLOW_CONN_RK_LITE"):
+            os.environ.pop(name, None)
         server.__exit__(None, None, None)
     assert count == 180 and isinstance(first_birth, date) and total > 0
+    assert scanned["rk_pg"] == scanned["rk_lite"] and len(scanned["rk_pg"]) >= 30
 
 
 def test_same_seed_same_database_and_prefix_stable(tmp_path: Path, rk_path: Path) -> None:

@@ -8,7 +8,6 @@ with a server-side cursor where the driver has one, ``fetchmany`` batches otherw
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -117,12 +116,3 @@ class HcmHook(SqlSourceHook):
         if isinstance(latest, datetime):
             return latest if latest.tzinfo else latest.replace(tzinfo=UTC)
         return datetime.fromisoformat(str(latest)).replace(tzinfo=UTC)
-
-    @contextmanager
-    def connection(self) -> Iterator[Any]:
-        """One DB-API connection for a delivery (the deductions' writer runs its transactions on it)."""
-        conn = self.db.get_conn()
-        try:
-            yield conn
-        finally:
-            conn.close()

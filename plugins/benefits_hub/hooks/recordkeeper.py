@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 from benefits_hub.hooks.sql import SqlSourceHook
@@ -44,40 +44,37 @@ class RecordkeeperHook(SqlSourceHook):
             f"SELECT * FROM rk_participant WHERE plan_id = {p} ORDER BY participant_id", [plan_id]
         )
 
-    def _chunked(self, table: str, plan_id: str, ids: Sequence[str], order: str) -> list[dict[str, Any]]:
-        p = self.placeholder
-        rows: list[dict[str, Any]] = []
-        for start in range(0, len(ids), 400):
-            chunk = list(ids[start : start + 400])
-            marks = ", ".join([p] * len(chunk))
-            sql = (
-                f"SELECT * FROM {table} WHERE plan_id = {p} AND participant_id IN ({marks}) ORDER BY {order}"
-            )
-            rows.extend(self._stream(sql, [plan_id, *chunk]))
-        return rows
-
-    def balances(self, plan_id: str, participant_ids: Sequence[str]) -> list[dict[str, Any]]:
-        return self._chunked("rk_balance", plan_id, participant_ids, "participant_id, fund_id, money_source")
-
-    def allocations(self, plan_id: str, participant_ids: Sequence[str]) -> list[dict[str, Any]]:
-        return self._chunked("rk_allocation", plan_id, participant_ids, "participant_id, fund_id")
-
-    def contribution_rates(self, plan_id: str, participant_ids: Sequence[str]) -> list[dict[str, Any]]:
-        return self._chunked("rk_contribution_rate", plan_id, participant_ids, "participant_id")
-
-    def payroll(self, plan_id: str, ssns: Sequence[str], since: str) -> list[dict[str, Any]]:
-        """Payroll rows of these participants (by plan and SSN, as Relius keys them) since a date."""
-        p = self.placeholder
-        rows: list[dict[str, Any]] = []
-        for start in range(0, len(ssns), 400):
-            chunk = list(ssns[start : start + 400])
-            marks = ", ".join([p] * len(chunk))
-            sql = (
-                f"SELECT ssn, pay_date, pay_frequency_code FROM rk_payroll WHERE plan_id = {p} "
-                f"AND pay_date >= {p} AND ssn IN ({marks})"
-            )
-            rows.extend(self._stream(sql, [plan_id, since, *chunk]))
-        return rows
+    def participant_scans(
+        self, conn: Any, plan_id: str, payroll_since: str
+    ) -> dict[str, Iterator[dict[str, Any]]]:
+        """A plan's participants and their related rows as five scans on one connection, each ordered by
+        participant id in byte order, so the caller merges them in one pass (no ``IN (...)`` per batch,
+        no connection per query). Payroll is joined to its participant here: Relius keys it by SSN."""
+        p, order = self.placeholder, self.byte_order
+        pid = f"participant_id{order}"
+        scans = {
+            "participants": (f"SELECT * FROM rk_participant WHERE plan_id = {p} ORDER BY {pid}", [plan_id]),
+            "balances": (
+                f"SELECT * FROM rk_balance WHERE plan_id = {p} ORDER BY {pid}, fund_id, money_source",
+                [plan_id],
+            ),
+            "allocations": (
+                f"SELECT * FROM rk_allocation WHERE plan_id = {p} ORDER BY {pid}, fund_id",
+                [plan_id],
+            ),
+            "rates": (f"SELECT * FROM rk_contribution_rate WHERE plan_id = {p} ORDER BY {pid}", [plan_id]),
+            "payroll": (
+                "SELECT r.participant_id, y.pay_date, y.pay_frequency_code FROM rk_participant r "
+                "JOIN rk_payroll y ON y.plan_id = r.plan_id AND y.ssn = r.ssn "
+                f"WHERE r.plan_id = {p} AND r.ssn <> '' AND y.pay_date >= {p} "
+                f"ORDER BY r.participant_id{order}, y.pay_date",
+                [plan_id, payroll_since],
+            ),
+        }
+        return {
+            name: self._stream(sql, params, conn=conn, name=f"hub_{name}")
+            for name, (sql, params) in scans.items()
+        }
 
     # -- the one write: enrollment-site elections -------------------------------------------------
     def apply_election(self, election: dict[str, Any], applied_at: str) -> bool:

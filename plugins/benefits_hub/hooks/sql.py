@@ -8,6 +8,7 @@ writes is portable between them. Rows are streamed with a server-side cursor whe
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
@@ -60,25 +61,41 @@ class SqlSourceHook(BaseHook):
         naive = value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
         return naive.strftime("%Y-%m-%d %H:%M:%S") if self.is_sqlite else naive
 
-    def _stream(self, sql: str, params: Sequence[Any]) -> Iterator[dict[str, Any]]:
+    @contextmanager
+    def connection(self) -> Iterator[Any]:
+        """One DB-API connection for a task's work: its reads (several streams at once) or its writes."""
         conn = self.db.get_conn()
         try:
-            cursor = conn.cursor(name="hub_stream") if self.dialect == "postgres" else conn.cursor()
-            if self.dialect == "postgres":
-                cursor.itersize = FETCH_SIZE
-            cursor.execute(sql, tuple(params))
-            columns: list[str] | None = None
-            while True:
-                batch = cursor.fetchmany(FETCH_SIZE)
-                if not batch:
-                    break
-                if columns is None:
-                    columns = [d[0] for d in cursor.description]
-                for row in batch:
-                    yield dict(zip(columns, row, strict=True))
-            cursor.close()
+            yield conn
         finally:
             conn.close()
+
+    def _stream(
+        self, sql: str, params: Sequence[Any], conn: Any = None, name: str = "hub_stream"
+    ) -> Iterator[dict[str, Any]]:
+        """Rows as dicts, a batch in memory at a time; on ``conn`` when given (several streams may be open
+        on it at once, each with its own ``name``), else on a connection of its own."""
+        if conn is not None:
+            yield from self._fetch(conn, sql, params, name)
+            return
+        with self.connection() as own:
+            yield from self._fetch(own, sql, params, name)
+
+    def _fetch(self, conn: Any, sql: str, params: Sequence[Any], name: str) -> Iterator[dict[str, Any]]:
+        cursor = conn.cursor(name=name) if self.dialect == "postgres" else conn.cursor()
+        if self.dialect == "postgres":
+            cursor.itersize = FETCH_SIZE
+        cursor.execute(sql, tuple(params))
+        columns: list[str] | None = None
+        while True:
+            batch = cursor.fetchmany(FETCH_SIZE)
+            if not batch:
+                break
+            if columns is None:
+                columns = [d[0] for d in cursor.description]
+            for row in batch:
+                yield dict(zip(columns, row, strict=True))
+        cursor.close()
 
     def database_time(self) -> datetime:
         """The database's own clock (UTC): the clock its ``updated_at`` stamps come from, so a window

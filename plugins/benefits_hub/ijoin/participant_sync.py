@@ -12,7 +12,7 @@ deliver   - upserted into iJoin 500 at a time, on (plan, participant); the plan'
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ from benefits_hub.ijoin.plan_sync import FAILED, SUCCESSFUL, WITH_WARNINGS, IJoi
 from benefits_hub.ijoin.rules import allocation_problem, annual_salary, months_before, pay_frequency
 from benefits_hub.integration import record_error
 from benefits_hub.journal import DeliveryJournal
+from benefits_hub.lookup import ascending
 from benefits_hub.models import ErrorRow, StageResult
 from benefits_hub.pii import redact
 
@@ -34,6 +35,24 @@ CENSUS_FIELDS = ("first_name", "last_name", "birth_date", "hire_date", "terminat
 
 def _text(value: Any) -> Any:
     return None if value is None else str(value)
+
+
+class _Related:
+    """Rows of one scan ordered by participant id, taken a participant at a time (a merge join with the
+    participants' own scan, which has the same order)."""
+
+    def __init__(self, rows: Iterator[dict[str, Any]]) -> None:
+        self._rows = ascending((row["participant_id"], row) for row in rows)
+        self._head = next(self._rows, None)
+
+    def take(self, participant_id: str) -> list[dict[str, Any]]:
+        """The rows of ``participant_id``; rows of an id before it (no such participant) are passed over."""
+        taken = []
+        while self._head is not None and self._head[0] <= participant_id:
+            if self._head[0] == participant_id:
+                taken.append(self._head[1])
+            self._head = next(self._rows, None)
+        return taken
 
 
 class ParticipantSync(IJoinSync):
@@ -56,41 +75,30 @@ class ParticipantSync(IJoinSync):
         since = months_before(self.as_of, 3).isoformat()
         staging = self.run.staging
         assert staging is not None
-        with staging.records(f"plans/{self.plan_id}/participants.jsonl") as source:
-            chunk: list[dict[str, Any]] = []
-
-            def flush() -> None:
-                ids = [p["participant_id"] for p in chunk]
-                related: dict[str, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
-                for row in rk.balances(self.plan_id, ids):
-                    related[row["participant_id"]]["balances"].append(row)
-                for row in rk.allocations(self.plan_id, ids):
-                    related[row["participant_id"]]["allocations"].append(row)
-                for row in rk.contribution_rates(self.plan_id, ids):
-                    related[row["participant_id"]]["rates"].append(row)
-                by_ssn: dict[str, list[Any]] = defaultdict(list)
-                for row in rk.payroll(self.plan_id, [p["ssn"] for p in chunk if p.get("ssn")], since):
-                    by_ssn[row["ssn"]].append([_text(row["pay_date"]), row["pay_frequency_code"]])
-                for person in chunk:
-                    found = related[person["participant_id"]]
-                    source.write(
-                        {
-                            # Payroll is keyed by SSN in Relius; once matched, the SSN is not carried on.
-                            "participant": {k: v for k, v in person.items() if k != "ssn"},
-                            "balances": found["balances"],
-                            "allocations": found["allocations"],
-                            "rates": (found["rates"] or [None])[0],
-                            "payroll": by_ssn.get(person.get("ssn") or "", []),
-                        }
-                    )
-                chunk.clear()
-
-            for person in rk.participants(self.plan_id):
-                chunk.append(person)
-                if len(chunk) >= CHUNK:
-                    flush()
-            if chunk:
-                flush()
+        with (
+            rk.connection() as conn,
+            staging.records(f"plans/{self.plan_id}/participants.jsonl") as source,
+        ):
+            scans = rk.participant_scans(conn, self.plan_id, since)
+            related = {
+                name: _Related(scans[name]) for name in ("balances", "allocations", "rates", "payroll")
+            }
+            for person in scans["participants"]:
+                pid = person["participant_id"]
+                rates = related["rates"].take(pid)
+                source.write(
+                    {
+                        # Payroll is keyed by SSN in Relius; once matched, the SSN is not carried on.
+                        "participant": {k: v for k, v in person.items() if k != "ssn"},
+                        "balances": related["balances"].take(pid),
+                        "allocations": related["allocations"].take(pid),
+                        "rates": rates[0] if rates else None,
+                        "payroll": [
+                            [_text(row["pay_date"]), row["pay_frequency_code"]]
+                            for row in related["payroll"].take(pid)
+                        ],
+                    }
+                )
         return StageResult(
             stage="extract",
             counters={"source_records": source.rows},
