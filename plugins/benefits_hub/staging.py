@@ -206,6 +206,8 @@ class SafeDictWriter(csv.DictWriter):
     """``csv.DictWriter`` through :func:`csv_safe` (the census)."""
 
     def writerow(self, rowdict: Any) -> Any:
+        if self.extrasaction == "ignore":  # straight to the row, as DictWriter would make it
+            return self.writer.writerow([csv_safe(rowdict.get(key, self.restval)) for key in self.fieldnames])
         return super().writerow({key: csv_safe(value) for key, value in rowdict.items()})
 
     def writerows(self, rowdicts: Iterable[Any]) -> None:

@@ -81,6 +81,12 @@ def test_every_csv_the_hub_writes_escapes_formulas_but_not_numbers() -> None:
         "Ada",
     ]
     assert list(csv.reader(io.StringIO(keyed.getvalue())))[1] == ["'=HYPERLINK(1)", "-3"]
+    # The census's writer (extra fields ignored, a missing one blank) escapes the same way.
+    ignoring = io.StringIO()
+    SafeDictWriter(ignoring, fieldnames=["a", "b", "c"], extrasaction="ignore").writerow(
+        {"a": "@x", "b": None, "ssn": "123-45-6789"}
+    )
+    assert next(csv.reader(io.StringIO(ignoring.getvalue()))) == ["'@x", "", ""]
 
 
 @settings(max_examples=3000, deadline=None)
