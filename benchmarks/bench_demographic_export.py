@@ -19,7 +19,7 @@ from pathlib import Path
 
 from benchmarks import floor as fl
 from benchmarks._harness import RunFigures, parse_sizes, print_floor, print_scaling, record, run_dag
-from benefits_hub.hooks.hcm import PRIMARY_EMPLOYEES
+from benefits_hub.hooks.hcm import CHANGED_PEOPLE, PRIMARY_EMPLOYEES
 from hub_sandbox import Sandbox
 from hub_sandbox.generator import touch_employees
 
@@ -33,8 +33,12 @@ def export_with_floor(sandbox: Sandbox, scratch: Path, conf: dict, label: str) -
     figures = run_dag(DAG_ID, conf, sandbox.connection_env(), scratch / f"{label}.log")
     fl.stop_recording(sandbox)
     floor = fl.Floor()
-    if not conf.get("delta"):  # a delta's source read is an index lookup of its 1,000 people: negligible
+    if not conf.get("delta") or not figures.summary.get("window_start"):  # a full read
         floor.timed("read HCM rows", fl.read_rows, sandbox.hcm_db_path, [f"{PRIMARY_EMPLOYEES} ORDER BY 1"])
+    else:  # the window's changed people, by the same two index range scans the hub's query uses
+        window = [_sqlite_time(figures.summary["window_start"]), _sqlite_time(figures.summary["window_end"])]
+        changed = f"{PRIMARY_EMPLOYEES} WHERE p.person_number IN ({CHANGED_PEOPLE.format(p='?')}) ORDER BY 1"
+        floor.timed("read HCM rows", fl.read_rows, sandbox.hcm_db_path, [(changed, tuple(window * 2))])
     floor.timed("HTTP (same requests)", fl.replay_http, recording, sandbox)
     floor.timed(
         "write staged bytes", fl.write_bytes, scratch / "floor.bin", fl.staged_bytes(figures.staging_root)
@@ -69,6 +73,11 @@ def main() -> int:
                     delta(sandbox, scratch, figures)
     print_scaling("HCM Demographic Export (full)", rows)
     return 0
+
+
+def _sqlite_time(instant: str) -> str:
+    """A window bound as the HCM's SQLite stamps are written: 'YYYY-MM-DD HH:MM:SS', UTC."""
+    return datetime.fromisoformat(instant).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def delta(sandbox: Sandbox, scratch: Path, full: RunFigures) -> None:

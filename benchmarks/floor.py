@@ -49,13 +49,15 @@ def stop_recording(sandbox: Sandbox) -> None:
     requests.delete(f"{sandbox.plansource_url}/sandbox/record", timeout=10)
 
 
-def read_rows(db_path: Path, statements: Iterable[str]) -> int:
-    """Every row of each statement through sqlite3's cursor, discarded: the source read's floor."""
+def read_rows(db_path: Path, statements: Iterable[str | tuple[str, tuple[Any, ...]]]) -> int:
+    """Every row of each statement (SQL, or SQL with its parameters) through sqlite3's cursor, discarded:
+    the source read's floor."""
     rows = 0
     conn = sqlite3.connect(db_path)
     try:
-        for sql in statements:
-            cursor = conn.execute(sql)
+        for statement in statements:
+            sql, params = (statement, ()) if isinstance(statement, str) else statement
+            cursor = conn.execute(sql, params)
             while batch := cursor.fetchmany(5000):
                 rows += len(batch)
     finally:

@@ -24,7 +24,7 @@ LATEST = RESULTS / "latest.json"
 CHART = RESULTS / "hub_over_floor.png"
 README = Path(__file__).resolve().parent.parent / "README.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
-COLOURS = {"export": "#1f6feb", "delta": "#8250df", "deductions": "#bf8700", "participants": "#1a7f37"}
+PALETTE = ("#1f6feb", "#8250df", "#bf8700", "#1a7f37", "#cf222e", "#57606a")
 TARGET = 2.0  # the issue's bound at 1M records
 
 
@@ -41,7 +41,17 @@ def read_rows() -> list[dict[str, Any]]:
 
 
 def machine() -> dict[str, Any]:
+    import subprocess
+
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        cwd=README.parent,
+        check=False,
+    ).stdout.strip()
     return {
+        "commit": commit or None,
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "system": f"{platform.system()} {platform.release()}",
@@ -75,11 +85,11 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def chart_svg(rows: list[dict[str, Any]], width: int = 760, height: int = 380) -> str:
+def chart_svg(rows: list[dict[str, Any]], width: int = 900, height: int = 380) -> str:
     """hub/floor against records (log scale), a line per integration, the 2x target dashed."""
     import math
 
-    left, right, top, bottom = 60, 150, 30, 50
+    left, right, top, bottom = 60, 290, 30, 50
     sizes = sorted({r["size"] for r in rows}) or [1]
     lo, hi = math.log10(min(sizes)), math.log10(max(sizes))
     hi = hi if hi > lo else lo + 1
@@ -118,11 +128,14 @@ def chart_svg(rows: list[dict[str, Any]], width: int = 760, height: int = 380) -
     )
     for legend, name in enumerate(dict.fromkeys(r["integration"] for r in rows)):
         points = sorted((r["size"], r["hub_over_floor"]) for r in rows if r["integration"] == name)
-        colour = COLOURS.get(name.split()[0], "#57606a")
+        colour = PALETTE[legend % len(PALETTE)]
         path = " ".join(f"{x(s):.1f},{y(v):.1f}" for s, v in points)
         parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2.5"/>')
         for s, v in points:
-            parts.append(f'<circle cx="{x(s):.1f}" cy="{y(v):.1f}" r="4" fill="{colour}"/>')
+            parts.append(
+                f'<circle cx="{x(s):.1f}" cy="{y(v):.1f}" r="4" fill="{colour}"/>'
+                f'<text x="{x(s) + 8:.1f}" y="{y(v) + 4:.1f}" fill="{colour}">{v:.2f}x</text>'
+            )
         ly = top + 10 + 20 * legend
         parts.append(
             f'<rect x="{width - right + 6}" y="{ly}" width="12" height="12" fill="{colour}"/>'
@@ -171,7 +184,8 @@ def main() -> int:
     LATEST.write_text(json.dumps({"machine": facts, "rows": rows}, indent=2) + "\n", encoding="utf-8")
     drawn = render_png(chart_svg(rows), CHART)
     summary = (
-        f"Measured by `make bench` on {facts['cores']} cores, Python {facts['python']}, {facts['date']}; "
+        f"Measured by `make bench` at commit {facts['commit']} on {facts['cores']} cores, Python "
+        f"{facts['python']}, {facts['date']}; "
         f"figures in `benchmarks/results/latest.json`.\n\n{table(rows)}\n\n"
         + ("![hub/floor by size](benchmarks/results/hub_over_floor.png)" if drawn else "")
     )
