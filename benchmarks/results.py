@@ -176,7 +176,9 @@ def update_readme(text: str) -> bool:
 
 
 def main() -> int:
-    rows = read_rows()
+    # One integration's sizes together, smallest first, in the order the integrations ran.
+    order = {name: n for n, name in enumerate(dict.fromkeys(r["integration"] for r in read_rows()))}
+    rows = sorted(read_rows(), key=lambda r: (order[r["integration"]], r["size"]))
     if not rows:
         print(f"No benchmark rows in {ROWS}: run the bench scripts first (make bench).")
         return 1
