@@ -265,3 +265,42 @@ def test_a_new_plan_in_ijoin_starts_its_own_plan_sync(sandbox: Any) -> None:
     # Handed over once: the next check finds nothing new.
     again = run_dag("ijoin_new_plan_watch", {})
     assert again.task_states["sync_new_plans"] == "skipped"
+
+
+def test_plans_grouped_into_fewer_tasks_sync_as_they_do_one_task_each(
+    sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With more plans than [benefits_hub] fan_out_tasks, each mapped task works through a group of
+    plans: every plan keeps its own outcome (a plan iJoin lacks fails alone, with its reason), the logs
+    name the plan on each line, and iJoin ends as one task per plan leaves it."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    new_plan = PLANS["new_plan"]
+    plans = ["P0001", "P0002", new_plan]
+    run_dag(PLAN_SYNC, {"plan_ids": "P0001,P0002"})
+    monkeypatch.setenv("AIRFLOW__BENEFITS_HUB__FAN_OUT_TASKS", "2")
+    grouped = run_dag(PARTICIPANT_SYNC, {"plan_ids": ",".join(plans)})
+
+    with create_session() as session:
+        labels = sorted(
+            ti.rendered_map_index
+            for ti in session.query(TaskInstance).filter_by(
+                dag_id=PARTICIPANT_SYNC, run_id=grouped.run_id, task_id="per_item.deliver"
+            )
+        )
+    assert labels == sorted(["P0001 to P0002", new_plan])  # three plans, two tasks
+    by_plan = outcomes(grouped.summary)
+    assert list(by_plan) == plans
+    assert (
+        by_plan[new_plan]["status"] == "Failed" and "run Plan Sync first" in by_plan[new_plan]["messages"][0]
+    )
+    assert all(by_plan[p]["status"] in ("Successful", "Successful with warnings") for p in plans[:2])
+    assert grouped.summary["records_created"] == 60
+    assert "[P0002] " in grouped.log and "(2 of 2 in this task)" in grouped.log
+
+    # One task per plan again: iJoin already holds exactly what the grouped run sent.
+    monkeypatch.setenv("AIRFLOW__BENEFITS_HUB__FAN_OUT_TASKS", "16")
+    again = run_dag(PARTICIPANT_SYNC, {"plan_ids": "P0001,P0002"})
+    assert again.summary["records_skipped"] == 60
+    assert again.summary["records_created"] == again.summary["records_updated"] == 0

@@ -11,6 +11,7 @@ leaf task, and nothing that succeeds may run after it).
 from __future__ import annotations
 
 import importlib
+import logging
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 FAILURE_XCOM_KEY = "stage_failure"
+# A mapped task that handles a group of items (plans) returns {GROUP_KEY: [one result per item]}.
+GROUP_KEY = "group"
+DEFAULT_FAN_OUT_TASKS = 16
 RUN_MANIFEST = "run_manifest.json"
 STATE_VARIABLE_PREFIX = "benefits_hub"
 
@@ -65,8 +69,12 @@ def build_run_context(
     integration_id: str | None = None,
     params_key: str | None = None,
     item: str | None = None,
+    group_index: int | None = None,
 ) -> RunContext:
     """The stage's view of its run, from Airflow's task context and the upstream stages' XComs.
+
+    ``group_index``: the item's place in its mapped task's group of items (:func:`fan_out_groups`),
+    whose upstream results come as one :data:`GROUP_KEY` value with an entry per item.
 
     ``task_ids`` names each stage's task (a set's member sits in a task group; a fanned-out stage in a
     mapped group). In an integration set the member's stages run as the member
@@ -93,10 +101,13 @@ def build_run_context(
         same_item = {"map_indexes": map_index} if mapped and stage != "validate" else {}
         task_id = (task_ids or {}).get(stage, stage)
         value = ti.xcom_pull(task_ids=task_id, **same_item)
+        if isinstance(value, dict) and GROUP_KEY in value:  # this task's own group: its item's entry
+            entries = value[GROUP_KEY]
+            value = entries[group_index or 0] if 0 <= (group_index or 0) < len(entries) else None
         if isinstance(value, dict):
             results[stage] = StageResult.model_validate(value)
-        elif value is not None and not isinstance(value, str | bytes):
-            items = [StageResult.model_validate(v) for v in value if v]
+        elif value is not None and not isinstance(value, str | bytes):  # the summary: every item's
+            items = [StageResult.model_validate(v) for v in _ungrouped(value) if v]
             if items:
                 results[stage] = StageResult.combine(stage, items)
         if stage not in results:
@@ -122,6 +133,48 @@ def build_run_context(
         item=item,
         **({"log": log} if log is not None else {}),
     )
+
+
+def _ungrouped(values: Sequence[Any]) -> list[Any]:
+    """Every item's result from a mapped stage's values, a group's entries taken one by one."""
+    flat: list[Any] = []
+    for value in values:
+        if isinstance(value, dict) and GROUP_KEY in value:
+            flat.extend(value[GROUP_KEY])
+        else:
+            flat.append(value)
+    return flat
+
+
+def fan_out_tasks() -> int:
+    """``[benefits_hub] fan_out_tasks``: at most this many mapped tasks per fanned-out stage."""
+    from airflow.configuration import conf
+
+    return max(conf.getint("benefits_hub", "fan_out_tasks", fallback=DEFAULT_FAN_OUT_TASKS), 1)
+
+
+def fan_out_groups(items: Sequence[str], tasks: int) -> list[str | list[str]]:
+    """The items spread over at most ``tasks`` mapped tasks, in order: up to ``tasks`` items each get a
+    task of their own (the item itself); more are grouped evenly (a list per task, sizes differing by
+    one at most). 100 plans at 16 tasks: 16 tasks of 6 or 7 plans, 48 task processes rather than 300."""
+    if len(items) <= tasks:
+        return list(items)
+    base, extra = divmod(len(items), tasks)
+    groups: list[str | list[str]] = []
+    start = 0
+    for index in range(tasks):
+        size = base + (1 if index < extra else 0)
+        group = list(items[start : start + size])
+        groups.append(group if len(group) > 1 else group[0])  # alone: a task of its own, as above
+        start += size
+    return groups
+
+
+class _ItemLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """The task's log with each line naming the item (plan) it is about, in a group's task."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f"[{self.extra['item']}] {msg}", kwargs  # type: ignore[index]
 
 
 def _member_args(operator: Any) -> dict[str, Any]:
@@ -218,45 +271,132 @@ class IntegrationStageOperator(BaseOperator):
             raise ValueError(f"stage must be one of {STAGES}, not {self.stage!r}")
 
     def execute(self, context: Context) -> dict[str, Any]:
+        if isinstance(self.item, list | tuple):
+            return self._execute_group(context, list(self.item))
+        return self._run_item(context, self.item, self.log).model_dump(mode="json")
+
+    def _execute_group(self, context: Context, items: list[str]) -> dict[str, Any]:
+        """One stage for each item of this task's group, in turn (the plans of a grouped fan-out).
+
+        An item that fails does not hold the others: it is carried on as failed, with its reason (an
+        error row, and its outcome in the Run Summary), and later stages pass it by. An unexpected
+        error (a vendor's 5xx, say) is raised once every item had its turn while the task has
+        retries left, so Airflow retries the group; what an earlier try delivered is replayed from
+        the delivery journal, not sent again.
+        """
+        entries: list[dict[str, Any] | None] = []
+        retry: BaseException | None = None
+        ti = context["ti"]
+        for index, item in enumerate(items):
+            log = _ItemLog(self.log, {"item": item})
+            log.info("%s stage of %s (%d of %d in this task)", self.stage, item, index + 1, len(items))
+            try:
+                result = self._run_item(context, item, log, group_index=index)
+            except _ItemCarried as carried:
+                result = carried.result
+            except Exception as exc:
+                message = _failure_words(exc)
+                log.error("%s stage failed: %s", self.stage, message)
+                if not isinstance(exc, _NOT_RETRIED) and ti.try_number <= getattr(ti, "max_tries", 0):
+                    retry = retry or exc
+                result = self._failed_item(context, item, message, index)
+            entries.append(result.model_dump(mode="json"))
+        if retry is not None:
+            raise retry
+        return {GROUP_KEY: entries}
+
+    def _failed_item(self, context: Context, item: str, message: str, index: int) -> StageResult:
+        """An item whose stage failed: one error row naming it and why, its outcome Failed."""
+        from benefits_hub.integration import record_error
+        from benefits_hub.models import ErrorRow
+
+        run = build_run_context(context, (), self.log, item=item, group_index=index, **_member_args(self))
+        assert run.staging is not None
+        with run.error_file(f"{self.stage}-{item}") as errors:
+            reason = f"The {self.stage} stage of {item} failed: {message}"
+            record_error(
+                errors,
+                ErrorRow(record_key=item, field="plan", rule="hub:stage_failed", reason=reason),
+                self.stage,
+            )
+        return StageResult(
+            stage=self.stage,
+            counters={"error_records": errors.records},
+            files={"errors": errors.manifest},
+            details={"plan_id": item, "status": "Failed", "messages": [reason], "carried": True},
+        )
+
+    def _run_item(
+        self, context: Context, item: str | None, log: Any, group_index: int | None = None
+    ) -> StageResult:
         upstream = STAGES[: STAGES.index(self.stage)]
-        run = build_run_context(context, upstream, self.log, item=self.item, **_member_args(self))
+        run = build_run_context(
+            context, upstream, log, item=item, group_index=group_index, **_member_args(self)
+        )
+        if group_index is not None:
+            carried = [r for r in run.results.values() if r.details.get("carried")]
+            if carried:  # failed at an earlier stage of this group: passed on as it is
+                # Its error row and count belong to the stage it failed at: counted once.
+                passed_on = {"stage": self.stage, "counters": {}, "files": {}, "warnings": []}
+                raise _ItemCarried(carried[-1].model_copy(update=passed_on))
         integration = load_integration(self.integration)(run)
-        self.log.info("%s: %s stage of run %s", integration.integration_name, self.stage, run.run_id)
+        log.info("%s: %s stage of run %s", integration.integration_name, self.stage, run.run_id)
         cpu_started, wall_started = time.process_time(), time.perf_counter()
         try:
             if self.stage == "validate":
                 refuse_overlap(integration, context["dag_run"].dag_id)
-            result = run_stage(integration, self.stage, context["ti"].try_number, self.log)
+            result = run_stage(integration, self.stage, context["ti"].try_number, log)
         except (StageRefused, ParamError, StagedFileDamaged, VendorUnreachable) as exc:
             # A person must act (a damaged staged file reads the same on every try): retrying would
             # only repeat the refusal. An unreachable vendor was already retried for its whole bound.
             message = redact(str(exc), limit=1000)  # the hub's own words: kept whole
+            if group_index is not None:
+                raise
             context["ti"].xcom_push(key=FAILURE_XCOM_KEY, value=message)
-            self.log.error("Run refused at %s: %s", self.stage, message)
+            log.error("Run refused at %s: %s", self.stage, message)
             raise AirflowFailException(message) from None
         except (StagingFull, LeaseRefused) as exc:  # the hub's words; retried: space or the lease may free
             message = redact(str(exc), limit=1000)
-            context["ti"].xcom_push(key=FAILURE_XCOM_KEY, value=message)
-            self.log.error("%s", message)
+            if group_index is None:
+                context["ti"].xcom_push(key=FAILURE_XCOM_KEY, value=message)
+            log.error("%s", message)
             raise
         except Exception as exc:
-            message = f"{type(exc).__name__}: {redact(str(exc))}"
-            context["ti"].xcom_push(key=FAILURE_XCOM_KEY, value=message)
+            if group_index is None:
+                context["ti"].xcom_push(key=FAILURE_XCOM_KEY, value=_failure_words(exc))
             raise
         # The stage's own time and CPU (less Airflow's task start-up around it): on-call and `make bench`.
         result.details["cpu_seconds"] = round(time.process_time() - cpu_started, 3)
         result.details["stage_seconds"] = round(time.perf_counter() - wall_started, 3)
         for name, value in sorted(result.counters.items()):
-            self.log.info("  %-28s %s", name, value)
-        self.log.info(
+            log.info("  %-28s %s", name, value)
+        log.info(
             "  %-28s %.2f s (CPU %.2f s)",
             "stage time",
             result.details["stage_seconds"],
             result.details["cpu_seconds"],
         )
         for warning in result.warnings:
-            self.log.warning("  warning: %s", warning)
-        return result.model_dump(mode="json")
+            log.warning("  warning: %s", warning)
+        return result
+
+
+class _ItemCarried(Exception):
+    """An item of a group that failed at an earlier stage: its failed result goes on unchanged."""
+
+    def __init__(self, result: StageResult) -> None:
+        super().__init__(result.stage)
+        self.result = result
+
+
+# Refusals a retry would only repeat: an item of a group that meets one is carried on as failed.
+_NOT_RETRIED = (StageRefused, ParamError, StagedFileDamaged, VendorUnreachable)
+
+
+def _failure_words(exc: BaseException) -> str:
+    if isinstance(exc, _NOT_RETRIED | StagingFull | LeaseRefused):
+        return redact(str(exc), limit=1000)
+    return f"{type(exc).__name__}: {redact(str(exc))}"
 
 
 class RunSummaryOperator(BaseOperator):
@@ -398,9 +538,10 @@ def fanned_out_stages(
 ) -> tuple[Any, Any, Any]:
     """validate; extract → transform → deliver once per item validate chose; summary.
 
-    The per-item stages are a mapped task group (dynamic task mapping): each item (a plan, say) runs
-    its own three tasks, so one item failing never holds the others, and Airflow's pools and
-    parallelism apply per item. Returns (validate, the mapped group, summary) for the DAG to chain.
+    The per-item stages are a mapped task group (dynamic task mapping): up to ``[benefits_hub]
+    fan_out_tasks`` items (plans) each run their own three tasks; more are grouped evenly over that
+    many (each task works through its group's items, one failing never holding the others), so 100
+    plans cost 48 task processes rather than 300. Returns (validate, the mapped group, summary).
     """
     from airflow.sdk import task, task_group
 
@@ -415,8 +556,11 @@ def fanned_out_stages(
                 integration=integration,
                 item=item,
                 stage_task_ids=task_ids,
-                # The grid and the logs name each mapped task by its item (a plan id), not [0]...[n].
-                map_index_template="{{ task.item }}",
+                # The grid and the logs name each mapped task by its item (a plan id), not [0]...[n];
+                # a task with a group of plans by its first and last.
+                map_index_template=(
+                    "{{ task.item if task.item is string else task.item[0] ~ ' to ' ~ task.item[-1] }}"
+                ),
                 **_pool(stage, vendor_pool),
             )
             for stage in ("extract", "transform", "deliver")
@@ -425,8 +569,8 @@ def fanned_out_stages(
 
     # Airflow maps only over a task's return value: this step hands validate's chosen items on.
     @task(task_id="fan_out")
-    def fan_out(validated: dict[str, Any]) -> list[str]:
-        return list(validated["details"].get("fan_out") or [])
+    def fan_out(validated: dict[str, Any]) -> list[str | list[str]]:
+        return fan_out_groups(list(validated["details"].get("fan_out") or []), fan_out_tasks())
 
     items = per_item.expand(item=fan_out(validate.output))
     summary = RunSummaryOperator(task_id="summary", integration=integration, stage_task_ids=task_ids)
