@@ -1,40 +1,83 @@
-"""How the hub encodes the records it stages, journals and looks up: JSON through orjson.
+"""How the hub encodes the records it stages, journals and looks up: JSON, written by orjson and read
+by msgspec.
 
 Every staged record crosses two or three stage boundaries, so its codec is on the hot path of every
 integration: orjson encodes a 32-field record in about 1 us (stdlib ``json``: 13 us) and decodes it in
-about 3 us (``json``: 8 us); see docs/performance.md. The output is the JSON the hub always wrote:
+about 3 us (``json``: 8 us; msgspec the same, and exact for integers past 64 bits); see
+docs/performance.md. The output is the JSON the hub always wrote:
 values JSON has no type for (``date``, ``datetime``, ``Decimal`` from a PostgreSQL driver) become
 ``str(value)``, exactly as ``json.dumps(..., default=str)`` made them, so files staged before and after
-read back the same.
+read back the same. orjson writes an infinite float as ``null``; a record holding one (SQLite's NUMERIC
+turns a typed "1e400" into infinity) is written by stdlib json instead, so the rules still see it; so is
+one orjson refuses (an integer past 64 bits, a lone surrogate). Nothing is lost on the way.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any
 
+import msgspec
 import orjson
 
 # datetime through default=str too ("2026-01-02 03:04:05", as json.dumps wrote it), not orjson's ISO 'T'.
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
 _SORTED = _OPTIONS | orjson.OPT_SORT_KEYS
 
-JSONDecodeError = orjson.JSONDecodeError
+_DECODER = msgspec.json.Decoder()
+
+
+def _non_finite(value: Any) -> bool:
+    """Whether ``value`` holds an infinite or NaN float anywhere (orjson would write it as null)."""
+    kind = type(value)
+    if kind is float:
+        return not math.isfinite(value)
+    if kind is dict:
+        return any(map(_non_finite, value.values()))
+    if kind is list or kind is tuple:
+        return any(map(_non_finite, value))
+    return False
+
+
+def _faithful(value: Any, encoded: bytes, sort_keys: bool = False, *, newline: bool = False) -> bytes:
+    """``encoded``, unless orjson turned an infinite float into null: SQLite's NUMERIC makes a typed
+    "1e400" infinity, and the rules must see it to refuse it ("too large to be an amount"), not a blank.
+    Such a record (rare) is written by stdlib json, as ``Infinity``, which :func:`loads` reads back."""
+    if encoded != b"null" and (b"null" not in encoded or not _non_finite(value)):
+        return encoded
+    text = json.dumps(value, default=str, separators=(",", ":"), sort_keys=sort_keys)
+    return text.encode() + (b"\n" if newline else b"")
+
+
+def _encode(value: Any, option: int, sort_keys: bool = False) -> bytes:
+    try:
+        encoded = orjson.dumps(value, default=str, option=option)
+    except TypeError:  # an integer past 64 bits, a string with a lone surrogate: stdlib json, exactly
+        encoded = b"null"
+    return _faithful(value, encoded, sort_keys, newline=bool(option & orjson.OPT_APPEND_NEWLINE))
 
 
 def dumps(value: Any) -> bytes:
     """Compact JSON bytes (no spaces), UTF-8."""
-    return orjson.dumps(value, default=str, option=_OPTIONS)
+    return _encode(value, _OPTIONS)
 
 
 def dumps_line(value: Any) -> bytes:
     """One JSON line: :func:`dumps` plus the newline, in one call."""
-    return orjson.dumps(value, default=str, option=_OPTIONS | orjson.OPT_APPEND_NEWLINE)
+    return _encode(value, _OPTIONS | orjson.OPT_APPEND_NEWLINE)
 
 
 def dumps_canonical(value: Any) -> bytes:
     """Keys sorted: the same value always gives the same bytes (for digests)."""
-    return orjson.dumps(value, default=str, option=_SORTED)
+    return _encode(value, _SORTED, sort_keys=True)
 
 
 def loads(data: bytes | str) -> Any:
-    return orjson.loads(data)
+    """Decoded by msgspec (as fast as orjson here, and exact for integers past 64 bits, which orjson
+    turns into floats); Infinity and NaN (a record _faithful wrote, a vendor's answer) by stdlib json,
+    which refuses anything else with a ValueError, as before."""
+    try:
+        return _DECODER.decode(data)
+    except msgspec.DecodeError:
+        return json.loads(data)
