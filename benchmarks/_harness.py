@@ -104,11 +104,14 @@ def stage_figures(dag_id: str, run_id: str) -> tuple[dict[str, float], dict[str,
         )
         for task_id, value in rows:
             result = json.loads(value) if isinstance(value, str | bytes) else value
-            details = result.get("details", {}) if isinstance(result, dict) else {}
             stage = task_id.rsplit(".", 1)[-1]
-            for name, figures in (("cpu_seconds", cpu), ("stage_seconds", own)):
-                if details.get(name) is not None:
-                    figures[stage] = figures.get(stage, 0.0) + float(details[name])
+            # A task with a group of plans returns one result per plan (benefits_hub.operators.stages).
+            entries = result.get("group", [result]) if isinstance(result, dict) else []
+            for entry in entries:
+                details = entry.get("details", {}) if isinstance(entry, dict) else {}
+                for name, figures in (("cpu_seconds", cpu), ("stage_seconds", own)):
+                    if details.get(name) is not None:
+                        figures[stage] = figures.get(stage, 0.0) + float(details[name])
     return cpu, own
 
 
