@@ -394,7 +394,7 @@ _NOT_RETRIED = (StageRefused, ParamError, StagedFileDamaged, VendorUnreachable)
 
 
 def _failure_words(exc: BaseException) -> str:
-    if isinstance(exc, _NOT_RETRIED | StagingFull | LeaseRefused):
+    if isinstance(exc, (*_NOT_RETRIED, StagingFull, LeaseRefused)):
         return redact(str(exc), limit=1000)
     return f"{type(exc).__name__}: {redact(str(exc))}"
 
