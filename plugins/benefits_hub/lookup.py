@@ -82,7 +82,7 @@ class DiskLookup:
 
 
 class OutOfOrder(ValueError):
-    """A stream said to be ordered by key was not: the caller falls back to a :class:`DiskLookup`."""
+    """A stream said to be ordered by key was not: a merge over it cannot be trusted, so it stops."""
 
 
 def ascending(items: Iterable[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:

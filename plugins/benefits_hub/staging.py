@@ -149,11 +149,6 @@ class RecordWriter:
             rows += 1
         self.rows += rows
 
-    def write_line(self, line: bytes) -> None:
-        """A record already encoded as one JSON line (a vendor's page as received): not decoded again."""
-        self._out.write(line if line.endswith(b"\n") else line + b"\n")
-        self.rows += 1
-
 
 class ErrorWriter:
     """Writes :class:`ErrorRow` rows as CSV (values already masked) and counts distinct records."""
