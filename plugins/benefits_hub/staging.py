@@ -201,8 +201,9 @@ class SafeDictWriter(csv.DictWriter):
     """``csv.DictWriter`` through :func:`csv_safe` (the census)."""
 
     def writerow(self, rowdict: Any) -> Any:
-        if self.extrasaction == "ignore":  # straight to the row, as DictWriter would make it
-            return self.writer.writerow([csv_safe(rowdict.get(key, self.restval)) for key in self.fieldnames])
+        if self.extrasaction == "ignore" and self.restval == "":  # straight to the row, as DictWriter would
+            # make it (csv_safe writes a missing key's None as the "" of restval)
+            return self.writer.writerow(list(map(csv_safe, map(rowdict.get, self.fieldnames))))
         return super().writerow({key: csv_safe(value) for key, value in rowdict.items()})
 
     def writerows(self, rowdicts: Iterable[Any]) -> None:

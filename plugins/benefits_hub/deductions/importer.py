@@ -32,6 +32,7 @@ from benefits_hub.journal import DeliveryJournal
 from benefits_hub.lookup import DiskLookup
 from benefits_hub.models import IntegrationType, RunStatus, RunSummary, StagedFile, StageResult
 from benefits_hub.params import DeductionsRunParams
+from benefits_hub.readahead import read_ahead
 from benefits_hub.staging import SafeCsvWriter
 from benefits_hub.window import RunWindow, compute_window, configured_overlap, day_start, parse_instant
 
@@ -167,7 +168,9 @@ class DeductionsImport(Integration):
         # Test employees are asked for too, so that the summary can count what it leaves out.
         with staging.records("source/payroll_coverages.pages.jsonl") as source:
             plansource = self._plansource()
-            for page in plansource.iter_payroll_coverage_pages(first_day, last_day, include_test=True):
+            pages_in = plansource.iter_payroll_coverage_pages(first_day, last_day, include_test=True)
+            # The next page is on its way from PlanSource while this one is written.
+            for page in read_ahead(pages_in, name="plansource-pages"):
                 source.write(page)
                 pages += 1
                 records += len(page.get("payroll_coverages") or [])
@@ -274,9 +277,7 @@ class DeductionsImport(Integration):
                         counters["records_skipped"] += 1
                         continue
                     journal.tally(counters, "records_created" if action == "created" else "records_updated")
-                    output.writerow(
-                        [action, *(row.get(c) if row.get(c) is not None else "" for c in DEDUCTION_COLUMNS)]
-                    )
+                    output.writerow([action, *map(row.get, DEDUCTION_COLUMNS)])  # a blank for None
                     loaded += 1
                 chunk.clear()
 

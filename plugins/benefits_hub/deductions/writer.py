@@ -15,6 +15,8 @@ from typing import Any
 from benefits_hub.deductions.rules import DEDUCTION_COLUMNS, KEY_COLUMNS, differs, is_stale
 from benefits_hub.hooks.sql import MAX_BOUND_PARAMS
 
+_PLAIN = frozenset({str, int, float, type(None)})
+
 
 @contextmanager
 def deduction_writer(hcm: Any, run_id: str) -> Iterator[DeductionWriter]:
@@ -35,7 +37,7 @@ class DeductionWriter:
         self.p = placeholder
         self.is_sqlite = is_sqlite
         self.run_id = run_id
-        columns = [*DEDUCTION_COLUMNS, "loaded_at", "load_run_id"]
+        columns = [*DEDUCTION_COLUMNS, "loaded_at", "load_run_id"]  # each row's values, then the load's
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in KEY_COLUMNS)
         self.columns = columns
         self.upsert_sql = (
@@ -71,7 +73,7 @@ class DeductionWriter:
     def apply(self, rows: Sequence[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
         """Upsert one chunk in one transaction; returns (created|updated|unchanged, row) for each row."""
         existing = self.existing(sorted({r["person_number"] for r in rows}))
-        loaded_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+        bound_at = self._bind(datetime.now(UTC).replace(tzinfo=None, microsecond=0))
         outcomes: list[tuple[str, dict[str, Any]]] = []
         to_write: list[tuple[Any, ...]] = []
         latest: dict[tuple[str, str, str], dict[str, Any]] = {}
@@ -85,8 +87,12 @@ class DeductionWriter:
                 outcomes.append(("unchanged", row))
                 continue
             outcomes.append(("created" if before is None else "updated", row))
-            values = {**row, "loaded_at": loaded_at, "load_run_id": self.run_id}
-            to_write.append(tuple(self._bind(values.get(c)) for c in self.columns))
+            values = list(map(row.get, DEDUCTION_COLUMNS))
+            # A staged row holds JSON's text and numbers, which every driver binds: checked per row at C
+            # speed; only a row that still holds a date or Decimal (SQLite binds neither) is converted.
+            if self.is_sqlite and not _PLAIN.issuperset(map(type, values)):
+                values = [self._bind(value) for value in values]
+            to_write.append((*values, bound_at, self.run_id))
         if to_write:
             cursor = self.conn.cursor()
             cursor.executemany(self.upsert_sql, to_write)

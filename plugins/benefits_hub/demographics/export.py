@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC
 from typing import Any, ClassVar, TypeVar
 
@@ -114,9 +115,40 @@ class DemographicExport(Integration):
 
     # -- extract ----------------------------------------------------------------------------------
     def extract(self) -> StageResult:
-        params = self.params
         window = self._window()
         hcm = self._hcm()
+        plansource = self._plansource()
+        staging = self.run.staging
+        assert staging is not None
+        full_run = bool(self.run.result("validate").details["full_run"])
+        # A full run pages through all of PlanSource while the HCM is read: the two wait on different
+        # servers, so a 1M-employee extract takes about the longer of the two, not their sum.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="plansource-list") as pool:
+            listing = pool.submit(self._stage_plansource, plansource.iter_subscribers) if full_run else None
+            hcm_file, errors = self._stage_hcm(hcm, window)
+            if listing is not None:
+                ps_file = listing.result()
+            elif hcm_file.rows <= PER_EMPLOYEE_LOOKUP_LIMIT:
+                numbers = (row["person_number"] for row in staging.read_records(hcm_file.manifest))
+                ps_file = self._stage_plansource(
+                    lambda: (found for _n, found in plansource.lookup_many(numbers) if found is not None)
+                )
+            else:
+                ps_file = self._stage_plansource(plansource.iter_subscribers)
+        self.log_counts(hcm_file.rows, ps_file.rows, window)
+        return StageResult(
+            stage="extract",
+            counters={"records_processed": hcm_file.rows, "error_records": errors.records},
+            files={
+                "source_hcm": hcm_file.manifest,
+                "source_plansource": ps_file.manifest,
+                "errors": errors.manifest,
+            },
+        )
+
+    def _stage_hcm(self, hcm: Any, window: RunWindow) -> tuple[Any, Any]:
+        """The HCM's employees in scope to the staging area; those it cannot send, as error rows."""
+        params = self.params
         staging = self.run.staging
         assert staging is not None
         with self.run.error_file("extract") as errors:
@@ -163,27 +195,15 @@ class DemographicExport(Integration):
                         person_numbers=params.include_employees,
                     )
                 )
-        plansource = self._plansource()
+        return hcm_file, errors
+
+    def _stage_plansource(self, subscribers: Callable[[], Iterable[dict[str, Any]]]) -> Any:
+        staging = self.run.staging
+        assert staging is not None
         # Checked to ascend by employee number as it is written: the transform can then merge-join it.
         with staging.records("source/plansource_subscribers.jsonl", order_key="employee_number") as ps_file:
-            full_run = bool(self.run.result("validate").details["full_run"])
-            if not full_run and hcm_file.rows <= PER_EMPLOYEE_LOOKUP_LIMIT:
-                numbers = (row["person_number"] for row in staging.read_records(hcm_file.manifest))
-                for _number, subscriber in plansource.lookup_many(numbers):
-                    if subscriber is not None:
-                        ps_file.write(subscriber)
-            else:
-                ps_file.write_many(plansource.iter_subscribers())
-        self.log_counts(hcm_file.rows, ps_file.rows, window)
-        return StageResult(
-            stage="extract",
-            counters={"records_processed": hcm_file.rows, "error_records": errors.records},
-            files={
-                "source_hcm": hcm_file.manifest,
-                "source_plansource": ps_file.manifest,
-                "errors": errors.manifest,
-            },
-        )
+            ps_file.write_many(subscribers())
+        return ps_file
 
     def log_counts(self, hcm_rows: int, plansource_rows: int, window: RunWindow) -> None:
         self.run.log.info(

@@ -54,6 +54,8 @@ TEXT_LIMITS: dict[str, int] = {
     "job_title": 100, "location": 100, "division": 100, "plansource_username": 100,
 }  # fmt: skip
 
+_TEXT_CHECKS = tuple((name, limit, name.replace("_", " ")) for name, limit in TEXT_LIMITS.items())
+
 
 def ssn_problem(ssn: str | None) -> str | None:
     """``None`` if ``ssn`` is a valid SSN by the SSA's rules, else a plain-language reason."""
@@ -62,11 +64,15 @@ def ssn_problem(ssn: str | None) -> str | None:
 
     if not ssn or not str(ssn).strip():
         return "The HCM has no SSN for this employee."
-    compact = re.sub(r"[-\s]", "", str(ssn))
+    compact = str(ssn).replace("-", "")
     if not (compact.isascii() and compact.isdigit()):  # full-width digits are digits to Python
-        return "The SSN has characters other than digits and dashes."
+        compact = re.sub(r"[-\s]", "", str(ssn))
+        if not (compact.isascii() and compact.isdigit()):
+            return "The SSN has characters other than digits and dashes."
     if len(compact) != 9:
         return "The SSN does not have 9 digits."
+    if _issued(compact):
+        return None
     try:
         us_ssn.validate(compact)
     except exceptions.InvalidComponent:
@@ -74,6 +80,24 @@ def ssn_problem(ssn: str | None) -> str | None:
     except exceptions.ValidationError:
         return "The SSN is not valid."
     return None
+
+
+# SSNs the SSA voided after printing them on sample cards (python-stdnum's list).
+_ADVERTISING = frozenset({"078051120", "457555462", "219099999"})
+
+
+def _issued(compact: str) -> bool:
+    """python-stdnum's verdict on 9 ASCII digits, without its per-call regex work (a census checks a
+    million SSNs); only a number this accepts skips stdnum, and a test holds the two to the same answer."""
+    area = compact[:3]
+    return (
+        area != "000"
+        and area != "666"
+        and area[0] != "9"
+        and compact[3:5] != "00"
+        and compact[5:] != "0000"
+        and compact not in _ADVERTISING
+    )
 
 
 def _ssa_rule(compact: str) -> str:
@@ -91,7 +115,11 @@ def _ssa_rule(compact: str) -> str:
 
 
 def normalise_ssn(ssn: str | None) -> str:
-    return re.sub(r"\D", "", ssn or "")
+    if not ssn:
+        return ""
+    digits = ssn.replace("-", "")
+    # isdecimal() is exactly what \d matches: most SSNs need no regex.
+    return digits if digits.isdecimal() else re.sub(r"\D", "", ssn)
 
 
 @dataclass(frozen=True)
@@ -123,7 +151,7 @@ class MappedEmployee:
 def _text(value: Any) -> str | None:
     if value is None:
         return None
-    text = str(value).strip()
+    text = (value if type(value) is str else str(value)).strip()
     return text or None
 
 
@@ -210,8 +238,7 @@ def map_subscriber(employee: dict[str, Any], xref: CrossReferences) -> MappedEmp
             )
         )
 
-    for hcm_field, limit in TEXT_LIMITS.items():
-        label = hcm_field.replace("_", " ")
+    for hcm_field, limit, label in _TEXT_CHECKS:
         found = text_problem(label, employee.get(hcm_field), limit)
         if found:
             rule, reason = found

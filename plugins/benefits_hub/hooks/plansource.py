@@ -19,6 +19,7 @@ from benefits_hub.hooks.vendor_api import (
     VendorApiTransientError,
     no_auth,
 )
+from benefits_hub.readahead import read_ahead
 
 TOKEN_PATH = "/oauth/v2/token"  # noqa: S105 - a URL path, not a secret
 API_PATH = "/admin/v2"
@@ -95,12 +96,17 @@ class PlanSourceHook(VendorApiHook):
         )
 
     def iter_subscribers(self, per_page: int = MAX_PAGE_SIZE) -> Iterator[dict[str, Any]]:
-        """Every subscriber, page by page (one page in memory at a time)."""
+        """Every subscriber, page by page (a page or two in memory at a time): the next page is on
+        its way while the caller works through this one."""
+        for records in read_ahead(self._subscriber_pages(per_page), name="plansource-subscribers"):
+            yield from records
+
+    def _subscriber_pages(self, per_page: int) -> Iterator[list[dict[str, Any]]]:
         page = 1
         while True:
             data = self.call("GET", "/subscribers", params={"page": page, "per_page": per_page})
             records = self._page_records(data, "subscribers", "/subscribers")
-            yield from records
+            yield records
             if not data.get("links", {}).get("next") or not records:
                 return
             page += 1

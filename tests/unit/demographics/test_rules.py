@@ -4,6 +4,9 @@ import re
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from stdnum.us import ssn as stdnum_ssn
 
 from benefits_hub.demographics.rules import (
     CrossReferences,
@@ -11,6 +14,7 @@ from benefits_hub.demographics.rules import (
     fingerprint,
     identity_problems,
     map_subscriber,
+    normalise_ssn,
     plan_changes,
     ssn_problem,
 )
@@ -61,6 +65,27 @@ def test_ssn_rules(ssn: str | None, expected: str | None) -> None:
         assert problem is not None and expected in problem
         digits = re.sub(r"\D", "", ssn or "")
         assert not digits or digits not in problem  # never the number itself
+
+
+# Nine digits shaped as the boundaries the SSA's rules draw (area 000/666/9xx, group 00, serial 0000,
+# the advertising numbers), and any digits at all.
+_AREAS = st.sampled_from(["000", "001", "078", "219", "457", "665", "666", "667", "899", "900", "999"])
+_NINE = st.one_of(
+    st.tuples(_AREAS, st.sampled_from(["00", "01", "05", "09", "55", "99"]),
+              st.sampled_from(["0000", "0001", "1120", "5462", "9999"])).map("".join),
+    st.text("0123456789", min_size=9, max_size=9),
+)  # fmt: skip
+
+
+@given(_NINE, st.booleans())
+def test_ssn_fast_path_agrees_with_stdnum(digits: str, dashed: bool) -> None:
+    ssn = f"{digits[:3]}-{digits[3:5]}-{digits[5:]}" if dashed else digits
+    assert (ssn_problem(ssn) is None) == stdnum_ssn.is_valid(digits)
+
+
+@given(st.one_of(st.none(), st.text(), st.text("0123456789-\uff11\u00b2 ")))
+def test_normalise_ssn_is_the_digits(ssn: str | None) -> None:
+    assert normalise_ssn(ssn) == re.sub(r"\D", "", ssn or "")
 
 
 def test_map_good_employee() -> None:
