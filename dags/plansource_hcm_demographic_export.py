@@ -15,6 +15,7 @@ Run it, or **Re-Run** a past run with the same params, from the **Activity Monit
 | Include Employees | Optional. Person numbers, comma-separated, **no spaces**. Empty = everyone. |
 | Lookback Days | 1-31. Empty: since the last successful run (what the hourly schedule uses). |
 | Qualify Delta | On: skip employees whose exported fields did not change since the last delivery. |
+| Dry Run | On: send nothing; the run's page shows a preview of every create, update, termination and rehire a real run would send, with counts. The window does not move. |
 
 ## Stages
 `validate` (params, window) → `extract` (HCM, PlanSource's current records) → `transform` (SSN rules,
@@ -66,6 +67,7 @@ from benefits_hub.deadlines import finish_within
 from benefits_hub.operators.stages import PLANSOURCE_API_POOL, integration_default_args, integration_stages
 from benefits_hub.params import (
     delta_param,
+    dry_run_param,
     include_employees_param,
     integration_run_name_param,
     lookback_days_param,
@@ -95,6 +97,7 @@ with DAG(
         "include_employees": include_employees_param(),
         "lookback_days": lookback_days_param(),
         "qualify_delta": qualify_delta_param(default=False),
+        "dry_run": dry_run_param(),
     },
 ) as dag:
     validate, extract, transform, deliver, summary = integration_stages(

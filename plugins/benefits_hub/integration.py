@@ -80,6 +80,12 @@ class RunContext:
             yield writer
 
 
+DRY_RUN_WARNING = (
+    "Dry run: nothing was sent and the window did not move. The preview on this run's page lists what "
+    "a real run would send; run again with Dry Run off to send it."
+)
+
+
 class Integration:
     """Base of the four integrations. Subclasses set the class attributes and the four stages."""
 
@@ -116,8 +122,16 @@ class Integration:
         """The end of the window of the last successful full-scope run, ``None`` before any."""
         return parse_instant(self.run.state_get(WATERMARK_KEY))
 
+    @property
+    def is_dry_run(self) -> bool:
+        """Triggered with Dry Run on: deliver writes a preview and sends nothing; no state moves."""
+        return self.run.params.get("dry_run") is True
+
     def advance_watermark(self) -> None:
-        """After a run that did not fail: move the watermark to its window's end, if it may."""
+        """After a run that did not fail: move the watermark to its window's end, if it may. A dry run
+        delivered nothing, so the next real run must still cover its window."""
+        if self.is_dry_run:
+            return
         validate = self.run.results.get("validate")
         if validate is None or not validate.details.get("window"):
             return
@@ -176,6 +190,8 @@ class Integration:
         validate = self.run.results.get("validate")
         window = (validate.details.get("window") if validate else None) or {}
         status = self.status_for(error_records, bool(missing), warnings)
+        if self.is_dry_run:  # said first, and after the status: being a dry run is no warning sign
+            warnings.insert(0, DRY_RUN_WARNING)
         summary = RunSummary(
             integration_run_name=self.run_name(),
             process_name=self.run.params.get("process_name") or None,
@@ -194,6 +210,7 @@ class Integration:
             failure_reason=failure_reason,
             window_start=window.get("start"),
             window_end=window.get("end"),
+            dry_run=self.is_dry_run,
             extra_counters={
                 **{k: v for k, v in counters.items() if k not in (*self.standard_counters, "error_records")},
                 "error_rows": error_rows,

@@ -114,6 +114,7 @@ class RunSummary(BaseModel):
     window_start: str | None = None
     window_end: str | None = None
     extra_counters: dict[str, int] = Field(default_factory=dict)
+    dry_run: bool = False  # nothing was delivered: the output is a preview of what would have been
 
     ONLY_WHEN_SET: ClassVar[tuple[str, ...]] = ("resubmission_of", "resubmission_root", "output_files")
 

@@ -101,6 +101,18 @@ def qualify_delta_param(default: bool = False) -> Param:
     )
 
 
+def dry_run_param() -> Param:
+    return Param(
+        False,
+        type="boolean",
+        title="Dry Run",
+        description=(
+            "On: work out everything a real run would send and show it on the run's page as a preview, "
+            "but send nothing and leave the window where it is (the next real run still covers it)."
+        ),
+    )
+
+
 def date_param(title: str, description: str) -> Param:
     return Param(
         None,
@@ -163,6 +175,7 @@ class PlanSourceRunParams(BaseModel):
     include_employees: tuple[str, ...] = ()
     lookback_days: int | None = None
     qualify_delta: bool = False
+    dry_run: bool = False
 
     @field_validator("integration_run_name", mode="before")
     @classmethod

@@ -207,3 +207,46 @@ def test_3_the_clerk_reruns_a_past_run_with_its_params(hub: tuple[AirflowService
     assert {k: v for k, v in rerun.items() if k != "integration_run_name"} == {
         k: v for k, v in original.items() if k != "integration_run_name"
     }
+
+
+def test_4_the_clerk_tries_the_export_as_a_dry_run_and_reads_its_preview(
+    hub: tuple[AirflowServices, Any], page: Any
+) -> None:
+    from datetime import UTC, datetime
+
+    import requests
+    from playwright.sync_api import expect
+
+    from hub_sandbox.generator import touch_employees
+
+    services, box = hub
+    person = GOOD[2]
+    touch_employees(box.hcm_db_path, [person], datetime.now(UTC), {"city": "Dry Creek"})
+    held = requests.get(f"{box.plansource_url}/sandbox/subscribers/{person}", timeout=10).json()
+
+    frame = open_activity_monitor(page, services)
+    frame.locator("#run-an-integration summary").click()
+    frame.locator(f'a.run-link[data-dag-id="{EXPORT}"]').click()
+    frame.locator("#param-include_employees").fill(person)
+    frame.locator("#param-delta").select_option("false")
+    frame.locator("#param-dry_run").select_option("true")
+    frame.locator("#param-integration_run_name").fill("Clerk dry run")
+    frame.locator("#run").click()
+    expect(frame.locator("#run-name")).to_contain_text("Clerk dry run")
+    wait_finished(frame, "Completed")
+    expect(frame.locator("#dry-run")).to_contain_text("Dry run: nothing was sent.")
+    expect(frame.locator("#dry-run")).to_contain_text("1 would be updated")
+
+    frame.locator("#preview-link").click()
+    expect(frame.locator("h1")).to_contain_text("Dry run preview")
+    expect(frame.locator("#preview tbody tr")).to_have_count(1)
+    expect(frame.locator("#preview tbody tr")).to_contain_text(person)
+    expect(frame.locator("#preview tbody tr")).to_contain_text("city: Dry Creek")
+    page.screenshot(path=str(SHOTS / "dry-run-preview.png"), full_page=True)
+    # Nothing reached PlanSource.
+    now = requests.get(f"{box.plansource_url}/sandbox/subscribers/{person}", timeout=10).json()
+    assert now == held
+
+    frame = open_activity_monitor(page, services)
+    row = frame.locator('#activity tr:has(a:has-text("Clerk dry run"))')
+    expect(row.locator(".tag.dry-run")).to_have_text("dry run")

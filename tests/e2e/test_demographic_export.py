@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -428,3 +429,61 @@ def test_a_vendor_refusing_connections_fails_the_run_within_the_bound_in_words(
     assert "'plansource_api'" in reason and "connection refused" in reason
     assert "vendor_unreachable_seconds" in reason
     assert "Max retries" not in reason and "HTTPConnectionPool" not in reason and "Traceback" not in reason
+
+
+def plansource_rows(sandbox: Any) -> set[tuple[Any, ...]]:
+    """Every subscriber PlanSource holds, as rows (a set: compared whole, before and after)."""
+    with sqlite3.connect(sandbox.plansource_state_path) as conn:
+        return set(conn.execute("SELECT * FROM subscriber").fetchall())
+
+
+def plansource_writes(plansource_admin: Any) -> dict[str, Any]:
+    """PlanSource's counts of what it was sent (its request counts aside: a dry run reads)."""
+    return {k: v for k, v in plansource_admin.stats().items() if not k.startswith("requests")}
+
+
+def test_dry_run_sends_nothing_moves_no_window_and_previews_exactly_what_the_next_run_sends(
+    sandbox: Any, plansource_admin: Any
+) -> None:
+    baseline = run_dag(DAG_ID, {"delta": True, "lookback_days": 1})
+    assert baseline.summary["status"] == "Completed"
+    hcm_edit(sandbox, GOOD[:2], {"city": "Springfield Heights"})
+    leaver = GOOD[5]
+    hcm_edit(
+        sandbox, [leaver],
+        {"employee_status_code": "T", "termination_date": "2026-11-20", "termination_reason_code": "RESIGN"},
+    )  # fmt: skip
+    held, writes = plansource_rows(sandbox), plansource_writes(plansource_admin)
+
+    dry = run_dag(DAG_ID, {"delta": True, "dry_run": True})
+
+    summary = dry.summary
+    assert dry.state == "success", summary
+    assert summary["status"] == "Completed" and summary["dry_run"] is True
+    assert summary["warnings"][0].startswith("Dry run: nothing was sent")
+    assert summary["records_created"] == summary["records_updated"] == 0
+    assert (summary["would_create"], summary["would_update"], summary["would_terminate"]) == (0, 3, 1)
+    # PlanSource is untouched, whole.
+    assert plansource_rows(sandbox) == held
+    assert plansource_writes(plansource_admin) == writes  # reads only: lists, a token
+    assert all(changes_for(sandbox, n) == [] for n in [*GOOD[:2], leaver])
+    # The preview: one row per employee, the fields and values a real run sends.
+    preview_path = Path(summary["output_file"].removeprefix("file://"))
+    with preview_path.open(newline="") as handle:
+        preview = {row["Employee"]: row for row in csv.DictReader(handle)}
+    assert set(preview) == {*GOOD[:2], leaver}
+    assert preview[GOOD[0]]["Action"] == "update"
+    assert preview[GOOD[0]]["Fields and new values"] == "city: Springfield Heights"
+    assert preview[leaver]["Action"] == "terminate"
+    assert "termination_date: 2026-11-20" in preview[leaver]["Fields and new values"]
+
+    # The window did not move: the next real run covers the same changes, and sends what was previewed.
+    real = run_dag(DAG_ID, {"delta": True})
+    assert real.summary["window_start"] == overlapped(baseline.summary["window_end"])
+    assert [real.summary[f"records_{n}"] for n in ("created", "updated")] == [0, 3]
+    assert real.summary["terminations"] == 1
+    delivered_path = Path(real.summary["output_file"].removeprefix("file://"))
+    with delivered_path.open(newline="") as handle:
+        delivered = {row["employee_number"] for row in csv.DictReader(handle)}
+    assert delivered == set(preview)
+    assert plansource_admin.subscriber(GOOD[0])["city"] == "Springfield Heights"

@@ -34,7 +34,7 @@ from benefits_hub.journal import ALREADY_DELIVERED, DeliveryJournal
 from benefits_hub.lookup import DiskLookup, OrderedLookup, join_lookup, merge_latest
 from benefits_hub.models import ErrorRow, IntegrationType, RunSummary, StagedFile, StageResult
 from benefits_hub.params import PlanSourceRunParams
-from benefits_hub.pii import redact
+from benefits_hub.pii import mask_field, redact
 from benefits_hub.staging import SafeCsvWriter, SafeDictWriter
 from benefits_hub.window import RunWindow, compute_window, configured_overlap
 
@@ -56,6 +56,14 @@ UNORDERED_FINGERPRINTS = "delivered_fingerprints.jsonl"
 FINGERPRINT_CHANGES = "delivered_fingerprints.changes"
 MAX_FINGERPRINT_CHANGE_FILES = 200
 T = TypeVar("T")
+# A Dry Run's preview file (output/preview.csv) and its counts, by the action a real run would take.
+PREVIEW_COLUMNS = ("Employee", "Action", "Fields and new values")
+PREVIEW_COUNTERS = {
+    "create": "would_create",
+    "update": "would_update",
+    "terminate": "would_terminate",
+    "rehire": "would_rehire",
+}
 
 
 class DemographicExport(Integration):
@@ -336,6 +344,8 @@ class DemographicExport(Integration):
 
     # -- deliver ----------------------------------------------------------------------------------
     def deliver(self) -> StageResult:
+        if self.is_dry_run:
+            return self.preview()
         transform = self.run.result("transform")
         staging = self.run.staging
         assert staging is not None
@@ -383,6 +393,39 @@ class DemographicExport(Integration):
             counters={**counters, "error_records": errors.records},
             files=files,
             details={"census_file": remote_census},
+        )
+
+    def preview(self) -> StageResult:
+        """Dry Run: what deliver would send, one row per employee with the fields and their new values
+        (SSNs and birth dates masked), and counts by action. Nothing is sent and no state is written, so
+        the next real run sends exactly this, unless the HCM or PlanSource changed in between."""
+        transform = self.run.result("transform")
+        staging = self.run.staging
+        assert staging is not None
+        counters = dict.fromkeys(PREVIEW_COUNTERS.values(), 0)
+        with staging.text_file("output/preview.csv") as (stream, path):
+            preview = SafeCsvWriter(stream)
+            preview.writerow(PREVIEW_COLUMNS)
+            rows = 0
+            for change in staging.read_records(transform.files["changes"]):
+                actions, fields = change["actions"], change["fields"]
+                # Counted as deliver counts them: every sent change to an existing subscriber (its
+                # termination or rehire too) is an update; so would_* equals the next run's records_*.
+                counters["would_create" if "create" in actions else "would_update"] += 1
+                for action in set(actions) & {"terminate", "rehire"}:
+                    counters[PREVIEW_COUNTERS[action]] += 1
+                values = "; ".join(f"{name}: {mask_field(name, fields[name])}" for name in sorted(fields))
+                preview.writerow([change["employee_number"], " + ".join(actions), values])
+                rows += 1
+        census = transform.files.get("census")
+        if census is not None:
+            counters["census_rows_not_uploaded"] = census.rows
+        self.run.log.info("Dry run: %d employee(s) would be sent to PlanSource; nothing was sent", rows)
+        return StageResult(
+            stage="deliver",
+            counters=counters,
+            files={"output#preview": StagedFile(path=str(path), rows=rows, sha256="")},
+            details={"dry_run": True},
         )
 
     def _upload_census(self, staged_path: str) -> str:

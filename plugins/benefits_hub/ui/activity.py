@@ -99,6 +99,7 @@ class ActivityRow(BaseModel):
     paused: bool = False
     deleted: bool = False
     detail_path: str | None = None
+    dry_run: bool = False  # triggered with Dry Run: nothing was sent
 
 
 def run_status(state: str, summary: dict[str, Any] | None) -> str:
@@ -169,6 +170,7 @@ def run_row(run: RunFacts, integration: str) -> ActivityRow:
         errors=_count(summary, "errors"),
         people_processed=_count(summary, "employees_processed"),
         detail_path=urls.run_detail_path(run.dag_id, run.run_id),
+        dry_run=summary.get("dry_run") is True,
     )
 
 

@@ -37,6 +37,7 @@ from benefits_hub.ui import (
 )
 
 LAST_VIEWED_COOKIE = "activity_monitor_last_viewed"
+PREVIEW_FILE = "preview.csv"  # a Dry Run's output (benefits_hub.demographics.export)
 ERROR_ROWS_SHOWN = 1000  # on the page; the error file download has them all
 # 'unsafe-inline' for styles only: each page carries its stylesheet; scripts come from this app alone.
 CONTENT_SECURITY_POLICY = (
@@ -338,6 +339,24 @@ def create_app() -> Any:
                 fields=fields,
                 total=len(rows),
                 shown_limit=ERROR_ROWS_SHOWN,
+            )
+        )
+
+    @app.get("/runs/{dag_id}/{run_id}/preview", response_class=HTMLResponse)
+    def preview_page(
+        request: Request, dag_id: str, run_id: str, user: GetUserDep, session: SessionDep, q: str = ""
+    ) -> HTMLResponse:
+        found = run_detail(session, user, dag_id, run_id)
+        outputs = detail.summary_files(found.summary)["output"]
+        previews = [path for path in outputs if detail.file_name(path) == PREVIEW_FILE]
+        if not found.row.dry_run or not previews:
+            raise _refused(404, "This run was not a dry run, so it has no preview.")
+        rows = records.error_rows(previews[0])
+        needle = q.strip().casefold()
+        shown = [r for r in rows if not needle or needle in " ".join(map(str, r.values())).casefold()]
+        return HTMLResponse(
+            render.preview_page(
+                found, shown, root=site_root(request), query=q, total=len(rows), shown_limit=ERROR_ROWS_SHOWN
             )
         )
 

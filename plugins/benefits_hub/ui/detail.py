@@ -114,6 +114,7 @@ FILE_TITLES = {
     "error_file.csv": "error records",
     "census.csv": "census file sent to PlanSource's SFTP",
     "delivered.csv": "changes sent to PlanSource",
+    "preview.csv": "dry run preview: what a real run would send (nothing was sent)",
 }
 
 

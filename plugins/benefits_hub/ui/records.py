@@ -249,7 +249,8 @@ def staged_text_lines(path: str) -> Any:
 
 
 def error_rows(path: str) -> list[dict[str, str]]:
-    """The rows of one of a run's error files (masked when written); none if it is not kept."""
+    """The rows of one of a run's CSV files: an error file, a Dry Run's preview (masked when written);
+    none if it is not kept."""
     import csv
 
     if not path or not is_staged(path) or not staged_exists(path):

@@ -188,6 +188,11 @@ def _number(value: int | None, *, errors: bool = False, link: str = "") -> str:
     return f"<td{css}>{value:,}</td>"
 
 
+DRY_RUN_TAG = (
+    ' <span class="tag dry-run" title="Nothing was sent: the run\'s page shows the preview">dry run</span>'
+)
+
+
 def _run_cells(row: ActivityRow, root: str) -> str:
     link = f'<a href="{esc(root + row.detail_path)}">{esc(row.run_name)}</a>' if row.detail_path else ""
     start = time_html(row.start) or f'<span class="muted">queued {time_html(row.queued)}</span>'
@@ -203,7 +208,7 @@ def _run_cells(row: ActivityRow, root: str) -> str:
         f'<td class="when">{start}</td>'
         f'<td class="when">{time_html(row.end)}</td>'
         f'<td class="when">{esc(format_duration(row.duration_seconds))}</td>'
-        f"<td>{status_badge(row.status)}</td>"
+        f"<td>{status_badge(row.status)}{DRY_RUN_TAG if row.dry_run else ''}</td>"
         + _number(row.records_processed)
         + _number(row.records_created)
         + _number(
@@ -562,6 +567,73 @@ def error_records_page(
     return page(f"Error records — {row.run_name}", "".join(parts), root=root)
 
 
+def _would_counts(summary: dict[str, Any] | None) -> list[tuple[str, int]]:
+    """A Dry Run's counts, in words: ("would be created", 3)..."""
+    summary = summary or {}  # the Run Summary as XCom holds it: its counters at the top level
+    return [(words, int(summary[key])) for key, words in PREVIEW_COUNTS if summary.get(key)]
+
+
+PREVIEW_COUNTS = (
+    ("would_create", "would be created"),
+    ("would_update", "would be updated (terminations and rehires among them)"),
+    ("would_terminate", "would be terminated"),
+    ("would_rehire", "would be rehired"),
+    ("census_rows_not_uploaded", "census rows would be uploaded"),
+)
+
+
+def _dry_run_html(detail: RunDetail, root: str) -> str:
+    counts = _would_counts(detail.summary)
+    said = ", ".join(f"{n:,} {words}" for words, n in counts) or "nothing would change"
+    link = root + urls.preview_path(detail.dag_id, detail.run_id)
+    return (
+        '<div class="card dry-run" id="dry-run"><b>Dry run: nothing was sent.</b> '
+        f"A real run with the same params would send this: {esc(said)}. "
+        f'<a id="preview-link" href="{esc(link)}">See each employee in the preview</a></div>'
+    )
+
+
+def preview_page(
+    detail: RunDetail, rows: Sequence[dict[str, str]], *, root: str, query: str, total: int, shown_limit: int
+) -> str:
+    """A Dry Run's preview: each record a real run would send, with the fields and new values (masked)."""
+    row = detail.row
+    path = root + urls.preview_path(detail.dag_id, detail.run_id)
+    columns = list(rows[0]) if rows else ["Employee", "Action", "Fields and new values"]
+    form = (
+        f'<form class="filters" method="get" action="{esc(path)}">'
+        f'<label>Search<input type="text" name="q" value="{esc(query)}" '
+        'placeholder="employee, action, field"></label><button type="submit">Filter</button></form>'
+    )
+    body_rows = (
+        "".join(
+            "<tr>" + "".join(f"<td>{esc(shown_text(r.get(c, '')))}</td>" for c in columns) + "</tr>"
+            for r in rows[:shown_limit]
+        )
+        or f'<tr><td colspan="{len(columns)}">No record matches.</td></tr>'
+    )
+    head = "".join(f"<th>{esc(c)}</th>" for c in columns)
+    more = (
+        f" (the first {shown_limit:,} shown; download the preview file for all)"
+        if len(rows) > shown_limit
+        else ""
+    )
+    counts = "".join(f"<li>{n:,} {esc(words)}</li>" for words, n in _would_counts(detail.summary))
+    parts = [
+        f'<p><a href="{esc(root + urls.run_detail_path(detail.dag_id, detail.run_id))}">'
+        f"← {esc(row.run_name)}</a></p>",
+        f"<h1>Dry run preview {status_badge(row.status)}</h1>",
+        "<p>Nothing was sent. This is what a real run with the same params would have sent; the data "
+        "may have changed since. SSNs and birth dates are masked.</p>",
+        f'<ul class="counts" id="preview-counts">{counts}</ul>' if counts else "",
+        f'<p class="subtitle" id="preview-count">{len(rows):,} of {total:,} records{more}.</p>',
+        form,
+        f'<div class="scroll"><table class="runs" id="preview"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body_rows}</tbody></table></div>",
+    ]
+    return page(f"Dry run preview — {row.run_name}", "".join(parts), root=root)
+
+
 ERROR_COLUMNS = ("record_key", "field", "value", "rule", "reason")
 ERROR_TITLES = ("Record", "Field", "Value (masked)", "Rule", "What to do")
 
@@ -590,6 +662,8 @@ def detail_page(detail: RunDetail, *, root: str) -> str:
             "<b>paused</b>. Turn it on with the pause toggle next to its name on Airflow's Dags page (or "
             "at the top of its own page); the run then starts.</div>"
         )
+    if row.dry_run:
+        parts.append(_dry_run_html(detail, root))
     if detail.failure_reason:
         parts.append(f'<h2>Why it failed</h2><div class="reason">{esc(detail.failure_reason)}</div>')
     if detail.warnings:

@@ -68,6 +68,11 @@ def error_records_path(dag_id: str, run_id: str) -> str:
     return f"{run_detail_path(dag_id, run_id)}/errors"
 
 
+def preview_path(dag_id: str, run_id: str) -> str:
+    """A Dry Run's preview on a page: what a real run would have sent."""
+    return f"{run_detail_path(dag_id, run_id)}/preview"
+
+
 def transaction_assistant_path(dag_id: str, run_id: str) -> str:
     """The Transaction Assistant page of a deductions import run, or of one of its resubmissions."""
     return f"{run_detail_path(dag_id, run_id)}/transaction-assistant"

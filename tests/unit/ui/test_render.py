@@ -128,3 +128,41 @@ def test_script_shaped_summary_values_never_reach_the_page_as_markup() -> None:
         ]
         assert "<img" not in html and attack not in html
         assert "status-unknown" in html or "badge status-failed" in html
+
+
+def test_a_dry_run_says_so_in_the_list_and_on_its_page_with_counts_and_a_link_to_its_preview() -> None:
+    export = "plansource_hcm_demographic_export"
+    summary = {
+        "integration_run_name": "Try the export", "integration_name": "PlanSource HCM Demographic Export",
+        "integration_reference_id": "manual__2", "status": "Completed", "dry_run": True,
+        "output_file": f"file:///s/{export}/manual__2/output/preview.csv",
+        "would_update": 3, "would_terminate": 1, "would_create": 0,
+    }  # fmt: skip
+    facts = RunFacts(dag_id=export, run_id="manual__2", state="success", summary=summary)
+    row = run_row(facts, "PlanSource HCM Demographic Export")
+    assert row.dry_run
+    html = detail_page(run_detail(row, "manual__2", summary, [], IMPORT, None), root="")
+    assert "Dry run: nothing was sent." in html
+    assert "3 would be updated (terminations and rehires among them), 1 would be terminated." in html
+    assert "would be created" not in html
+    assert f'id="preview-link" href="/activity-monitor/runs/{export}/manual__2/preview"' in html
+    assert "dry run preview: what a real run would send" in html
+    listed = list_page(
+        [row], ActivityFilter(), ErrorCounter(since=NOW, runs=0, records=0, integrations=[]), [],
+        root="", now=NOW, seen="",
+    )  # fmt: skip
+    assert 'class="tag dry-run"' in listed
+
+
+def test_the_preview_page_lists_each_record_escaped() -> None:
+    from benefits_hub.ui.render import preview_page
+
+    export = "plansource_hcm_demographic_export"
+    summary = {"integration_run_name": "Try", "status": "Completed", "dry_run": True,
+               "would_update": 1}  # fmt: skip
+    facts = RunFacts(dag_id=export, run_id="manual__2", state="success", summary=summary)
+    detail = run_detail(run_row(facts, "Export"), "manual__2", summary, [], IMPORT, None)
+    rows = [{"Employee": "E000010", "Action": "update", "Fields and new values": "city: <b>Ogden</b>"}]
+    html = preview_page(detail, rows, root="", query="", total=1, shown_limit=1000)
+    assert "<td>E000010</td><td>update</td><td>city: &lt;b&gt;Ogden&lt;/b&gt;</td>" in html
+    assert 'id="preview-counts"><li>1 would be updated (terminations' in html
