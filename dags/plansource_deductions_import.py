@@ -17,6 +17,7 @@ Run it, or **Re-Run** a past run with the same params, from the **Activity Monit
 | Qualify Delta | On (the schedule's default): only rows that really changed are written (always true here: unchanged rows are never rewritten). |
 | Deduction Start Date | YYYY-MM-DD. For the **initial** import of a plan year: its earliest change in PlanSource. Empty on the schedule. |
 | Plan Year Start Date | YYYY-MM-DD, the **day before** the plan year starts. Empty: the plan year of the last initial import. |
+| Dry Run | On: write nothing to the HCM; the run's page shows a preview of every deduction a real run would create or update, with counts. No state moves (window, initial import). |
 
 ## Before any data moves
 - The nightly schedule refuses to run until an initial import of the plan year has completed.
@@ -67,6 +68,7 @@ from benefits_hub.operators.stages import PLANSOURCE_API_POOL, integration_defau
 from benefits_hub.params import (
     deduction_start_date_param,
     delta_param,
+    dry_run_param,
     include_employees_param,
     integration_run_name_param,
     lookback_days_param,
@@ -100,6 +102,7 @@ with DAG(
         "qualify_delta": qualify_delta_param(default=True),
         "deduction_start_date": deduction_start_date_param(),
         "plan_year_start_date": plan_year_start_date_param(),
+        "dry_run": dry_run_param(),
     },
 ) as dag:
     validate, extract, transform, deliver, summary = integration_stages(

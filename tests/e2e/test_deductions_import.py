@@ -399,3 +399,45 @@ def test_impossible_date_is_refused_before_any_data_moves(sandbox: Any) -> None:
     assert outcome.task_states["import.validate"] == "failed"
     assert outcome.task_states["import.extract"] == "upstream_failed"
     assert deductions(sandbox) == {}
+
+
+def preview_rows(outcome: Any) -> list[dict[str, str]]:
+    import csv
+    from pathlib import Path
+
+    with Path(outcome.summary["output_file"].removeprefix("file://")).open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_dry_runs_write_nothing_move_nothing_and_preview_what_the_real_runs_then_do(sandbox: Any) -> None:
+    dry = run_dag(IMPORT, {"delta": True, **CURRENT_YEAR_INITIAL, "dry_run": True})
+    summary = dry.summary
+    assert summary["dry_run"] is True and summary["status"] == "Completed with Errors"  # errors still said
+    assert deductions(sandbox) == {}  # the HCM is untouched
+    assert summary["records_created"] == 0
+    # No state moved: the nightly schedule still refuses, as before any initial import.
+    refused = run_dag(IMPORT, {"delta": True})
+    assert refused.summary["status"] == "Failed"
+    assert "initial import" in refused.summary["failure_reason"]
+
+    real = run_dag(IMPORT, {"delta": True, **CURRENT_YEAR_INITIAL})
+    assert real.summary["records_created"] == summary["would_create"] > 0
+    previewed = {(r["Employee"], r["Deduction code"], r["Start date"]) for r in preview_rows(dry)}
+    assert previewed == set(deductions(sandbox))
+    assert {r["Action"] for r in preview_rows(dry)} == {"create"}
+
+    good = plansource_coverages(sandbox, "plan_year = 2026 AND test_employee = 0 AND current = 1")
+    repriced = next(c for c in good if c["id"] not in FAILING.values() and not c["termination_date"])
+    change_coverages(sandbox, [{"id": repriced["id"], "subscriber_premium": "432.10"}])
+    loaded = deductions(sandbox)
+    nightly_dry = run_dag(IMPORT, {"delta": True, "lookback_days": 1, "dry_run": True})
+    assert nightly_dry.summary["would_update"] == 1 and nightly_dry.summary["would_create"] == 0
+    [row] = preview_rows(nightly_dry)
+    assert (row["Action"], row["Employee"], row["Employee premium"]) == (
+        "update",
+        repriced["subscriber_code"],
+        "432.10",
+    )
+    assert deductions(sandbox) == loaded
+    nightly = run_dag(IMPORT, {"delta": True, "lookback_days": 1})
+    assert nightly.summary["records_updated"] == 1

@@ -14,6 +14,7 @@ deliver   - upserted on (person number, deduction code, effective date), a trans
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from datetime import UTC, date, timedelta
@@ -249,6 +250,8 @@ class DeductionsImport(Integration):
 
     # -- deliver ----------------------------------------------------------------------------------
     def deliver(self) -> StageResult:
+        if self.is_dry_run:
+            return self.preview()
         staging = self.run.staging
         assert staging is not None
         transform = self.run.result("transform")
@@ -294,10 +297,41 @@ class DeductionsImport(Integration):
             files={"output": StagedFile(path=str(output_path), rows=loaded, sha256="")},
         )
 
+    def preview(self) -> StageResult:
+        """Dry Run: each deduction a real run would create or update in the HCM, decided by the same
+        writer against what the HCM holds now, and written to the preview file; the HCM is only read."""
+        staging = self.run.staging
+        assert staging is not None
+        transform = self.run.result("transform")
+        counters = {"would_create": 0, "would_update": 0, "would_leave_unchanged": 0}
+        with (
+            deduction_writer(self._hcm(), self.run.run_id) as writer,
+            staging.text_file("output/preview.csv") as (stream, path),
+        ):
+            preview = SafeCsvWriter(stream)
+            preview.writerow(PREVIEW_COLUMNS)
+            rows = 0
+            staged = staging.read_records(transform.files["deductions"])
+            while chunk := list(itertools.islice(staged, WRITE_CHUNK)):  # the chunks deliver would write
+                for action, row in writer.plan(chunk):
+                    if action == "unchanged":
+                        counters["would_leave_unchanged"] += 1
+                        continue
+                    counters["would_create" if action == "created" else "would_update"] += 1
+                    preview.writerow([PREVIEW_ACTIONS[action], *map(row.get, PREVIEW_FIELDS)])
+                    rows += 1
+        self.run.log.info("Dry run: %d deduction(s) would be loaded into the HCM; nothing was written", rows)
+        return StageResult(
+            stage="deliver",
+            counters=counters,
+            files={"output#preview": StagedFile(path=str(path), rows=rows, sha256="")},
+            details={"dry_run": True},
+        )
+
     # -- after the summary ------------------------------------------------------------------------
     def after_summary(self, summary: RunSummary) -> None:
         validate = self.run.results.get("validate")
-        if validate is None or "deliver" not in self.run.results:
+        if validate is None or "deliver" not in self.run.results or self.is_dry_run:
             return  # nothing was imported: no state moves
         plan_year = validate.details["plan_year_start"]
         today = self.run_date.isoformat()
@@ -312,6 +346,18 @@ class DeductionsImport(Integration):
             self.run.state_set(INITIAL_IMPORTS_KEY, json.dumps(initial))
         if summary.status == RunStatus.COMPLETED:
             self.advance_watermark()
+
+
+# A Dry Run's preview (output/preview.csv): the action, then the deduction in a payroll clerk's words.
+PREVIEW_ACTIONS = {"created": "create", "updated": "update"}
+PREVIEW_FIELDS = (
+    "person_number", "deduction_code", "effective_date", "end_date", "employee_amount", "employer_amount",
+    "pretax_amount", "posttax_amount", "coverage_level", "benefit_name",
+)  # fmt: skip
+PREVIEW_COLUMNS = (
+    "Action", "Employee", "Deduction code", "Start date", "End date", "Employee premium", "Employer premium",
+    "Pre-tax premium", "Post-tax premium", "Coverage level", "Benefit",
+)  # fmt: skip
 
 
 def mapped_person(coverage: dict[str, Any]) -> str:

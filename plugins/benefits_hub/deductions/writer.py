@@ -70,12 +70,29 @@ class DeductionWriter:
         cursor.close()
         return found
 
+    def plan(self, rows: Sequence[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+        """What :meth:`apply` would do with one chunk, writing nothing (a Dry Run's preview):
+        (created|updated|unchanged, row) for each row that would count."""
+        return self._outcomes(rows)[0]
+
     def apply(self, rows: Sequence[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
         """Upsert one chunk in one transaction; returns (created|updated|unchanged, row) for each row."""
+        outcomes, to_write = self._outcomes(rows)
+        if to_write:
+            bound_at = self._bind(datetime.now(UTC).replace(tzinfo=None, microsecond=0))
+            cursor = self.conn.cursor()
+            cursor.executemany(self.upsert_sql, [(*values, bound_at, self.run_id) for values in to_write])
+            cursor.close()
+        self.conn.commit()
+        return outcomes
+
+    def _outcomes(
+        self, rows: Sequence[dict[str, Any]]
+    ) -> tuple[list[tuple[str, dict[str, Any]]], list[list[Any]]]:
+        """Each row's outcome against what the HCM holds, and the values of the rows to write."""
         existing = self.existing(sorted({r["person_number"] for r in rows}))
-        bound_at = self._bind(datetime.now(UTC).replace(tzinfo=None, microsecond=0))
         outcomes: list[tuple[str, dict[str, Any]]] = []
-        to_write: list[tuple[Any, ...]] = []
+        to_write: list[list[Any]] = []
         latest: dict[tuple[str, str, str], dict[str, Any]] = {}
         for row in rows:  # a key twice in one chunk: the most recently changed record wins
             key = (row["person_number"], row["deduction_code"], str(row["effective_date"])[:10])
@@ -92,10 +109,5 @@ class DeductionWriter:
             # speed; only a row that still holds a date or Decimal (SQLite binds neither) is converted.
             if self.is_sqlite and not _PLAIN.issuperset(map(type, values)):
                 values = [self._bind(value) for value in values]
-            to_write.append((*values, bound_at, self.run_id))
-        if to_write:
-            cursor = self.conn.cursor()
-            cursor.executemany(self.upsert_sql, to_write)
-            cursor.close()
-        self.conn.commit()
-        return outcomes
+            to_write.append(values)
+        return outcomes, to_write

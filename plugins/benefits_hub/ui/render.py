@@ -570,15 +570,22 @@ def error_records_page(
 def _would_counts(summary: dict[str, Any] | None) -> list[tuple[str, int]]:
     """A Dry Run's counts, in words: ("would be created", 3)..."""
     summary = summary or {}  # the Run Summary as XCom holds it: its counters at the top level
-    return [(words, int(summary[key])) for key, words in PREVIEW_COUNTS if summary.get(key)]
+    counts = [(words, int(summary[key])) for key, words in PREVIEW_COUNTS if summary.get(key)]
+    if summary.get("would_terminate") or summary.get("would_rehire"):  # the export counts them as updates
+        counts = [(w + " (terminations and rehires among them)" if w == UPDATED else w, n) for w, n in counts]
+    return counts
+
+
+UPDATED = "would be updated"
 
 
 PREVIEW_COUNTS = (
     ("would_create", "would be created"),
-    ("would_update", "would be updated (terminations and rehires among them)"),
+    ("would_update", UPDATED),
     ("would_terminate", "would be terminated"),
     ("would_rehire", "would be rehired"),
     ("census_rows_not_uploaded", "census rows would be uploaded"),
+    ("would_leave_unchanged", "already loaded, would be left unchanged"),
 )
 
 
