@@ -12,6 +12,7 @@ Run it, or **Re-Run** a past run with the same params, from the **Activity Monit
 |---|---|
 | Integration Run Name | Optional. A name to find this run by; empty = name + date/time. |
 | Plan IDs | Optional. Recordkeeper plan ids, comma-separated, no spaces. Empty = every plan. |
+| Dry Run | On: send nothing to iJoin; the run's page shows each plan's preview (what would be sent, and whether a line-up change would leave a draft for review). Nobody is asked to review. |
 
 ## Statuses (per plan, in the Run Summary's `outcomes` and in iJoin's Activity Monitor)
 - **Successful**: iJoin has the recordkeeper's plan data.
@@ -67,7 +68,7 @@ from airflow.sdk import DAG, CronTriggerTimetable, TriggerRule, task
 
 from benefits_hub.deadlines import finish_within
 from benefits_hub.operators.stages import IJOIN_API_POOL, fanned_out_stages, integration_default_args
-from benefits_hub.params import integration_run_name_param, plan_ids_param
+from benefits_hub.params import dry_run_param, integration_run_name_param, plan_ids_param
 
 INTEGRATION = "benefits_hub.ijoin.plan_sync:PlanSync"
 
@@ -85,7 +86,11 @@ with DAG(
     max_active_runs=1,
     tags=["ijoin", "recordkeeper", "plan-sync"],
     default_args=integration_default_args(),
-    params={"integration_run_name": integration_run_name_param(), "plan_ids": plan_ids_param()},
+    params={
+        "integration_run_name": integration_run_name_param(),
+        "plan_ids": plan_ids_param(),
+        "dry_run": dry_run_param(),
+    },
 ) as dag:
     validate, per_plan, summary = fanned_out_stages(INTEGRATION, vendor_pool=IJOIN_API_POOL)
 

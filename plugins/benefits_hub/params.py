@@ -281,6 +281,7 @@ class IJoinRunParams(BaseModel):
 
     integration_run_name: str | None = None
     plan_ids: tuple[str, ...] = ()
+    dry_run: bool = False
 
     @field_validator("integration_run_name", mode="before")
     @classmethod

@@ -3,6 +3,7 @@ sandbox's recordkeeper database and iJoin API."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from typing import Any
 
@@ -304,3 +305,62 @@ def test_plans_grouped_into_fewer_tasks_sync_as_they_do_one_task_each(
     again = run_dag(PARTICIPANT_SYNC, {"plan_ids": "P0001,P0002"})
     assert again.summary["records_skipped"] == 60
     assert again.summary["records_created"] == again.summary["records_updated"] == 0
+
+
+def ijoin_state(sandbox: Any) -> dict[str, set[tuple[Any, ...]]]:
+    """Everything iJoin holds (plans, versions, syncs, participants, activity, elections), as sets of
+    rows: its request log aside, since a dry run reads."""
+    tables = ("ij_plan", "ij_plan_version", "ij_plan_sync", "ij_participant", "ij_activity", "ij_election")
+    with sqlite3.connect(sandbox.ijoin_state_path) as conn:
+        return {table: set(conn.execute(f"SELECT * FROM {table}").fetchall()) for table in tables}
+
+
+def review_runs() -> int:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return session.query(DagRun).filter_by(dag_id="ijoin_plan_draft_review").count()
+
+
+def preview_rows(summary: dict[str, Any]) -> list[dict[str, str]]:
+    import csv
+    from pathlib import Path
+
+    rows: list[dict[str, str]] = []
+    for path in summary.get("output_files") or [summary["output_file"]]:
+        with Path(path.removeprefix("file://")).open(newline="") as handle:
+            rows.extend(csv.DictReader(handle))
+    return rows
+
+
+def test_dry_runs_of_both_syncs_send_nothing_ask_no_review_and_preview_what_the_real_runs_do(
+    sandbox: Any,
+) -> None:
+    held, reviews = ijoin_state(sandbox), review_runs()
+    dry = run_dag(PLAN_SYNC, {"dry_run": True})
+    summary = dry.summary
+    assert summary["dry_run"] is True
+    assert ijoin_state(sandbox) == held and review_runs() == reviews  # nothing sent, nobody asked
+    by_plan = {row["Plan"]: row for row in preview_rows(summary)}
+    changed = PLANS["lineup_changed"]
+    assert "draft" in by_plan[changed]["Action"] and "line-up sent:" in by_plan[changed]["What would be sent"]
+    assert PLANS["no_ein"] not in by_plan  # a failing plan still fails, with its reasons
+    assert outcomes(summary)[PLANS["no_ein"]]["status"] == "Failed"
+
+    real = run_dag(PLAN_SYNC, {})
+    sent = real.summary
+    assert sent["drafts_created"] == summary["would_leave_drafts"] == 1
+    synced = sent["records_updated"] + sent["records_skipped"] + sent["drafts_created"]
+    assert synced == summary["would_sync_plans"] == len(by_plan)
+
+    held = ijoin_state(sandbox)
+    dry = run_dag(PARTICIPANT_SYNC, {"plan_ids": "P0001", "dry_run": True})
+    assert ijoin_state(sandbox) == held
+    rows = preview_rows(dry.summary)
+    assert len(rows) == dry.summary["would_send_participants"] > 0
+    assert all(re.search(r"birth_date: \*{4}-\*{2}-\*{2}", r["Fields and values to send"]) for r in rows)
+    real = run_dag(PARTICIPANT_SYNC, {"plan_ids": "P0001"})
+    done = real.summary
+    sent_count = done["records_created"] + done["records_updated"] + done["records_skipped"]
+    assert sent_count == len(rows)

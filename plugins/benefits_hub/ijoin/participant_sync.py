@@ -16,13 +16,15 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Any
 
+from benefits_hub import codec
 from benefits_hub.ijoin.plan_sync import FAILED, SUCCESSFUL, WITH_WARNINGS, IJoinSync
 from benefits_hub.ijoin.rules import allocation_problem, annual_salary, months_before, pay_frequency
 from benefits_hub.integration import record_error
 from benefits_hub.journal import DeliveryJournal
 from benefits_hub.lookup import ascending
-from benefits_hub.models import ErrorRow, StageResult
-from benefits_hub.pii import redact
+from benefits_hub.models import ErrorRow, StagedFile, StageResult
+from benefits_hub.pii import mask_field, redact
+from benefits_hub.staging import SafeCsvWriter
 
 CHUNK = 500
 SYNCHRONIZED = "Synchronized"
@@ -217,8 +219,11 @@ class ParticipantSync(IJoinSync):
         # A batch (or activity entry) iJoin acknowledged in an earlier attempt of this run is not sent again.
         journal = DeliveryJournal(staging)
         if transform.details["status"] == FAILED:
-            self._log_activity_once(journal, FAILED, started, transform.details["messages"], None)
+            if not self.is_dry_run:  # a dry run writes nothing to iJoin, its activity log included
+                self._log_activity_once(journal, FAILED, started, transform.details["messages"], None)
             return StageResult(stage="deliver", details={**transform.details, "result": "not sent"})
+        if self.is_dry_run:
+            return self.preview(transform)
         ijoin = self._ijoin()
         counters = {"records_created": 0, "records_updated": 0, "records_skipped": 0}
         with self.run.error_file(f"deliver-{self.plan_id}") as errors:
@@ -266,6 +271,36 @@ class ParticipantSync(IJoinSync):
             details={"plan_id": self.plan_id, "status": status, "messages": messages, **counters},
         )
 
+    def preview(self, transform: StageResult) -> StageResult:
+        """Dry Run: each participant this plan would send iJoin, with the fields and their values (SSNs
+        and birth dates masked); iJoin is not called, so whether it creates, updates or leaves each one
+        alone is its own decision at the real run."""
+        staging = self.run.staging
+        assert staging is not None
+        rows = 0
+        with staging.text_file(f"plans/{self.plan_id}/preview.csv") as (stream, path):
+            writer = SafeCsvWriter(stream)
+            writer.writerow(["Plan", "Participant", "Fields and values to send"])
+            for participant in staging.read_records(transform.files["payload"]):
+                values = "; ".join(
+                    f"{name}: {mask_field(name, _shown(value))}"
+                    for name, value in sorted(participant.items())
+                    if name != "participant_id" and value not in (None, "", [])
+                )
+                writer.writerow([self.plan_id, participant.get("participant_id"), values])
+                rows += 1
+        return StageResult(
+            stage="deliver",
+            counters={"would_send_participants": rows},
+            files={"output": StagedFile(path=str(path), rows=rows, sha256="")},
+            details={
+                "plan_id": self.plan_id,
+                "status": SUCCESSFUL,
+                "result": "dry run: not sent",
+                "messages": [f"Dry run: {rows} participant(s) would be sent to iJoin."],
+            },
+        )
+
     def _log_activity_once(
         self, journal: DeliveryJournal, status: str, started: str, messages: list[str], payload: str | None
     ) -> None:
@@ -290,3 +325,8 @@ def _answers(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         }
         for r in results
     ]
+
+
+def _shown(value: Any) -> Any:
+    """A nested value (allocations, rates) as compact JSON text in a preview cell."""
+    return codec.dumps(value).decode() if isinstance(value, dict | list) else value

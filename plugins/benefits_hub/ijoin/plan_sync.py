@@ -16,8 +16,9 @@ from typing import Any, ClassVar
 from benefits_hub.ijoin.drafts import review_run_id
 from benefits_hub.ijoin.rules import lineup, never_activatable, plan_problems, plan_version, without_protected
 from benefits_hub.integration import Integration, StageRefused, record_error
-from benefits_hub.models import ErrorRow, IntegrationType, RunStatus, RunSummary, StageResult
+from benefits_hub.models import ErrorRow, IntegrationType, RunStatus, RunSummary, StagedFile, StageResult
 from benefits_hub.params import IJoinRunParams
+from benefits_hub.staging import SafeCsvWriter
 
 SUCCESSFUL = "Successful"
 WITH_WARNINGS = "Successful with warnings"
@@ -99,6 +100,13 @@ class IJoinSync(Integration):
         return summary, parts
 
 
+def _funds(version: dict[str, Any] | None) -> str:
+    """A line-up in words: "F10 (open), F40 (closed)"."""
+    return ", ".join(
+        f"{fund} ({'open' if is_open else 'closed'})" for fund, _t, is_open in sorted(lineup(version))
+    )
+
+
 class PlanSync(IJoinSync):
     integration_name = "iJoin Plan Sync"
     activity_type = "Plan Sync"
@@ -171,15 +179,51 @@ class PlanSync(IJoinSync):
             },
         )
 
+    def preview(self, transform: dict[str, Any], payload: dict[str, Any]) -> StageResult:
+        """Dry Run: what this plan's sync would send iJoin, and what iJoin would then do with a line-up
+        change on an active plan (keep it as a draft for review); no call to iJoin, no review asked."""
+        staging = self.run.staging
+        assert staging is not None
+        ijoin_plan = staging.read_json(f"plans/{self.plan_id}/ijoin_before.json") or {}
+        draft = bool(transform.get("lineup_changed_on_active_plan"))
+        if draft:
+            before, after = _funds(ijoin_plan.get("active")), _funds(payload)
+            action = "leave a draft for a plan administrator's review (the fund line-up changed)"
+            detail = f"line-up now: {before}; line-up sent: {after}"
+        else:
+            action = "update the plan's specs and contacts (iJoin applies only what differs)"
+            detail = "fields sent: " + ", ".join(sorted(payload))
+        if transform.get("never_activatable"):
+            detail += f"; {transform['never_activatable']}"
+        with staging.text_file(f"plans/{self.plan_id}/preview.csv") as (stream, path):
+            writer = SafeCsvWriter(stream)
+            writer.writerow(["Plan", "Action", "What would be sent"])
+            writer.writerow([self.plan_id, action, detail])
+        return StageResult(
+            stage="deliver",
+            counters={"would_sync_plans": 1, "would_leave_drafts": int(draft)},
+            files={"output": StagedFile(path=str(path), rows=1, sha256="")},
+            details={
+                "plan_id": self.plan_id,
+                "status": SUCCESSFUL,
+                "result": "dry run: not sent",
+                "messages": [f"Dry run: would {action}."],
+                "left_alone": transform["left_alone"],
+            },
+        )
+
     def deliver(self) -> StageResult:
         started = datetime.now(UTC).isoformat()
         transform = self.run.result("transform").details
         if transform["status"] == FAILED:
-            self._log_activity(FAILED, started, transform["messages"], None)
+            if not self.is_dry_run:  # a dry run writes nothing to iJoin, its activity log included
+                self._log_activity(FAILED, started, transform["messages"], None)
             return StageResult(stage="deliver", details={**transform, "result": "not sent"})
         staging = self.run.staging
         assert staging is not None
         payload = staging.read_json(f"plans/{self.plan_id}/payload.json")
+        if self.is_dry_run:
+            return self.preview(transform, payload)
         answer = self._ijoin().sync_plan(self.plan_id, payload)
         result = answer["result"]
         warnings: list[str] = []

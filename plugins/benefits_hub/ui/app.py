@@ -351,7 +351,7 @@ def create_app() -> Any:
         previews = [path for path in outputs if detail.file_name(path) == PREVIEW_FILE]
         if not found.row.dry_run or not previews:
             raise _refused(404, "This run was not a dry run, so it has no preview.")
-        rows = records.error_rows(previews[0])
+        rows = [row for path in previews for row in records.error_rows(path)]  # a sync's: one per plan
         needle = q.strip().casefold()
         shown = [r for r in rows if not needle or needle in " ".join(map(str, r.values())).casefold()]
         return HTMLResponse(

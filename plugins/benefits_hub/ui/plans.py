@@ -68,9 +68,12 @@ def _reason(outcome: Mapping[str, Any]) -> str:
 
 
 def latest_per_plan(runs: Iterable[RunFacts]) -> dict[str, PlanSyncFacts]:
-    """For each plan, the newest finished run that synced it (its per-plan status, not the run's)."""
+    """For each plan, the newest finished run that synced it (its per-plan status, not the run's). A
+    dry run synced nothing, so it is never a plan's last sync."""
     found: dict[str, PlanSyncFacts] = {}
-    finished = [r for r in runs if r.summary and r.end_date is not None]
+    finished = [
+        r for r in runs if r.summary and r.end_date is not None and r.summary.get("dry_run") is not True
+    ]
     for run in sorted(finished, key=lambda r: r.end_date or datetime.min, reverse=True):
         for plan_id, outcome in _plan_outcomes(run).items():
             if plan_id not in found:

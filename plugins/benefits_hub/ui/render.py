@@ -586,6 +586,9 @@ PREVIEW_COUNTS = (
     ("would_rehire", "would be rehired"),
     ("census_rows_not_uploaded", "census rows would be uploaded"),
     ("would_leave_unchanged", "already loaded, would be left unchanged"),
+    ("would_sync_plans", "plans would be synced"),
+    ("would_leave_drafts", "fund line-up changes would wait as drafts for a plan administrator's review"),
+    ("would_send_participants", "participants would be sent to iJoin"),
 )
 
 
@@ -606,7 +609,7 @@ def preview_page(
     """A Dry Run's preview: each record a real run would send, with the fields and new values (masked)."""
     row = detail.row
     path = root + urls.preview_path(detail.dag_id, detail.run_id)
-    columns = list(rows[0]) if rows else ["Employee", "Action", "Fields and new values"]
+    columns = list(rows[0]) if rows else ["Record", "Action", "Fields and new values"]
     form = (
         f'<form class="filters" method="get" action="{esc(path)}">'
         f'<label>Search<input type="text" name="q" value="{esc(query)}" '

@@ -33,6 +33,13 @@ def test_each_plans_last_sync_is_the_newest_run_that_synced_it_with_its_own_stat
     assert latest["P2"].reason == "Employer EIN is missing"
 
 
+def test_a_dry_run_is_never_a_plans_last_sync() -> None:
+    dry = run("dry", 11, [{"plan_id": "P1", "status": "Successful"}])
+    dry.summary["dry_run"] = True
+    latest = latest_per_plan([run("real", 8, [{"plan_id": "P1", "status": "Failed"}]), dry])
+    assert latest["P1"].run_id == "real"
+
+
 def test_rows_follow_ijoins_plans_with_drafts_reviews_and_syncs_in_progress() -> None:
     ijoin = [
         {"plan_id": "P2", "plan_name": "Beta 401(k)", "status": "active", "has_draft": True},
