@@ -11,6 +11,7 @@ Run it, or **Re-Run** a past run with the same params, from the **Activity Monit
 | Param | What to enter |
 |---|---|
 | Integration Run Name | Optional. A name to find this run by; empty = name + date/time. |
+| Dry Run | On: apply nothing and mark nothing sent; the run's page shows a preview of each election a real run would apply (or only mark sent, when an earlier run applied it). |
 
 ## Statuses
 - **Successful**: every pending election was applied (or had been applied already) and marked sent.
@@ -45,7 +46,7 @@ from airflow.sdk import DAG, CronTriggerTimetable
 
 from benefits_hub.deadlines import finish_within
 from benefits_hub.operators.stages import IJOIN_API_POOL, integration_default_args, integration_stages
-from benefits_hub.params import integration_run_name_param
+from benefits_hub.params import dry_run_param, integration_run_name_param
 
 INTEGRATION = "benefits_hub.ijoin.writeback:EnrollmentWriteback"
 
@@ -62,7 +63,7 @@ with DAG(
     max_active_runs=1,
     tags=["ijoin", "recordkeeper", "writeback"],
     default_args=integration_default_args(),
-    params={"integration_run_name": integration_run_name_param()},
+    params={"integration_run_name": integration_run_name_param(), "dry_run": dry_run_param()},
 ) as dag:
     validate, extract, transform, deliver, summary = integration_stages(
         INTEGRATION, vendor_pool=IJOIN_API_POOL

@@ -39,6 +39,7 @@ SET_DAG = "plansource_benefits_set"
 PLAN_SYNC_DAG = "ijoin_plan_sync"
 PARTICIPANT_SYNC_DAG = "ijoin_participant_sync"
 WRITEBACK_DAG = "ijoin_enrollment_writeback"
+RECONCILE_DAG = "hub_reconciliation"
 
 
 # The markers `airflow dags test` logs around each task attempt it runs (airflow.sdk.definitions.dag).
@@ -314,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         synced = ",".join(o["plan_id"] for o in plans.get("outcomes", []) if o["status"] != "Failed")
         run_integration(PARTICIPANT_SYNC_DAG, {"plan_ids": synced}, env, log_dir, f"plans {synced}")
         run_integration(WRITEBACK_DAG, {}, env, log_dir, "pending enrollment elections")
+        # Are the HCM and PlanSource in step after all that? Only the employees the export refused differ.
+        run_integration(RECONCILE_DAG, {}, env, log_dir, "HCM and PlanSource demographics")
     print(
         "\nSandbox stopped. Runs, task logs and XComs stay in $AIRFLOW_HOME; `make airflow` opens the UI"
         " (and starts the sandbox again, with the demo's data)."

@@ -325,3 +325,60 @@ def parse_iso_date(param: str, value: Any) -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         raise ParamError(param, "is not a real calendar date (check the month and the day)") from None
+
+
+# The pairs of systems the reconciliation compares (benefits_hub.reconciliation), by param value.
+RECONCILIATION_PAIRS: dict[str, str] = {"hcm_plansource_demographics": "HCM ↔ PlanSource demographics"}
+
+
+def reconciliation_pairs_param() -> Param:
+    names = "|".join(RECONCILIATION_PAIRS)
+    return Param(
+        None,
+        type=["null", "string"],
+        pattern=f"^({names})(,({names}))*$|^$",
+        title="Pairs",
+        description=(
+            "Optional. Which systems to compare, separated by a comma: "
+            + "; ".join(f"{value} ({words})" for value, words in RECONCILIATION_PAIRS.items())
+            + ". Empty means every pair."
+        ),
+    )
+
+
+class ReconciliationParams(BaseModel):
+    """The reconciliation's params, parsed and checked."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    integration_run_name: str | None = None
+    pairs: tuple[str, ...] = tuple(RECONCILIATION_PAIRS)
+    include_employees: tuple[str, ...] = ()
+
+    @field_validator("integration_run_name", mode="before")
+    @classmethod
+    def _name(cls, value: Any) -> Any:
+        return _run_name(value)
+
+    @field_validator("include_employees", mode="before")
+    @classmethod
+    def _include(cls, value: Any) -> tuple[str, ...]:
+        return PlanSourceRunParams._include(value)
+
+    @field_validator("pairs", mode="before")
+    @classmethod
+    def _pairs(cls, value: Any) -> tuple[str, ...]:
+        value = _blank_to_none(value)
+        if value is None:
+            return tuple(RECONCILIATION_PAIRS)
+        names = [name.strip() for name in str(value).split(",")]
+        unknown = [name for name in names if name not in RECONCILIATION_PAIRS]
+        if unknown:
+            raise ValueError(
+                f"'{unknown[0]}' is not a pair the hub compares: use " + ", ".join(RECONCILIATION_PAIRS)
+            )
+        return tuple(dict.fromkeys(names))
+
+    @classmethod
+    def parse(cls, params: dict[str, Any]) -> ReconciliationParams:
+        return parse_params(cls, params)

@@ -230,6 +230,27 @@ def test_writeback_applies_each_election_exactly_once(sandbox: Any) -> None:
     assert first.state == "failed"
     requests.delete(f"{sandbox.ijoin_url}/sandbox/faults", timeout=10)
 
+    # A dry run now: the preview says what the next run does; nothing is applied or marked sent.
+    def recordkeeper() -> set[tuple[Any, ...]]:
+        with sqlite3.connect(sandbox.recordkeeper_db_path) as conn:
+            tables = ("rk_applied_election", "rk_contribution_rate", "rk_allocation")
+            return {(t, *row) for t in tables for row in conn.execute(f"SELECT * FROM {t}")}
+
+    def pending_now() -> Any:
+        return ijoin(sandbox, "GET", "/api/v1/elections", params={"status": "pending"})
+
+    held, still_pending = recordkeeper(), pending_now()
+    dry = run_dag(WRITEBACK, {"dry_run": True})
+    assert dry.summary["dry_run"] is True and dry.summary["status"] == "Successful"
+    assert (dry.summary["would_apply"], dry.summary["would_only_mark_sent"]) == (2, 1)
+    assert recordkeeper() == held
+    assert pending_now() == still_pending
+    previewed = {r["Election"]: r for r in preview_rows(dry.summary)}
+    assert set(previewed) == {"EL000001", "EL000002", "EL000003"}
+    assert previewed["EL000001"]["Action"] == "mark sent in iJoin (applied before)"
+    rate = next(r for r in previewed.values() if r["Participant"] == "P0001-000002")
+    assert re.fullmatch(r"pre-tax 8(\.0+)?%, Roth 2(\.0+)?%, after-tax 0(\.0+)?%", rate["Change"])
+
     # The first election was applied before "sent" failed; the run stopped there.
     second = run_dag(WRITEBACK, {})
     assert second.summary["status"] == "Successful"

@@ -65,3 +65,16 @@ def test_impossible_date_refused() -> None:
     with pytest.raises(ParamError, match="not a real calendar date"):
         parse_iso_date("plan_year_start_date", "2026-02-30")
     assert str(parse_iso_date("plan_year_start_date", "2025-12-31")) == "2025-12-31"
+
+
+def test_reconciliation_pairs_in_the_hubs_words() -> None:
+    from benefits_hub.params import ParamError, ReconciliationParams
+
+    assert ReconciliationParams.parse({}).pairs == ("hcm_plansource_demographics",)
+    assert ReconciliationParams.parse({"pairs": ""}).pairs == ("hcm_plansource_demographics",)
+    with pytest.raises(ParamError) as refused:
+        ReconciliationParams.parse({"pairs": "hcm_payroll"})
+    assert refused.value.param == "pairs"
+    assert "'hcm_payroll' is not a pair the hub compares: use hcm_plansource_demographics" in str(
+        refused.value
+    )

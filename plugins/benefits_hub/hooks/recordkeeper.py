@@ -77,6 +77,18 @@ class RecordkeeperHook(SqlSourceHook):
         }
 
     # -- the one write: enrollment-site elections -------------------------------------------------
+    def applied_elections(self, election_ids: list[str]) -> set[str]:
+        """Which of ``election_ids`` the recordkeeper has applied already (``rk_applied_election``)."""
+        found: set[str] = set()
+        for start in range(0, len(election_ids), 500):
+            chunk = election_ids[start : start + 500]
+            marks = ", ".join([self.placeholder] * len(chunk))
+            rows = self.db.get_records(
+                f"SELECT election_id FROM rk_applied_election WHERE election_id IN ({marks})", tuple(chunk)
+            )
+            found.update(str(row[0]) for row in rows)
+        return found
+
     def apply_election(self, election: dict[str, Any], applied_at: str) -> bool:
         """Apply one election in one transaction, recorded in ``rk_applied_election``.
 

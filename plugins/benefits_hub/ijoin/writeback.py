@@ -15,7 +15,8 @@ from typing import Any
 from benefits_hub.ijoin.plan_sync import IJoinSync
 from benefits_hub.ijoin.rules import allocation_problem
 from benefits_hub.integration import record_error
-from benefits_hub.models import ErrorRow, IntegrationType, RunStatus, RunSummary, StageResult
+from benefits_hub.models import ErrorRow, IntegrationType, RunStatus, RunSummary, StagedFile, StageResult
+from benefits_hub.staging import SafeCsvWriter
 from benefits_hub.values import ValueProblem, money
 
 
@@ -88,7 +89,35 @@ class EnrollmentWriteback(IJoinSync):
             files={"elections": valid.manifest, "errors": errors.manifest},
         )
 
+    def preview(self) -> StageResult:
+        """Dry Run: each election a real run would apply to the recordkeeper (or only mark sent, when an
+        earlier run applied it); nothing is applied and nothing is marked sent in iJoin."""
+        staging = self.run.staging
+        assert staging is not None
+        elections = list(staging.read_records(self.run.result("transform").files["elections"]))
+        applied = self._recordkeeper().applied_elections([str(e["election_id"]) for e in elections])
+        counters = {"would_apply": 0, "would_only_mark_sent": 0}
+        with staging.text_file("output/preview.csv") as (stream, path):
+            writer = SafeCsvWriter(stream)
+            writer.writerow(["Election", "Plan", "Participant", "Action", "Change"])
+            for election in elections:
+                done = str(election["election_id"]) in applied
+                counters["would_only_mark_sent" if done else "would_apply"] += 1
+                action = "mark sent in iJoin (applied before)" if done else "apply to the recordkeeper"
+                writer.writerow(
+                    [election["election_id"], election["plan_id"], election["participant_id"], action,
+                     _change(election)]
+                )  # fmt: skip
+        return StageResult(
+            stage="deliver",
+            counters=counters,
+            files={"output#preview": StagedFile(path=str(path), rows=len(elections), sha256="")},
+            details={"dry_run": True},
+        )
+
     def deliver(self) -> StageResult:
+        if self.is_dry_run:
+            return self.preview()
         staging = self.run.staging
         assert staging is not None
         rk, ijoin = self._recordkeeper(), self._ijoin()
@@ -104,3 +133,13 @@ class EnrollmentWriteback(IJoinSync):
 
     def build_summary(self, end: Any = None) -> tuple[RunSummary, list[str]]:
         return super(IJoinSync, self).build_summary(end)
+
+
+def _change(election: dict[str, Any]) -> str:
+    """An election's change in words: "pre-tax 6%, Roth 2%, after-tax 0%" or "F001 60%, F002 40%"."""
+    if election.get("kind") == "contribution_rate":
+        rates = election.get("contribution_rates") or {}
+        names = (("pretax_pct", "pre-tax"), ("roth_pct", "Roth"), ("aftertax_pct", "after-tax"))
+        return ", ".join(f"{label} {rates.get(key) or 0}%" for key, label in names)
+    allocations = election.get("allocations") or []
+    return ", ".join(f"{a.get('fund_id')} {a.get('pct')}%" for a in allocations)

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from benefits_hub.models import RunSummary
+from benefits_hub.reconciliation.rules import counter_label
 from benefits_hub.ui import urls
 from benefits_hub.ui.activity import ActivityRow, shown_text
 
@@ -240,5 +241,7 @@ def field_label(key: str) -> str:
     """``records_processed`` → ``Records processed``."""
     if key in FIELD_LABELS:
         return FIELD_LABELS[key]
+    if reconciliation := counter_label(key):
+        return reconciliation
     text = key.replace("_", " ").strip()
     return text[:1].upper() + text[1:]

@@ -589,6 +589,8 @@ PREVIEW_COUNTS = (
     ("would_sync_plans", "plans would be synced"),
     ("would_leave_drafts", "fund line-up changes would wait as drafts for a plan administrator's review"),
     ("would_send_participants", "participants would be sent to iJoin"),
+    ("would_apply", "elections would be applied to the recordkeeper"),
+    ("would_only_mark_sent", "elections applied before would only be marked sent in iJoin"),
 )
 
 

@@ -1,0 +1,88 @@
+"""
+# Hub Reconciliation (are the systems in step?)
+
+Compares the **end states** of the systems the integrations keep in step, nightly, and lists every
+discrepancy: an employee missing in PlanSource, a PlanSource subscriber the HCM does not have, a
+termination only one side knows, a field that differs. It changes nothing anywhere.
+
+Each comparison uses the integration's own mappings and rules, so a value the integration would send
+identically counts as in step. Today it compares **HCM ↔ PlanSource demographics** (the HCM
+Demographic Export's direction). Coverages ↔ payroll deductions and recordkeeper ↔ iJoin are not
+compared yet.
+
+## Params (the trigger form)
+Run it from the **Activity Monitor → Run an Integration** form (`/activity-monitor/trigger/hub_reconciliation`): it checks every value in these words before anything starts.
+
+| Param | What to enter |
+|---|---|
+| Integration Run Name | Optional. A name to find this run by; empty = name + date/time. |
+| Pairs | Optional. Which systems to compare (`hcm_plansource_demographics`). Empty = every pair. |
+| Include Employees | Optional. Person numbers, comma-separated, **no spaces**. Empty = everyone. |
+
+## Stages
+`validate` (params) → `extract` (the HCM's employees and PlanSource's subscribers, read as a full
+export reads them) → `transform` (both walked together in employee-number order; each employee asked
+what the export would send) → `deliver` (the discrepancy file, counts per pair and kind) → `summary`.
+
+## Statuses
+- **Completed**: the comparison finished. Discrepancies are its findings, not errors: their count
+  is in the Run Summary (per pair and kind) and a warning, each one in the discrepancy file.
+- **Completed with Errors**: some Include Employees are not in the HCM (the error file says which).
+- **Failed**: the comparison could not finish (a vendor or database outage after retries).
+
+## First three things to check
+1. The Run Summary: discrepancies per pair and kind.
+2. The discrepancy file: each one with the field, both values (SSNs and birth dates masked), whether
+   an integration can repair it (`repair`: the DAG to run for those people), and what to do if not.
+3. A repairable discrepancy: run the HCM Demographic Export with Include Employees set to those
+   people; the next reconciliation no longer lists them.
+
+## Re-running safely
+Always safe: it only reads.
+
+## Notifications and deadline
+- **Who is told**: whoever the rules in the Airflow Variable `benefits_hub.notifications` name for this
+  integration and the run's status (see `docs/notifications.md`).
+- **Deadline**: a run not finished within **1 hour** of being queued raises *Deadline missed*.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG, CronTriggerTimetable
+
+from benefits_hub.deadlines import finish_within
+from benefits_hub.operators.stages import PLANSOURCE_API_POOL, integration_default_args, integration_stages
+from benefits_hub.params import (
+    include_employees_param,
+    integration_run_name_param,
+    reconciliation_pairs_param,
+)
+
+INTEGRATION = "benefits_hub.reconciliation.integration:Reconciliation"
+
+with DAG(
+    dag_id="hub_reconciliation",
+    dag_display_name="Hub Reconciliation (are the systems in step?)",
+    description="Nightly comparison of the HCM and PlanSource end states: every discrepancy listed",
+    doc_md=__doc__,
+    schedule=CronTriggerTimetable("0 4 * * *", timezone="UTC"),
+    # Nightly, after the deductions import and before the working day.
+    deadline=finish_within(timedelta(minutes=60)),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["reconciliation", "plansource", "hcm"],
+    default_args=integration_default_args(),
+    params={
+        "integration_run_name": integration_run_name_param(),
+        "pairs": reconciliation_pairs_param(),
+        "include_employees": include_employees_param(),
+    },
+) as dag:
+    validate, extract, transform, deliver, summary = integration_stages(
+        INTEGRATION, vendor_pool=PLANSOURCE_API_POOL
+    )
+
+    validate >> extract >> transform >> deliver >> summary
