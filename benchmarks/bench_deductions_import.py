@@ -19,6 +19,7 @@ from benchmarks import floor as fl
 from benchmarks._harness import RunFigures, parse_sizes, print_floor, print_scaling, record, run_dag
 from benefits_hub.deductions.rules import DEDUCTION_COLUMNS, KEY_COLUMNS
 from hub_sandbox import Sandbox
+from hub_sandbox.demo import forget_hub_state
 
 DAG_ID = "plansource_deductions_import"
 CURRENT_YEAR_RECORDS_PER_EMPLOYEE = 2.585  # measured on the seeded population
@@ -33,6 +34,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp:
         scratch = Path(tmp)
         for size in parse_sizes(args.sizes):
+            # Each size against a new sandbox: no state an earlier size left (its fingerprints are of a
+            # PlanSource that is gone, and merging them would be measured as this run's work).
+            forget_hub_state()
             employees = math.ceil(size / CURRENT_YEAR_RECORDS_PER_EMPLOYEE)
             started = time.perf_counter()
             with Sandbox.start(scratch / f"sandbox-{size}", employees=employees, token_ttl=86_400) as sandbox:

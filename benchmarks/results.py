@@ -35,9 +35,12 @@ def add_row(row: dict[str, Any]) -> None:
 
 
 def read_rows() -> list[dict[str, Any]]:
+    """The rows of this bench, the last one of each integration and size (a script run again for one
+    integration, after a fix, replaces its rows rather than adding to them)."""
     if not ROWS.exists():
         return []
-    return [json.loads(line) for line in ROWS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [json.loads(line) for line in ROWS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return list({(row["integration"], row["size"]): row for row in rows}.values())
 
 
 def machine() -> dict[str, Any]:

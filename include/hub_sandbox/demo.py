@@ -55,8 +55,9 @@ def _airflow_env(sandbox: Sandbox) -> dict[str, str]:
     return env
 
 
-def _forget_hub_state() -> None:
-    """A demo starts from a clean slate: no watermark or fingerprints from an earlier demo."""
+def forget_hub_state() -> None:
+    """A clean slate: no watermark, fingerprints or import days from an earlier demo or benchmark run
+    (they describe a sandbox that is gone)."""
     import shutil
 
     from airflow.models.variable import Variable as VariableModel
@@ -258,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     with Sandbox.start(args.dir, employees=args.employees, reseed=True) as sandbox:
         print(f"  PlanSource API {sandbox.plansource_url}, SFTP 127.0.0.1:{sandbox.sftp_port}")
         env = _airflow_env(sandbox)
-        _forget_hub_state()
+        forget_hub_state()
 
         full = run_integration(EXPORT_DAG, {"delta": False}, env, log_dir, "full run")
         show_errors(full)

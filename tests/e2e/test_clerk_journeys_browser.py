@@ -250,3 +250,54 @@ def test_4_the_clerk_tries_the_export_as_a_dry_run_and_reads_its_preview(
     frame = open_activity_monitor(page, services)
     row = frame.locator('#activity tr:has(a:has-text("Clerk dry run"))')
     expect(row.locator(".tag.dry-run")).to_have_text("dry run")
+
+
+def test_5_the_clerk_reconciles_and_repairs_a_discrepancy(
+    hub: tuple[AirflowServices, Any], page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    services, box = hub
+    person = GOOD[3]
+
+    def city() -> str:
+        with sqlite3.connect(box.plansource_state_path) as conn:
+            return conn.execute(
+                "SELECT city FROM subscriber WHERE employee_number = ?", (person,)
+            ).fetchone()[0]
+
+    # Someone changes PlanSource by hand: the systems are no longer in step.
+    held = city()
+    with sqlite3.connect(box.plansource_state_path) as conn:
+        conn.execute("UPDATE subscriber SET city = 'Ogdenville' WHERE employee_number = ?", (person,))
+
+    frame = open_activity_monitor(page, services)
+    frame.locator("#run-an-integration summary").click()
+    frame.locator('a.run-link[data-dag-id="hub_reconciliation"]').click()
+    frame.locator("#param-include_employees").fill(person)
+    frame.locator("#param-integration_run_name").fill("Clerk reconciliation")
+    frame.locator("#run").click()
+    expect(frame.locator("#run-name")).to_contain_text("Clerk reconciliation")
+    wait_finished(frame, "Completed")
+    expect(frame.locator("#discrepancies-found")).to_contain_text("Discrepancies found: 1.")
+
+    frame.locator("#discrepancies-link").click()
+    row = frame.locator('#discrepancies tr[data-kind="field_differs"]')
+    expect(row).to_contain_text("city")
+    expect(row).to_contain_text("Ogdenville")
+    page.screenshot(path=str(SHOTS / "discrepancies.png"), full_page=True)
+    row.locator('input[type="checkbox"]').check()
+    frame.locator("#repair-selected").click()
+    expect(frame.locator("#run-name")).to_contain_text("PlanSource Demographic Repair")
+    wait_finished(frame, "Completed")
+    assert city() == held  # PlanSource holds the HCM's value again
+
+    # The next reconciliation (a Re-Run of the first) finds nothing left.
+    frame = open_activity_monitor(page, services)
+    frame.locator('#activity a:has-text("Clerk reconciliation")').first.click()
+    frame.locator("#rerun").click()
+    frame.locator("#run").click()
+    expect(frame.locator("#run-name")).to_contain_text("Clerk reconciliation (re-run 1)")
+    wait_finished(frame, "Completed")
+    expect(frame.locator('#summary tr[data-field="discrepancies"] td')).to_have_text("0")
+    expect(frame.locator("#discrepancies-found")).to_have_count(0)

@@ -27,11 +27,13 @@ from benefits_hub.ui import (
     detail,
     files,
     plans,
+    reconcile,
     records,
     render,
     render_forms,
     render_mappings,
     render_plans,
+    render_reconcile,
     trigger,
     urls,
 )
@@ -359,6 +361,57 @@ def create_app() -> Any:
                 found, shown, root=site_root(request), query=q, total=len(rows), shown_limit=ERROR_ROWS_SHOWN
             )
         )
+
+    def discrepancy_rows(found: Any) -> list[dict[str, str]]:
+        outputs = detail.summary_files(found.summary)["output"]
+        files = [path for path in outputs if detail.file_name(path) == reconcile.DISCREPANCY_FILE]
+        if found.dag_id != reconcile.RECONCILE_DAG_ID or not files:
+            raise _refused(404, "This run is not a reconciliation with a discrepancy file.")
+        return [row for path in files for row in records.error_rows(path)]
+
+    def discrepancies_html(
+        request: Request, session: Any, found: Any, user: Any, kind: str, q: str, refused: str = ""
+    ) -> str:
+        rows = discrepancy_rows(found)
+        return render_reconcile.discrepancies_page(
+            found, reconcile.matching(rows, kind=kind, query=q), root=site_root(request), total=len(rows),
+            kinds=sorted({row.get("kind", "") for row in rows} - {""}), kind=kind, query=q,
+            shown_limit=reconcile.SHOWN, may_repair=may_trigger(user, reconcile.REPAIR_DAG_ID),
+            refused=refused, nights=reconcile.history(records.recent_runs(session, [found.dag_id], 60)),
+        )  # fmt: skip
+
+    @app.get("/runs/{dag_id}/{run_id}/discrepancies", response_class=HTMLResponse)
+    def discrepancies_page(
+        request: Request, dag_id: str, run_id: str, user: GetUserDep, session: SessionDep,
+        kind: str = "", q: str = "",
+    ) -> HTMLResponse:  # fmt: skip
+        found = run_detail(session, user, dag_id, run_id)
+        return HTMLResponse(discrepancies_html(request, session, found, user, kind, q))
+
+    @app.post("/runs/{dag_id}/{run_id}/repair", response_model=None)
+    async def repair_submit(
+        request: Request, dag_id: str, run_id: str, user: GetUserDep, session: SessionDep
+    ) -> Response:
+        found = run_detail(session, user, dag_id, run_id)
+        if not may_trigger(user, reconcile.REPAIR_DAG_ID):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "You may not start a repair.")
+        form = await request.form()
+        kind, q = str(form.get("kind") or ""), str(form.get("q") or "")
+        rows = discrepancy_rows(found)
+        if form.get("all"):  # every repairable one the filter shows
+            chosen = [row["record_key"] for row in reconcile.matching(rows, kind=kind, query=q)]
+        else:
+            chosen = [str(value) for value in form.getlist("employee")]
+        employees = reconcile.to_repair(rows, chosen)
+        if not employees:
+            page = discrepancies_html(
+                request, session, found, user, kind, q,
+                refused="Choose at least one discrepancy that can be repaired (it has a box to tick).",
+            )  # fmt: skip
+            return HTMLResponse(page, status_code=status.HTTP_400_BAD_REQUEST)
+        dag_run = records.start_repair(session, employees, run_id, user.get_name())
+        session.commit()
+        return see_run(request, reconcile.REPAIR_DAG_ID, dag_run.run_id)
 
     @app.get("/runs/{dag_id}/{run_id}/files/{kind}/{index}")
     def run_file(

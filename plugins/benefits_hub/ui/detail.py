@@ -116,6 +116,7 @@ FILE_TITLES = {
     "census.csv": "census file sent to PlanSource's SFTP",
     "delivered.csv": "changes sent to PlanSource",
     "preview.csv": "dry run preview: what a real run would send (nothing was sent)",
+    "discrepancies.csv": "discrepancies found (SSNs and birth dates masked)",
 }
 
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from benefits_hub.deductions.resubmit import RESUBMIT_DAG_ID as RESUBMIT_DAG_ID
+from benefits_hub.reconciliation.repair import REPAIR_DAG_ID
 from benefits_hub.ui.activity import RunFacts, ScheduleFacts
 from benefits_hub.ui.detail import TaskFacts
 from benefits_hub.ui.plans import REVIEW_DAG_ID
@@ -335,25 +336,33 @@ def start_resubmit(
     user_name: str,
     dismissals: dict[str, str] | None = None,
 ) -> Any:
-    """Trigger the Transaction Assistant for ``reference_id`` on the person's behalf.
-
-    It is a helper DAG with no schedule, so turning it on has no other effect: a resubmission a person
-    asked for must never sit queued behind a paused DAG.
-    """
-    from airflow.api.common.trigger_dag import trigger_dag
-    from airflow.models.dag import DagModel
-    from airflow.utils.types import DagRunTriggeredByType
-
+    """Trigger the Transaction Assistant for ``reference_id`` on the person's behalf."""
     conf: dict[str, Any] = {"integration_reference_id": reference_id}
     if corrections:
         conf["corrections"] = corrections
     if dismissals:
         conf["dismissals"] = dismissals
-    model = session.scalar(select(DagModel).where(DagModel.dag_id == RESUBMIT_DAG_ID))
+    return start_on_behalf(session, RESUBMIT_DAG_ID, conf, user_name)
+
+
+def start_repair(session: Session, employees: Sequence[str], reference_id: str, user_name: str) -> Any:
+    """Repair a reconciliation's discrepancies: the export for exactly ``employees``."""
+    conf = {"include_employees": ",".join(employees), "reconciliation_reference_id": reference_id}
+    return start_on_behalf(session, REPAIR_DAG_ID, conf, user_name)
+
+
+def start_on_behalf(session: Session, dag_id: str, conf: dict[str, Any], user_name: str) -> Any:
+    """Trigger a helper DAG (no schedule) on a person's behalf. Turning it on has no other effect, so a
+    run a person asked for never sits queued behind a paused DAG."""
+    from airflow.api.common.trigger_dag import trigger_dag
+    from airflow.models.dag import DagModel
+    from airflow.utils.types import DagRunTriggeredByType
+
+    model = session.scalar(select(DagModel).where(DagModel.dag_id == dag_id))
     if model is not None and model.is_paused:
         model.is_paused = False
     return trigger_dag(
-        RESUBMIT_DAG_ID,
+        dag_id,
         triggered_by=DagRunTriggeredByType.UI,
         triggering_user_name=user_name,
         conf=conf,

@@ -676,6 +676,14 @@ def detail_page(detail: RunDetail, *, root: str) -> str:
         )
     if row.dry_run:
         parts.append(_dry_run_html(detail, root))
+    found = (detail.summary or {}).get("discrepancies")
+    if found:  # a reconciliation's findings: listed, filterable and repairable on a page of their own
+        link = root + urls.discrepancies_path(detail.dag_id, detail.run_id)
+        parts.append(
+            f'<div class="card" id="discrepancies-found"><b>Discrepancies found: {int(found):,}.</b> '
+            f'<a id="discrepancies-link" href="{esc(link)}">See them, and repair those an integration can '
+            "repair</a></div>"
+        )
     if detail.failure_reason:
         parts.append(f'<h2>Why it failed</h2><div class="reason">{esc(detail.failure_reason)}</div>')
     if detail.warnings:

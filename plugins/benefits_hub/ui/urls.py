@@ -73,6 +73,16 @@ def preview_path(dag_id: str, run_id: str) -> str:
     return f"{run_detail_path(dag_id, run_id)}/preview"
 
 
+def discrepancies_path(dag_id: str, run_id: str) -> str:
+    """A Hub Reconciliation run's discrepancies on a page (filter, select, Repair)."""
+    return f"{run_detail_path(dag_id, run_id)}/discrepancies"
+
+
+def repair_path(dag_id: str, run_id: str) -> str:
+    """POST the chosen discrepancies here to repair them."""
+    return f"{run_detail_path(dag_id, run_id)}/repair"
+
+
 def transaction_assistant_path(dag_id: str, run_id: str) -> str:
     """The Transaction Assistant page of a deductions import run, or of one of its resubmissions."""
     return f"{run_detail_path(dag_id, run_id)}/transaction-assistant"

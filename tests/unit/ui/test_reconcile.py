@@ -1,0 +1,87 @@
+"""The discrepancy page's rules and HTML, without Airflow."""
+
+from __future__ import annotations
+
+from benefits_hub.ui.activity import RunFacts, run_row
+from benefits_hub.ui.detail import run_detail
+from benefits_hub.ui.reconcile import matching, to_repair
+from benefits_hub.ui.render import detail_page
+from benefits_hub.ui.render_reconcile import discrepancies_page
+
+RECONCILE = "hub_reconciliation"
+EXPORT = "plansource_hcm_demographic_export"
+ROWS = [
+    {"kind": "field_differs", "record_key": "E000013", "field": "city", "hcm_value": "Springfield",
+     "other_value": "<b>Ogden</b>", "repair": EXPORT, "what_to_do": "Repairable"},
+    {"kind": "in_plansource_not_in_hcm", "record_key": "E999990", "field": "", "hcm_value": "",
+     "other_value": "Active", "repair": "none", "what_to_do": "check the employee number in PlanSource"},
+    {"kind": "identity_differs", "record_key": "E000014", "field": "ssn", "hcm_value": "***-**-6789",
+     "other_value": "", "repair": "none", "what_to_do": "Confirm the right SSN"},
+]  # fmt: skip
+
+
+def test_filters_by_kind_and_employee() -> None:
+    assert [r["record_key"] for r in matching(ROWS, kind="field_differs")] == ["E000013"]
+    assert [r["record_key"] for r in matching(ROWS, query="e9999")] == ["E999990"]
+    assert len(matching(ROWS)) == 3
+
+
+def test_only_repairable_employees_are_ever_sent_whatever_the_browser_posts() -> None:
+    assert to_repair(ROWS, ["E000013", "E999990", "E000014", "E123456"]) == ["E000013"]
+    assert to_repair(ROWS, []) == []
+
+
+def detail_of(summary: dict) -> object:
+    facts = RunFacts(dag_id=RECONCILE, run_id="manual__1", state="success", summary=summary)
+    return run_detail(run_row(facts, "Hub Reconciliation"), "manual__1", summary, [], "", None)
+
+
+def test_the_page_offers_a_box_only_for_repairable_rows_and_escapes_values() -> None:
+    detail = detail_of({"status": "Completed", "integration_run_name": "Nightly", "discrepancies": 3})
+    html = discrepancies_page(
+        detail, ROWS, root="", total=3, kinds=["field_differs"], kind="", query="", shown_limit=100,
+        may_repair=True,
+    )  # fmt: skip
+    assert html.count('type="checkbox" name="employee"') == 1
+    assert 'value="E000013"' in html and "&lt;b&gt;Ogden&lt;/b&gt;" in html
+    assert "A field differs" in html and "In PlanSource, not in the HCM" in html
+    assert 'action="/activity-monitor/runs/hub_reconciliation/manual__1/repair"' in html
+    assert "Repair all 1 repairable shown" in html
+    read_only = discrepancies_page(
+        detail, ROWS, root="", total=3, kinds=[], kind="", query="", shown_limit=100, may_repair=False
+    )
+    assert "checkbox" not in read_only and "repair-selected" not in read_only
+
+
+def test_the_run_page_links_its_discrepancies() -> None:
+    summary = {"status": "Completed", "integration_run_name": "Nightly", "discrepancies": 3}
+    html = detail_page(detail_of(summary), root="")
+    assert (
+        'id="discrepancies-link" href="/activity-monitor/runs/hub_reconciliation/manual__1/discrepancies"'
+        in html
+    )
+
+
+def test_the_history_is_the_last_full_nights_oldest_first_each_bar_a_link() -> None:
+    from datetime import UTC, datetime
+
+    from benefits_hub.ui.reconcile import history
+    from benefits_hub.ui.render_reconcile import history_html
+
+    def night(run_id: str, day: int, found: int) -> RunFacts:
+        return RunFacts(
+            dag_id=RECONCILE, run_id=run_id, state="success", end_date=datetime(2026, 12, day, 4, tzinfo=UTC),
+            summary={"discrepancies": found},
+        )  # fmt: skip
+
+    runs = [
+        (night("b", 3, 7), {}),
+        (night("a", 2, 9), {}),
+        (night("narrow", 4, 1), {"include_employees": "E1"}),
+    ]
+    nights = history(runs)
+    assert [(n.run_id, n.discrepancies) for n in nights] == [("a", 9), ("b", 7)]
+    svg = history_html(nights, "", RECONCILE)
+    assert svg.count("<rect") == 2 and "2026-12-02: 9 discrepancies" in svg
+    assert 'href="/activity-monitor/runs/hub_reconciliation/b"' in svg
+    assert history_html([], "", RECONCILE) == ""
