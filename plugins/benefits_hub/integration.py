@@ -127,6 +127,15 @@ class Integration:
         """Triggered with Dry Run on: deliver writes a preview and sends nothing; no state moves."""
         return self.run.params.get("dry_run") is True
 
+    def preview_result(self, counters: dict[str, int], path: Any, rows: int) -> StageResult:
+        """A Dry Run's deliver result: its counts and its preview file (the run page's Preview)."""
+        return StageResult(
+            stage="deliver",
+            counters=counters,
+            files={"output#preview": StagedFile(path=str(path), rows=rows, sha256="")},
+            details={"dry_run": True},
+        )
+
     def advance_watermark(self) -> None:
         """After a run that did not fail: move the watermark to its window's end, if it may. A dry run
         delivered nothing, so the next real run must still cover its window."""

@@ -321,12 +321,7 @@ class DeductionsImport(Integration):
                     preview.writerow([PREVIEW_ACTIONS[action], *map(row.get, PREVIEW_FIELDS)])
                     rows += 1
         self.run.log.info("Dry run: %d deduction(s) would be loaded into the HCM; nothing was written", rows)
-        return StageResult(
-            stage="deliver",
-            counters=counters,
-            files={"output#preview": StagedFile(path=str(path), rows=rows, sha256="")},
-            details={"dry_run": True},
-        )
+        return self.preview_result(counters, path, rows)
 
     # -- after the summary ------------------------------------------------------------------------
     def after_summary(self, summary: RunSummary) -> None:

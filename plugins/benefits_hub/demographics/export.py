@@ -421,12 +421,7 @@ class DemographicExport(Integration):
         if census is not None:
             counters["census_rows_not_uploaded"] = census.rows
         self.run.log.info("Dry run: %d employee(s) would be sent to PlanSource; nothing was sent", rows)
-        return StageResult(
-            stage="deliver",
-            counters=counters,
-            files={"output#preview": StagedFile(path=str(path), rows=rows, sha256="")},
-            details={"dry_run": True},
-        )
+        return self.preview_result(counters, path, rows)
 
     def _upload_census(self, staged_path: str) -> str:
         """The census to SFTP, atomically; PGP-encrypted (``.csv.pgp``) when ``plansource_pgp`` says so."""

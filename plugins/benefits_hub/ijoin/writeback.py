@@ -15,7 +15,7 @@ from typing import Any
 from benefits_hub.ijoin.plan_sync import IJoinSync
 from benefits_hub.ijoin.rules import allocation_problem
 from benefits_hub.integration import record_error
-from benefits_hub.models import ErrorRow, IntegrationType, RunStatus, RunSummary, StagedFile, StageResult
+from benefits_hub.models import ErrorRow, IntegrationType, RunStatus, RunSummary, StageResult
 from benefits_hub.staging import SafeCsvWriter
 from benefits_hub.values import ValueProblem, money
 
@@ -108,12 +108,7 @@ class EnrollmentWriteback(IJoinSync):
                     [election["election_id"], election["plan_id"], election["participant_id"], action,
                      _change(election)]
                 )  # fmt: skip
-        return StageResult(
-            stage="deliver",
-            counters=counters,
-            files={"output#preview": StagedFile(path=str(path), rows=len(elections), sha256="")},
-            details={"dry_run": True},
-        )
+        return self.preview_result(counters, path, len(elections))
 
     def deliver(self) -> StageResult:
         if self.is_dry_run:

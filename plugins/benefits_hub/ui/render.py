@@ -542,18 +542,8 @@ def error_records_page(
         f'<label>Field<select name="field"><option value="">All fields</option>{options}</select></label>'
         '<button type="submit">Filter</button></form>'
     )
-    body_rows = (
-        "".join(
-            "<tr>" + "".join(f"<td>{esc(shown_text(r.get(c, '')))}</td>" for c in ERROR_COLUMNS) + "</tr>"
-            for r in rows[:shown_limit]
-        )
-        or f'<tr><td colspan="{len(ERROR_COLUMNS)}">No error record matches.</td></tr>'
-    )
-    head = "".join(f"<th>{esc(title)}</th>" for title in ERROR_TITLES)
-    more = (
-        f" (the first {shown_limit:,} shown; download the error file for all)"
-        if len(rows) > shown_limit
-        else ""
+    body_rows, head, more = _rows_table(
+        rows, ERROR_COLUMNS, ERROR_TITLES, shown_limit, "No error record matches.", "the error file"
     )
     parts = [
         f'<p><a href="{esc(root + urls.run_detail_path(detail.dag_id, detail.run_id))}">'
@@ -605,6 +595,32 @@ def _dry_run_html(detail: RunDetail, root: str) -> str:
     )
 
 
+def _rows_table(
+    rows: Sequence[dict[str, str]],
+    columns: Sequence[str],
+    titles: Sequence[str],
+    shown_limit: int,
+    none: str,
+    file_words: str,
+) -> tuple[str, str, str]:
+    """A staged CSV's rows as table body and head (escaped, at most ``shown_limit``), and the note that
+    says when more are in the file."""
+    body = (
+        "".join(
+            "<tr>" + "".join(f"<td>{esc(shown_text(r.get(c, '')))}</td>" for c in columns) + "</tr>"
+            for r in rows[:shown_limit]
+        )
+        or f'<tr><td colspan="{len(columns)}">{esc(none)}</td></tr>'
+    )
+    head = "".join(f"<th>{esc(title)}</th>" for title in titles)
+    more = (
+        f" (the first {shown_limit:,} shown; download {file_words} for all)"
+        if len(rows) > shown_limit
+        else ""
+    )
+    return body, head, more
+
+
 def preview_page(
     detail: RunDetail, rows: Sequence[dict[str, str]], *, root: str, query: str, total: int, shown_limit: int
 ) -> str:
@@ -617,18 +633,8 @@ def preview_page(
         f'<label>Search<input type="text" name="q" value="{esc(query)}" '
         'placeholder="employee, action, field"></label><button type="submit">Filter</button></form>'
     )
-    body_rows = (
-        "".join(
-            "<tr>" + "".join(f"<td>{esc(shown_text(r.get(c, '')))}</td>" for c in columns) + "</tr>"
-            for r in rows[:shown_limit]
-        )
-        or f'<tr><td colspan="{len(columns)}">No record matches.</td></tr>'
-    )
-    head = "".join(f"<th>{esc(c)}</th>" for c in columns)
-    more = (
-        f" (the first {shown_limit:,} shown; download the preview file for all)"
-        if len(rows) > shown_limit
-        else ""
+    body_rows, head, more = _rows_table(
+        rows, columns, columns, shown_limit, "No record matches.", "the preview file"
     )
     counts = "".join(f"<li>{n:,} {esc(words)}</li>" for words, n in _would_counts(detail.summary))
     parts = [
