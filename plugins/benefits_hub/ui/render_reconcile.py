@@ -97,7 +97,7 @@ def history_html(nights: Sequence[Night], root: str, dag_id: str, width: int = 4
     if not nights:
         return ""
     top = max(max(n.discrepancies for n in nights), 1)
-    step = width / len(nights)
+    step = min(width / len(nights), 32.0)  # a few nights stay bars, not one block
     bars = []
     for index, night in enumerate(nights):
         tall = (height - 20) * night.discrepancies / top
