@@ -9,7 +9,7 @@ the reason this run's error file gives.
 It has no schedule and is never paused: a repair someone asked for never waits.
 
 ## Params (the trigger form)
-Started by **Repair** on a reconciliation's discrepancy page (`/activity-monitor/runs/hub_reconciliation/<run>/discrepancies`), which fills in the params; the Activity Monitor → Run an Integration form works too.
+Started by **Repair** on a reconciliation's discrepancy page (`/activity-monitor/runs/hub_reconciliation/<run>/discrepancies`), which fills in the params; the **Activity Monitor → Run an Integration** form (`/activity-monitor/trigger/plansource_demographic_repair`) works too.
 
 | Param | What to enter |
 |---|---|
