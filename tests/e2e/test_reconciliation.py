@@ -85,7 +85,7 @@ def test_finds_exactly_the_planted_discrepancies_and_a_repair_clears_them(sandbo
     summary = found.summary
     assert summary["hcm_plansource_demographics__field_differs"] == 1
     assert summary["discrepancies"] == len(discrepancies(found))
-    assert any("discrepancy(ies)" in w for w in summary["warnings"])
+    assert any("discrepancy(ies) (" in w and "A field differs: 1" in w for w in summary["warnings"])
     with Path(summary["output_file"].removeprefix("file://")).open(newline="") as handle:
         rows = {(r["kind"], r["record_key"]): r for r in csv.DictReader(handle)}
     assert rows[("identity_differs", GOOD[4])]["hcm_value"].startswith("***-**-")

@@ -112,12 +112,12 @@ class Reconciliation(Integration):
         total = transform.counters["discrepancies"]
         warnings = []
         if total:
-            kinds = ", ".join(
-                f"{n:,} {KIND_TITLES[kind].lower()}"
+            kinds = "; ".join(
+                f"{KIND_TITLES[kind]}: {n:,}"
                 for kind, n in sorted(_kinds_of(transform.counters).items(), key=lambda kv: -kv[1])
             )
             warnings.append(
-                f"{PAIR_TITLES[DEMOGRAPHICS]}: {total:,} discrepancy(ies): {kinds}. The discrepancy file "
+                f"{PAIR_TITLES[DEMOGRAPHICS]}: {total:,} discrepancy(ies) ({kinds}). The discrepancy file "
                 "lists each one, and which can be repaired by running the integration for those people."
             )
         self.run.log.info("%d discrepancy(ies) found", total)
