@@ -96,13 +96,14 @@ with DAG(
     previous = None
     for group_id, integration, member_dag_id in MEMBERS:
         with TaskGroup(group_id) as member:
-            validate, extract, transform, deliver, summary = integration_stages(
+            validate, extract, transform, hold, deliver, summary = integration_stages(
                 integration,
                 vendor_pool=PLANSOURCE_API_POOL,
+                hold=True,
                 integration_id=member_dag_id,
                 params_key=group_id,
             )
-            validate >> extract >> transform >> deliver >> summary
+            validate >> extract >> transform >> hold >> deliver >> summary
         if previous is not None:
             previous >> member  # Abort on Failure: a failed member summary leaves the next upstream_failed
         previous = member

@@ -18,12 +18,23 @@ Run it, or **Re-Run** a past run with the same params, from the **Activity Monit
 | Deduction Start Date | YYYY-MM-DD. For the **initial** import of a plan year: its earliest change in PlanSource. Empty on the schedule. |
 | Plan Year Start Date | YYYY-MM-DD, the **day before** the plan year starts. Empty: the plan year of the last initial import. |
 | Dry Run | On: write nothing to the HCM; the run's page shows a preview of every deduction a real run would create or update, with counts. No state moves (window, initial import). |
+| Hold if Deduction Amounts Change for More Than (%) | Default 20. The circuit breaker (below). 100: never hold. |
 
 ## Before any data moves
 - The nightly schedule refuses to run until an initial import of the plan year has completed.
 - Prior-year and current-year imports never run on the same day, and the prior year goes first.
 - If employee assignments changed after the last successful HCM Demographic Export, the run warns you
   to run the export first (the Run Summary's `warnings`).
+
+## Circuit breaker: a large change waits for approval
+After `transform`, the `hold` task compares the run with its threshold: when the deduction amounts of
+more than **20 %** of the employees who have deductions in the HCM would change, nothing is written and
+the run waits in Airflow's **Required Actions** ("Delivery held"; the Activity Monitor says *Waiting
+for approval*). The approver sees the counts, the threshold that tripped and the first records.
+**Approve** loads the deductions; **Reject** ends the run Failed with the reason and writes nothing, and
+the window stays, so fix PlanSource first (an open-enrollment change is right: approve it). Who may
+answer: the users in the Variable `benefits_hub.delivery_approvers` (empty: whoever may run this DAG).
+A run waiting past its deadline raises *Deadline missed*.
 
 ## Statuses
 - **Completed**: every record in the window was loaded or already up to date.
@@ -69,6 +80,7 @@ from benefits_hub.params import (
     deduction_start_date_param,
     delta_param,
     dry_run_param,
+    hold_threshold_param,
     include_employees_param,
     integration_run_name_param,
     lookback_days_param,
@@ -103,10 +115,11 @@ with DAG(
         "deduction_start_date": deduction_start_date_param(),
         "plan_year_start_date": plan_year_start_date_param(),
         "dry_run": dry_run_param(),
+        "hold_amount_changes_pct": hold_threshold_param("hold_amount_changes_pct"),
     },
 ) as dag:
-    validate, extract, transform, deliver, summary = integration_stages(
-        INTEGRATION, vendor_pool=PLANSOURCE_API_POOL
+    validate, extract, transform, hold, deliver, summary = integration_stages(
+        INTEGRATION, vendor_pool=PLANSOURCE_API_POOL, hold=True
     )
 
-    validate >> extract >> transform >> deliver >> summary
+    validate >> extract >> transform >> hold >> deliver >> summary

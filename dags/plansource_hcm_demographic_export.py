@@ -16,11 +16,26 @@ Run it, or **Re-Run** a past run with the same params, from the **Activity Monit
 | Lookback Days | 1-31. Empty: since the last successful run (what the hourly schedule uses). |
 | Qualify Delta | On: skip employees whose exported fields did not change since the last delivery. |
 | Dry Run | On: send nothing; the run's page shows a preview of every create, update, termination and rehire a real run would send, with counts. The window does not move. |
+| Hold if Terminations Exceed (%) | Default 2. The circuit breaker (below). 100: never hold. |
+| Hold if Changing Employees Exceed (%) | Default 20. Employees PlanSource already has that would change. |
+| Hold if a Full Run Reads Fewer Employees (%) | Default 10. Against the last successful full run. |
 
 ## Stages
 `validate` (params, window) → `extract` (HCM, PlanSource's current records) → `transform` (SSN rules,
-cross-reference tables, subscriber id / username / SSN checked against PlanSource) → `deliver`
+cross-reference tables, subscriber id / username / SSN checked against PlanSource) → `hold` (the
+circuit breaker: passes at once unless the change is too large) → `deliver`
 (PlanSource API; census file to SFTP on a full run) → `summary` (the Run Summary, in XCom).
+
+## Circuit breaker: a large change waits for approval
+After `transform`, the `hold` task measures what the run is about to send. When terminations exceed
+**2 %** of the active employees, more than **20 %** of all employees would change in PlanSource, or a
+full run reads **10 %** fewer employees than the last successful full run, nothing is sent and the run
+waits in Airflow's **Required Actions** ("Delivery held"; the Activity Monitor says *Waiting for
+approval*). The approver sees the counts by kind of change, the threshold that tripped and the first
+records. **Approve** sends them; **Reject** ends the run Failed with the reason, sends nothing and
+leaves the window, so the next run covers the same changes (correct the HCM first). Who may answer: the
+users in the Variable `benefits_hub.delivery_approvers` (empty: whoever may run this DAG). A held run
+waiting past the 45-minute deadline raises *Deadline missed*, and the next hour's run waits behind it.
 
 ## Statuses
 - **Completed**: every employee in scope was checked and PlanSource is up to date.
@@ -68,6 +83,7 @@ from benefits_hub.operators.stages import PLANSOURCE_API_POOL, integration_defau
 from benefits_hub.params import (
     delta_param,
     dry_run_param,
+    hold_threshold_param,
     include_employees_param,
     integration_run_name_param,
     lookback_days_param,
@@ -98,10 +114,13 @@ with DAG(
         "lookback_days": lookback_days_param(),
         "qualify_delta": qualify_delta_param(default=False),
         "dry_run": dry_run_param(),
+        "hold_terminations_pct": hold_threshold_param("hold_terminations_pct"),
+        "hold_changing_pct": hold_threshold_param("hold_changing_pct"),
+        "hold_row_drop_pct": hold_threshold_param("hold_row_drop_pct"),
     },
 ) as dag:
-    validate, extract, transform, deliver, summary = integration_stages(
-        INTEGRATION, vendor_pool=PLANSOURCE_API_POOL
+    validate, extract, transform, hold, deliver, summary = integration_stages(
+        INTEGRATION, vendor_pool=PLANSOURCE_API_POOL, hold=True
     )
 
-    validate >> extract >> transform >> deliver >> summary
+    validate >> extract >> transform >> hold >> deliver >> summary

@@ -61,6 +61,8 @@ class RunContext:
     state_set: Callable[[str, Any], None] = lambda key, value: None
     # The item this task handles when a stage fans out (dynamic task mapping), e.g. a plan id.
     item: str | None = None
+    # The circuit breaker's verdict (benefits_hub.operators.hold), for the summary: held, approved...
+    hold: dict[str, Any] | None = None
     # The task's logger, so what a stage says lands in its Airflow task log.
     log: Any = field(default_factory=lambda: logging.getLogger("benefits_hub.integration"))
 
@@ -116,6 +118,12 @@ class Integration:
 
     def after_summary(self, summary: RunSummary) -> None:
         """Hook for state that moves only with a finished run (e.g. the delta watermark)."""
+
+    def change_set(self) -> Any:
+        """What deliver is about to send, measured for the circuit breaker (a
+        :class:`benefits_hub.breaker.ChangeSet`), once transform has finished; ``None``: this
+        integration is never held."""
+        return None
 
     # -- the window (benefits_hub.window: one model, one serialised form, one next-watermark rule) --
     def watermark(self) -> datetime | None:
@@ -201,6 +209,11 @@ class Integration:
         status = self.status_for(error_records, bool(missing), warnings)
         if self.is_dry_run:  # said first, and after the status: being a dry run is no warning sign
             warnings.insert(0, DRY_RUN_WARNING)
+        held = self.run.hold or {}
+        if held.get("held") and held.get("approved"):
+            why = f" ({held['decision_reason']})" if held.get("decision_reason") else ""
+            warnings.insert(0, f"{held.get('reason') or 'Delivery was held for approval.'} "
+                               f"Approved by {held.get('decided_by')}{why}; then delivered.")  # fmt: skip
         summary = RunSummary(
             integration_run_name=self.run_name(),
             process_name=self.run.params.get("process_name") or None,

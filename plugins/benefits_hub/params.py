@@ -113,6 +113,21 @@ def dry_run_param() -> Param:
     )
 
 
+def hold_threshold_param(name: str) -> Param:
+    """A circuit-breaker threshold (:data:`benefits_hub.breaker.THRESHOLDS`), a percentage."""
+    from benefits_hub.breaker import THRESHOLDS
+
+    threshold = THRESHOLDS[name]
+    return Param(
+        threshold.default,
+        type="number",
+        minimum=0,
+        maximum=100,
+        title=threshold.title,
+        description=f"{threshold.description} Default {threshold.default:g}.",
+    )
+
+
 def date_param(title: str, description: str) -> Param:
     return Param(
         None,
@@ -176,11 +191,33 @@ class PlanSourceRunParams(BaseModel):
     lookback_days: int | None = None
     qualify_delta: bool = False
     dry_run: bool = False
+    # The circuit breaker's thresholds (benefits_hub.breaker): None means the documented default.
+    hold_terminations_pct: float | None = None
+    hold_changing_pct: float | None = None
+    hold_row_drop_pct: float | None = None
+    hold_amount_changes_pct: float | None = None
 
     @field_validator("integration_run_name", mode="before")
     @classmethod
     def _name(cls, value: Any) -> Any:
         return _run_name(value)
+
+    @field_validator(
+        "hold_terminations_pct", "hold_changing_pct", "hold_row_drop_pct", "hold_amount_changes_pct",
+        mode="before",
+    )  # fmt: skip
+    @classmethod
+    def _percentage(cls, value: Any) -> Any:
+        value = _blank_to_none(value)
+        if value is None:
+            return None
+        try:
+            pct = float(value) if not isinstance(value, bool) else None
+        except (TypeError, ValueError):
+            pct = None
+        if pct is None or not 0 <= pct <= 100:
+            raise ValueError(f"must be a percentage from 0 to 100, got {str(value)[:20]}")
+        return pct
 
     @field_validator("include_employees", mode="before")
     @classmethod

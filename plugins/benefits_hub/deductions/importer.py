@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, timedelta
 from typing import Any, ClassVar
 
+from benefits_hub.breaker import ChangeSet, Share, limit_of
 from benefits_hub.deductions.rules import (
     DEDUCTION_COLUMNS,
     deduction_codes,
@@ -42,6 +43,12 @@ CHUNK = 500  # records per HCM lookup of person numbers
 # 5,000 rather than 500: a tenth of the commits (each an fsync on PostgreSQL) and journal entries; on the
 # SQLite sandbox the two measure the same (docs/performance.md).
 WRITE_CHUNK = 5_000
+SAMPLE_SIZE = 10  # records the circuit breaker's approver is shown
+# The money columns in a payroll clerk's words (as the preview's headings name them).
+FIELD_WORDS = {
+    "employee_amount": "Employee premium", "employer_amount": "Employer premium",
+    "pretax_amount": "Pre-tax premium", "posttax_amount": "Post-tax premium",
+}  # fmt: skip
 EXPORT_DAG_ID = "plansource_hcm_demographic_export"
 # Hub state (Airflow Variables benefits_hub.<dag_id>.<key>)
 INITIAL_IMPORTS_KEY = "initial_imports"  # {plan_year_start: {"date", "run_id"}}
@@ -295,6 +302,43 @@ class DeductionsImport(Integration):
             stage="deliver",
             counters=counters,
             files={"output": StagedFile(path=str(output_path), rows=loaded, sha256="")},
+        )
+
+    # -- the circuit breaker (benefits_hub.breaker) ----------------------------------------------------
+    def change_set(self) -> ChangeSet:
+        """Employees whose loaded deduction amounts this run would change, of all with deductions.
+
+        The HCM is only read, a chunk at a time as deliver reads it, and only when the run holds enough
+        employees to go over the limit at all: an hourly handful is never compared twice."""
+        transform = self.run.result("transform")
+        hcm = self._hcm()
+        with_deductions = hcm.people_with_deductions()
+        in_run = int(transform.counters.get("employees_processed", 0))
+        counts = {"Deductions to load": transform.files["deductions"].rows, "Employees in this run": in_run}
+        share = Share(part=in_run, whole=with_deductions)  # at most this many can change
+        if share.pct <= limit_of("hold_amount_changes_pct", self.run.params):
+            return ChangeSet(counts=counts, shares={"hold_amount_changes_pct": share})
+        staging = self.run.staging
+        assert staging is not None
+        changing: set[str] = set()
+        sample: list[dict[str, str]] = []
+        with deduction_writer(hcm, self.run.run_id) as writer:
+            staged = staging.read_records(transform.files["deductions"])
+            while chunk := list(itertools.islice(staged, WRITE_CHUNK)):
+                for row, columns in writer.amount_changes(chunk):
+                    changing.add(row["person_number"])
+                    if len(sample) < SAMPLE_SIZE:
+                        words = ", ".join(FIELD_WORDS.get(c, c) for c in columns)
+                        sample.append(
+                            {"Employee": row["person_number"], "Deduction code": row["deduction_code"],
+                             "Amounts changing": words}
+                        )  # fmt: skip
+        counts["Employees whose amounts change"] = len(changing)
+        return ChangeSet(
+            counts=counts,
+            shares={"hold_amount_changes_pct": Share(part=len(changing), whole=with_deductions)},
+            sample=sample,
+            sample_columns=("Employee", "Deduction code", "Amounts changing"),
         )
 
     def preview(self) -> StageResult:

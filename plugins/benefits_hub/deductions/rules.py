@@ -217,5 +217,10 @@ def is_stale(new: dict[str, Any], existing: dict[str, Any]) -> bool:
     return bool(new_at and old_at and str(new_at)[:19] < str(old_at)[:19])
 
 
+def amounts_differ(new: dict[str, Any], existing: dict[str, Any]) -> list[str]:
+    """The money columns whose amount ``new`` would change (the circuit breaker's measure)."""
+    return [c for c in sorted(MONEY_COLUMNS) if comparable(c, new.get(c)) != comparable(c, existing.get(c))]
+
+
 def differs(new: dict[str, Any], existing: dict[str, Any]) -> bool:
     return any(comparable(c, new.get(c)) != comparable(c, existing.get(c)) for c in COMPARED_COLUMNS)

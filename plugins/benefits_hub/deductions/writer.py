@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from benefits_hub.deductions.rules import DEDUCTION_COLUMNS, KEY_COLUMNS, differs, is_stale
+from benefits_hub.deductions.rules import DEDUCTION_COLUMNS, KEY_COLUMNS, amounts_differ, differs, is_stale
 from benefits_hub.hooks.sql import MAX_BOUND_PARAMS
 
 _PLAIN = frozenset({str, int, float, type(None)})
@@ -74,6 +74,20 @@ class DeductionWriter:
         """What :meth:`apply` would do with one chunk, writing nothing (a Dry Run's preview):
         (created|updated|unchanged, row) for each row that would count."""
         return self._outcomes(rows)[0]
+
+    def amount_changes(self, rows: Sequence[dict[str, Any]]) -> list[tuple[dict[str, Any], list[str]]]:
+        """The rows of one chunk that would change a loaded deduction's amounts, each with the money
+        columns it changes; writes nothing (the circuit breaker's measure)."""
+        existing = self.existing(sorted({r["person_number"] for r in rows}))
+        found: list[tuple[dict[str, Any], list[str]]] = []
+        for row in rows:
+            key = (row["person_number"], row["deduction_code"], str(row["effective_date"])[:10])
+            before = existing.get(key)
+            if before is not None and not is_stale(row, before):
+                columns = amounts_differ(row, before)
+                if columns:
+                    found.append((row, columns))
+        return found
 
     def apply(self, rows: Sequence[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
         """Upsert one chunk in one transaction; returns (created|updated|unchanged, row) for each row."""

@@ -20,8 +20,10 @@ from datetime import UTC
 from typing import Any, ClassVar, TypeVar
 
 from benefits_hub import codec
+from benefits_hub.breaker import ChangeSet, Share
 from benefits_hub.demographics.rules import (
     CENSUS_COLUMNS,
+    TERMINATED_STATUSES,
     CrossReferences,
     duplicate_problem,
     fingerprint,
@@ -58,6 +60,16 @@ MAX_FINGERPRINT_CHANGE_FILES = 200
 T = TypeVar("T")
 # A Dry Run's preview file (output/preview.csv) and its counts, by the action a real run would take.
 PREVIEW_COLUMNS = ("Employee", "Action", "Fields and new values")
+# The circuit breaker: the change set by kind (as deliver counts them), in a clerk's words.
+CHANGE_KINDS = ("create", "update", "terminate", "rehire")
+CHANGE_KIND_WORDS = {
+    "create": "New subscribers",
+    "update": "Existing subscribers changing (terminations and rehires included)",
+    "terminate": "Terminations",
+    "rehire": "Rehires",
+}
+SAMPLE_SIZE = 10
+FULL_RUN_ROWS_KEY = "full_run_rows"
 PREVIEW_COUNTERS = {
     "create": "would_create",
     "update": "would_update",
@@ -152,6 +164,8 @@ class DemographicExport(Integration):
                 "source_plansource": ps_file.manifest,
                 "errors": errors.manifest,
             },
+            # The whole HCM's employees by status: the circuit breaker's population, whatever the scope.
+            details={"status_counts": hcm.primary_status_counts()},
         )
 
     def _stage_hcm(self, hcm: Any, window: RunWindow) -> tuple[Any, Any]:
@@ -270,6 +284,8 @@ class DemographicExport(Integration):
         staging = self.run.staging
         assert staging is not None
         counters = {"records_skipped": 0, "employees_processed": 0, "not_exported_status": 0}
+        kinds = dict.fromkeys(CHANGE_KINDS, 0)  # what deliver would do, for the circuit breaker
+        sample: list[dict[str, str]] = []
         # Merge joins: the HCM rows, PlanSource's records and the fingerprints all come ordered by
         # employee number (byte order). A side not known to be ordered is indexed on disk instead.
         source_plansource = extract.files["source_plansource"]
@@ -330,6 +346,13 @@ class DemographicExport(Integration):
                     counters["records_skipped"] += 1
                     continue
                 changes.write(change.as_record(digest))
+                actions = change.actions
+                kinds["create" if "create" in actions else "update"] += 1  # counted as deliver counts
+                for action in ("terminate", "rehire"):
+                    kinds[action] += action in actions
+                if len(sample) < SAMPLE_SIZE:
+                    sample.append({"Employee": change.employee_number, "Change": " + ".join(actions),
+                                   "Fields": ", ".join(sorted(change.fields))})  # fmt: skip
         if getattr(plansource, "fell_back", False) or getattr(previous, "fell_back", False):
             self.run.log.info(
                 "The HCM's employees did not come in employee-number (byte) order: joined through a "
@@ -340,7 +363,42 @@ class DemographicExport(Integration):
             files["census"] = StagedFile(path=str(census_path), rows=census_rows, sha256="")
         counters["error_records"] = errors.records
         counters["changes_to_send"] = changes.rows
-        return StageResult(stage="transform", counters=counters, files=files)
+        return StageResult(
+            stage="transform",
+            counters=counters,
+            files=files,
+            details={"change_kinds": kinds, "change_sample": sample},
+        )
+
+    # -- the circuit breaker (benefits_hub.breaker) ----------------------------------------------------
+    def change_set(self) -> ChangeSet:
+        """Terminations among the active employees, existing subscribers changing among all employees,
+        and on a full run the employee count against the last successful full run's."""
+        transform = self.run.result("transform")
+        kinds = {kind: int(n) for kind, n in transform.details.get("change_kinds", {}).items()}
+        by_status = self.run.result("extract").details.get("status_counts") or {}
+        xref = CrossReferences.load()
+        active = sum(
+            n for code, n in by_status.items()
+            if xref.employee_status.lookup(code) not in TERMINATED_STATUSES
+        )  # fmt: skip
+        # Before this run, the employees it terminates were active and those it rehires were not.
+        active_before = active + kinds.get("terminate", 0) - kinds.get("rehire", 0)
+        shares = {
+            "hold_terminations_pct": Share(part=kinds.get("terminate", 0), whole=active_before),
+            "hold_changing_pct": Share(part=kinds.get("update", 0), whole=sum(by_status.values())),
+        }
+        rows_now = self.run.result("extract").counters.get("records_processed", 0)
+        previous = self.run.state_get(FULL_RUN_ROWS_KEY)
+        if self.run.result("validate").details.get("full_run") and previous:
+            shares["hold_row_drop_pct"] = Share(
+                part=max(int(previous) - rows_now, 0), whole=int(previous), now=rows_now
+            )
+        return ChangeSet(
+            counts={CHANGE_KIND_WORDS[kind]: n for kind, n in kinds.items()},
+            shares=shares,
+            sample=transform.details.get("change_sample") or [],
+        )
 
     # -- deliver ----------------------------------------------------------------------------------
     def deliver(self) -> StageResult:
@@ -527,6 +585,12 @@ class DemographicExport(Integration):
     def after_summary(self, summary: RunSummary) -> None:
         if not summary.status.fails_the_run:  # a failed run never moves the window
             self.advance_watermark()
+        validate = self.run.results.get("validate")
+        delivered = "deliver" in self.run.results and not self.is_dry_run
+        if delivered and validate is not None and validate.details.get("full_run"):
+            # What the next full run's count is held against (the circuit breaker's row drop).
+            rows = self.run.result("extract").counters.get("records_processed", 0)
+            self.run.state_set(FULL_RUN_ROWS_KEY, str(rows))
 
 
 def _file_digest(path: str) -> str:

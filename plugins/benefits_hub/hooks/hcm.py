@@ -106,7 +106,23 @@ class HcmHook(SqlSourceHook):
         rows = self.in_chunks("SELECT person_number FROM hcm_person WHERE person_number IN", person_numbers)
         return {row["person_number"] for row in rows}
 
+    def primary_status_counts(self) -> dict[str, int]:
+        """How many primary-EIN employees the HCM holds in each employee status code (the circuit
+        breaker's population: one grouped scan)."""
+        sql = (
+            "SELECT e.employee_status_code AS code, COUNT(*) AS n FROM hcm_employment e "
+            "WHERE e.is_primary = 1 GROUP BY e.employee_status_code"
+        )
+        return {str(row["code"] or ""): int(row["n"]) for row in self._stream(sql, [])}
+
     # -- payroll deductions (the import's target) -------------------------------------------------
+    def people_with_deductions(self) -> int:
+        """How many employees have at least one payroll deduction loaded (the circuit breaker's
+        population for the import)."""
+        sql = "SELECT COUNT(DISTINCT person_number) AS n FROM hcm_payroll_deduction"
+        row = next(self._stream(sql, []), None)
+        return int(row["n"]) if row else 0
+
     def latest_assignment_change(self) -> datetime | None:
         """When any employment (assignment) last changed in the HCM, or ``None`` for an empty HCM."""
         row = next(self._stream("SELECT MAX(updated_at) AS latest FROM hcm_employment", []), None)

@@ -52,15 +52,9 @@ APPROVERS_VARIABLE = "benefits_hub.draft_approvers"
 
 def draft_approvers() -> list[dict[str, str]]:
     """The named approvers, as Airflow's HITL ``assigned_users``."""
-    from airflow.configuration import conf
-    from airflow.sdk import Variable
+    from benefits_hub.operators.hold import named_approvers
 
-    listed = Variable.get(APPROVERS_VARIABLE, default=None) or conf.get(
-        "benefits_hub", "draft_approvers", fallback=""
-    )
-    return [
-        {"id": user, "name": user} for user in dict.fromkeys(u.strip() for u in listed.split(",")) if user
-    ]
+    return named_approvers(APPROVERS_VARIABLE, "draft_approvers")
 
 
 # How often a waiting review asks iJoin whether its draft is still the one shown (``[benefits_hub]

@@ -116,6 +116,15 @@ def build_run_context(
                 failures[stage] = reason
             elif reason:
                 failures[stage] = "; ".join(str(r) for r in reason if r)
+    if "deliver" in upstream:  # the circuit breaker's answer, when the run has a hold before deliver
+        hold_id = (task_ids or {}).get("hold", "hold")
+        hold = ti.xcom_pull(task_ids=hold_id) or ti.xcom_pull(task_ids=hold_id, key="hold")
+        if "deliver" not in results and "deliver" not in failures:
+            refused = ti.xcom_pull(task_ids=hold_id, key=FAILURE_XCOM_KEY)
+            if isinstance(refused, str):
+                failures["deliver"] = refused
+    else:
+        hold = None
     return RunContext(
         dag_id=dag_id,
         run_id=dag_run.run_id,
@@ -131,6 +140,7 @@ def build_run_context(
         state_get=lambda key: Variable.get(_state_key(dag_id, key), default=None),
         state_set=lambda key, value: Variable.set(_state_key(dag_id, key), value),
         item=item,
+        hold=hold if isinstance(hold, dict) else None,
         **({"log": log} if log is not None else {}),
     )
 
@@ -181,7 +191,7 @@ def _member_args(operator: Any) -> dict[str, Any]:
     explicit = getattr(operator, "stage_task_ids", None)
     prefix = operator.task_id.rsplit(".", 1)[0] + "." if "." in operator.task_id else ""
     return {
-        "task_ids": explicit or {stage: prefix + stage for stage in (*STAGES, "summary")},
+        "task_ids": explicit or {stage: prefix + stage for stage in (*STAGES, "hold", "summary")},
         "integration_id": operator.integration_id,
         "params_key": operator.params_key,
     }
@@ -578,9 +588,10 @@ def fanned_out_stages(
 
 
 def integration_stages(
-    integration: str, *, vendor_pool: str | None = None, **member: Any
+    integration: str, *, vendor_pool: str | None = None, hold: bool = False, **member: Any
 ) -> tuple[BaseOperator, ...]:
-    """The five stage tasks of ``integration`` (validate, extract, transform, deliver, summary).
+    """The five stage tasks of ``integration`` (validate, extract, transform, deliver, summary); with
+    ``hold``, six: the circuit breaker's ``hold`` (:mod:`benefits_hub.operators.hold`) before deliver.
 
     ``vendor_pool`` is the Airflow pool of the vendor its extract and deliver stages call.
     ``member`` (``integration_id``, ``params_key``) runs them as a member of an integration set.
@@ -592,6 +603,10 @@ def integration_stages(
         )
         for stage in STAGES
     ]
+    if hold:
+        from benefits_hub.operators.hold import delivery_hold
+
+        stages.insert(STAGES.index("deliver"), delivery_hold(integration, **member))
     return (*stages, RunSummaryOperator(task_id="summary", integration=integration, **member))
 
 

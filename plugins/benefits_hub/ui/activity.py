@@ -54,6 +54,8 @@ class RunFacts:
     run_after: datetime | None = None
     summary: dict[str, Any] | None = None
     run_name: str | None = None  # the name the run was triggered with (its summary says it once done)
+    # (task_id, map_index) of a human-in-the-loop request nobody has answered: a held delivery, a review
+    awaiting: tuple[str, int] | None = None
 
     @property
     def anchor(self) -> datetime | None:
@@ -100,6 +102,12 @@ class ActivityRow(BaseModel):
     deleted: bool = False
     detail_path: str | None = None
     dry_run: bool = False  # triggered with Dry Run: nothing was sent
+    # Waiting for a person's answer in Airflow's Required Actions (a held delivery, a draft review)
+    approval_path: str | None = None
+
+    @property
+    def waiting_for_approval(self) -> bool:
+        return self.approval_path is not None
 
 
 def run_status(state: str, summary: dict[str, Any] | None) -> str:
@@ -171,6 +179,11 @@ def run_row(run: RunFacts, integration: str) -> ActivityRow:
         people_processed=_count(summary, "employees_processed"),
         detail_path=urls.run_detail_path(run.dag_id, run.run_id),
         dry_run=summary.get("dry_run") is True,
+        approval_path=(
+            urls.airflow_required_action_path(run.dag_id, run.run_id, *run.awaiting)
+            if run.awaiting and str(run.state) in UNFINISHED_STATES
+            else None
+        ),
     )
 
 

@@ -200,6 +200,8 @@ def run_detail(
         found.rerun_path = urls.trigger_path(dag_id, rerun_of=run_id)
         found.trigger_path = urls.trigger_path(dag_id)
     found.waiting_on_pause = facts.state == "queued" and records.is_paused(session, dag_id)
+    if facts.awaiting:
+        found.waiting_reason = records.held_reason(session, dag_id, run_id, facts.awaiting[0])
     return found
 
 

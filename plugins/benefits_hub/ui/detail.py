@@ -76,6 +76,7 @@ class RunDetail(BaseModel):
     rerun_path: str | None = None  # the hub's trigger form, prefilled with this run's params
     trigger_path: str | None = None
     waiting_on_pause: bool = False  # queued, and its DAG is paused: it will not start
+    waiting_reason: str | None = None  # why it waits for approval (a held delivery's thresholds)
 
 
 def summary_files(summary: dict[str, Any] | None) -> dict[str, list[str]]:

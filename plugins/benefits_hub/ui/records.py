@@ -114,6 +114,20 @@ def _summaries(session: Session, dag_run_ids: Sequence[int]) -> dict[int, dict[s
     return found
 
 
+def held_reason(session: Session, dag_id: str, run_id: str, task_id: str) -> str | None:
+    """Why a held delivery waits (the circuit breaker's words, pushed by its ``hold`` task)."""
+    from airflow.models.xcom import XComModel
+
+    value = session.scalar(
+        select(XComModel.value).where(
+            XComModel.dag_id == dag_id, XComModel.run_id == run_id,
+            XComModel.task_id == task_id, XComModel.key == "hold",
+        )
+    )  # fmt: skip
+    reason = (_summary_value(value) or {}).get("reason")
+    return str(reason) if reason else None
+
+
 def latest_integration_names(session: Session, dag_ids: Collection[str]) -> dict[str, str]:
     """Each DAG's integration name from its latest Run Summary that names one (any time ago)."""
     from airflow.models.xcom import XComModel
@@ -144,8 +158,9 @@ def latest_integration_names(session: Session, dag_ids: Collection[str]) -> dict
     return names
 
 
-def _facts(run: Any, summary: dict[str, Any] | None) -> RunFacts:
+def _facts(run: Any, summary: dict[str, Any] | None, awaiting: tuple[str, int] | None = None) -> RunFacts:
     return RunFacts(
+        awaiting=awaiting,
         dag_id=run.dag_id,
         run_id=run.run_id,
         state=str(getattr(run.state, "value", run.state)),
@@ -158,6 +173,27 @@ def _facts(run: Any, summary: dict[str, Any] | None) -> RunFacts:
         summary=summary,
         run_name=(run.conf or {}).get("integration_run_name") if isinstance(run.conf, dict) else None,
     )
+
+
+def awaiting_answers(session: Session, runs: Sequence[Any]) -> dict[tuple[str, str], tuple[str, int]]:
+    """{(dag_id, run_id): (task_id, map_index)} of the unfinished ``runs`` with a human-in-the-loop
+    request nobody has answered yet (a held delivery, a draft review): the task to answer."""
+    from airflow.models.hitl import HITLDetail
+    from airflow.models.taskinstance import TaskInstance
+
+    waiting = [run for run in runs if str(getattr(run.state, "value", run.state)) in ("queued", "running")]
+    if not waiting:
+        return {}
+    query = (
+        select(TaskInstance.dag_id, TaskInstance.run_id, TaskInstance.task_id, TaskInstance.map_index)
+        .join(HITLDetail, HITLDetail.ti_id == TaskInstance.id)
+        .where(
+            TaskInstance.dag_id.in_({run.dag_id for run in waiting}),
+            TaskInstance.run_id.in_({run.run_id for run in waiting}),
+            HITLDetail.responded_at.is_(None),
+        )
+    )
+    return {(row.dag_id, row.run_id): (row.task_id, row.map_index) for row in session.execute(query)}
 
 
 def runs(
@@ -185,7 +221,8 @@ def runs(
             query = query.where(happened < until)
     dag_runs = list(session.scalars(query))
     summaries = _summaries(session, [run.id for run in dag_runs])
-    return [_facts(run, summaries.get(run.id)) for run in dag_runs]
+    answers = awaiting_answers(session, dag_runs)
+    return [_facts(run, summaries.get(run.id), answers.get((run.dag_id, run.run_id))) for run in dag_runs]
 
 
 def one_run(session: Session, dag_id: str, run_id: str) -> RunFacts | None:
@@ -194,7 +231,8 @@ def one_run(session: Session, dag_id: str, run_id: str) -> RunFacts | None:
     run = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
     if run is None:
         return None
-    return _facts(run, _summaries(session, [run.id]).get(run.id))
+    answer = awaiting_answers(session, [run]).get((run.dag_id, run.run_id))
+    return _facts(run, _summaries(session, [run.id]).get(run.id), answer)
 
 
 def tasks(session: Session, dag_id: str, run_id: str) -> list[TaskFacts]:

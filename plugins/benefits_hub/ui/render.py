@@ -80,6 +80,7 @@ tr.row-deleted .dag-id { text-decoration:line-through; }
 .errors-positive { color:#b91c1c; font-weight:600; }
 .tag { font-size:11px; color:var(--muted); border:1px solid var(--line); border-radius:4px; padding:0 4px;
   margin-left:4px; }
+.tag.waiting-approval { color:#9a3412; border-color:#fdba74; background:#fff7ed; font-weight:600; }
 .footer { color:var(--muted); font-size:12px; margin-top:10px; }
 dl.meta { display:grid; grid-template-columns:max-content 1fr; gap:4px 18px; margin:0; }
 dl.meta dt { color:var(--muted); }
@@ -200,6 +201,11 @@ def _run_cells(row: ActivityRow, root: str) -> str:
         start += (
             '<span class="tag waiting-paused" title="Turn it on with the pause toggle next to its name on '
             "Airflow's Dags page\">waiting: integration paused</span>"
+        )
+    if row.approval_path:
+        start += (
+            f'<a class="tag waiting-approval" href="{esc(root + row.approval_path)}" title="A person must '
+            'approve or reject it in Required Actions">Waiting for approval</a>'
         )
     return (
         f'<td class="name">{link}</td>'
@@ -679,6 +685,13 @@ def detail_page(detail: RunDetail, *, root: str) -> str:
             '<div class="reason" id="paused-warning">This run is waiting because the integration is '
             "<b>paused</b>. Turn it on with the pause toggle next to its name on Airflow's Dags page (or "
             "at the top of its own page); the run then starts.</div>"
+        )
+    if row.approval_path:
+        parts.append(
+            '<div class="reason" id="waiting-approval">This run is <b>waiting for approval</b>: '
+            f"{esc(detail.waiting_reason or 'a person must answer it before it goes on.')} "
+            f'<a id="approval-link" href="{esc(root + row.approval_path)}">Approve or reject it in '
+            "Required Actions</a>.</div>"
         )
     if row.dry_run:
         parts.append(_dry_run_html(detail, root))

@@ -127,6 +127,12 @@ def airflow_task_instance_path(dag_id: str, run_id: str, task_id: str, map_index
     return path + (f"/mapped/{map_index}" if map_index >= 0 else "")
 
 
+def airflow_required_action_path(dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> str:
+    """The Airflow UI's Required Actions page of one task's human-in-the-loop request."""
+    path = f"/dags/{_airflow_part(dag_id)}/runs/{_airflow_part(run_id)}/tasks/{_airflow_part(task_id)}"
+    return f"{path}/required_actions" + (f"?map_index={map_index}" if map_index >= 0 else "")
+
+
 def absolute_url(base_url: str, path: str) -> str:
     """``path`` under ``base_url`` (e.g. ``[api] base_url`` = ``https://airflow.example.com/airflow/``)."""
     return base_url.rstrip("/") + path

@@ -251,3 +251,19 @@ def test_a_queued_run_of_a_paused_dag_says_it_waits_and_the_name_it_was_given() 
     assert not rows["manual__2"].paused
     assert "waiting: integration paused" in row_html(rows["manual__1"], "")
     assert "pause toggle" in row_html(rows["manual__1"], "")
+
+
+def test_a_run_waiting_on_a_persons_answer_says_waiting_for_approval_and_links_required_actions() -> None:
+    from benefits_hub.ui.render import row_html
+
+    held = RunFacts(dag_id="export", run_id="manual__3", state="running", awaiting=("hold", -1))
+    answered = RunFacts(dag_id="export", run_id="manual__4", state="success", awaiting=("hold", -1))
+    plain = RunFacts(dag_id="export", run_id="manual__5", state="running")
+    rows = {r.reference_id: r for r in build_rows([held, answered, plain], [], {"export": "Export"})}
+    assert rows["manual__3"].status == "In-Progress" and rows["manual__3"].waiting_for_approval
+    assert rows["manual__3"].approval_path == "/dags/export/runs/manual__3/tasks/hold/required_actions"
+    assert not rows["manual__4"].waiting_for_approval and not rows["manual__5"].waiting_for_approval
+    html = row_html(rows["manual__3"], "/base")
+    link = "/base/dags/export/runs/manual__3/tasks/hold/required_actions"
+    assert f'<a class="tag waiting-approval" href="{link}"' in html
+    assert "Waiting for approval" in html and "Waiting for approval" not in row_html(rows["manual__5"], "")

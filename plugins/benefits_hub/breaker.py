@@ -1,0 +1,178 @@
+"""The mass-change circuit breaker: a run about to send an unusually large change waits for a person.
+
+One bad source load (a truncated HCM table, a mass status change, a wrong premium table) would
+otherwise be delivered faithfully: thousands of people terminated in PlanSource, everyone's payroll
+deductions rewritten. Before ``deliver``, the ``hold`` task (:mod:`benefits_hub.operators.hold`)
+measures the run's change set against its thresholds; when one trips, delivery waits for approval
+through Airflow's human-in-the-loop (Required Actions), as draft reviews do.
+
+Everything here is a pure function of counts: each integration measures its own change set
+(``Integration.change_set``) and this module decides and words it.
+
+| param | default | measured |
+|---|---|---|
+| ``hold_terminations_pct`` | 2 | terminations, as a share of the active employees before the run |
+| ``hold_changing_pct`` | 20 | employees PlanSource already holds that would change, of all employees |
+| ``hold_row_drop_pct`` | 10 | how far a full run's employee count fell since the last successful one |
+| ``hold_amount_changes_pct`` | 20 | employees whose deduction amounts would change, of all with deductions |
+
+A threshold of 100 never holds (no share exceeds all of them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+@dataclass(frozen=True)
+class Threshold:
+    param: str
+    title: str  # the trigger form's label
+    default: float
+    description: str
+    said: str  # "{part} ... {whole}" words for a measured share
+
+
+THRESHOLDS: dict[str, Threshold] = {
+    t.param: t
+    for t in (
+        Threshold(
+            "hold_terminations_pct", "Hold if Terminations Exceed (%)", 2.0,
+            "Hold delivery for approval when more than this share of the active employees would be "
+            "terminated in PlanSource by this run. 100: never hold.",
+            "{part} of {whole} active employees would be terminated",
+        ),
+        Threshold(
+            "hold_changing_pct", "Hold if Changing Employees Exceed (%)", 20.0,
+            "Hold delivery for approval when more than this share of all employees would change in "
+            "PlanSource (new hires not counted). 100: never hold.",
+            "{part} of {whole} employees would change in PlanSource",
+        ),
+        Threshold(
+            "hold_row_drop_pct", "Hold if a Full Run Reads Fewer Employees (%)", 10.0,
+            "On a full run (Delta off): hold delivery for approval when the HCM gave this much fewer "
+            "employees than at the last successful full run. 100: never hold.",
+            "the HCM gave {now} employees, {part} fewer than the {whole} of the last successful full run",
+        ),
+        Threshold(
+            "hold_amount_changes_pct", "Hold if Deduction Amounts Change for More Than (%)", 20.0,
+            "Hold delivery for approval when this run would change the deduction amounts of more than "
+            "this share of the employees who have deductions in the HCM. 100: never hold.",
+            "{part} of {whole} employees with deductions would get new amounts",
+        ),
+    )
+}  # fmt: skip
+
+
+class Share(BaseModel):
+    """One measured share: ``part`` of ``whole`` (``now``: the count a row drop was measured at)."""
+
+    part: int
+    whole: int
+    now: int | None = None
+
+    @property
+    def pct(self) -> float:
+        return 100.0 * self.part / self.whole if self.whole > 0 else 0.0
+
+
+class ChangeSet(BaseModel):
+    """What a run is about to deliver, measured before it does: counts by kind of change (in a
+    clerk's words), the shares the thresholds apply to, and a few records to look at."""
+
+    counts: dict[str, int] = Field(default_factory=dict)
+    shares: dict[str, Share] = Field(default_factory=dict)  # by threshold param
+    # A few records (employee number, change, fields): never values, so nothing personal is kept.
+    sample: list[dict[str, str]] = Field(default_factory=list)
+    sample_columns: tuple[str, ...] = ("Employee", "Change", "Fields")
+
+
+class Trip(BaseModel):
+    """A threshold the change set went over, and how it says so."""
+
+    param: str
+    title: str
+    limit: float
+    pct: float
+    reason: str
+
+
+def limit_of(param: str, params: dict[str, Any]) -> float:
+    """The run's threshold for ``param``: the trigger's value, else the documented default."""
+    value = params.get(param)
+    if value is None or value == "":
+        return THRESHOLDS[param].default
+    return float(value)
+
+
+def _pct(value: float) -> str:
+    return f"{value:.1f}".removesuffix(".0")
+
+
+def trips(change_set: ChangeSet, params: dict[str, Any]) -> list[Trip]:
+    """Every threshold the change set goes over (strictly: exactly at the limit does not hold)."""
+    found: list[Trip] = []
+    for param, share in change_set.shares.items():
+        threshold = THRESHOLDS[param]
+        limit = limit_of(param, params)
+        if share.whole <= 0 or share.pct <= limit:
+            continue
+        said = threshold.said.format(part=share.part, whole=share.whole, now=share.now)
+        found.append(
+            Trip(
+                param=param,
+                title=threshold.title,
+                limit=limit,
+                pct=share.pct,
+                reason=f"{said} ({_pct(share.pct)}%, above the {_pct(limit)}% limit)",
+            )
+        )
+    return found
+
+
+def held_reason(tripped: list[Trip]) -> str:
+    """One sentence naming every threshold that tripped."""
+    return "Delivery held for approval: " + "; ".join(t.reason for t in tripped) + "."
+
+
+def _cell(value: Any) -> str:
+    # Markdown table cells: a pipe or a line break would break the table (values are ids and labels).
+    return str(value).replace("|", "/").replace("\n", " ")
+
+
+def hold_body(integration_name: str, run_name: str, change_set: ChangeSet, tripped: list[Trip]) -> str:
+    """What the approver reads in Required Actions (Markdown): why it is held, the counts by kind of
+    change, a sample of records, and what each answer does."""
+    lines = [
+        f"**{_cell(integration_name)}**, run *{_cell(run_name)}*, has worked out its changes but sent "
+        "nothing yet: the change is larger than this integration's thresholds allow without a look.",
+        "",
+        "| Threshold | Measured | Limit |",
+        "|---|---|---|",
+        *(f"| {t.title} | {_cell(t.reason.split(' (')[0])}: **{_pct(t.pct)}%** | {_pct(t.limit)}% |"
+          for t in tripped),
+        "",
+        "| Change | Records |",
+        "|---|---|",
+        *(f"| {_cell(kind)} | {count} |" for kind, count in change_set.counts.items()),
+    ]  # fmt: skip
+    if change_set.sample:
+        lines += [
+            "",
+            f"The first {len(change_set.sample)} records (personal values are not shown here):",
+            "",
+            "| " + " | ".join(change_set.sample_columns) + " |",
+            "|" + "---|" * len(change_set.sample_columns),
+            *("| " + " | ".join(_cell(r.get(c, "")) for c in change_set.sample_columns) + " |"
+              for r in change_set.sample),
+        ]  # fmt: skip
+    lines += [
+        "",
+        "**Approve** sends these changes now. **Reject** sends nothing: the run ends Failed with your "
+        "reason and the next run covers the same changes again, so correct the source first. "
+        "A Dry Run of the integration lists every record before you decide.",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,184 @@
+"""The circuit breaker, end to end: a mass change holds delivery until a person answers through Airflow's
+human-in-the-loop REST API (a real api-server on this session's metadata DB), with the run itself
+through ``dag.test()`` against the sandbox's real servers. Reject sends nothing and keeps the window;
+approve sends the change exactly once.
+
+The same decision clicked in Required Actions is the browser journey's
+(``tests/e2e/test_clerk_journeys_browser.py``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import requests
+
+from tests.e2e.conftest import run_dag
+from tests.e2e.test_deductions_import import (
+    CURRENT_YEAR_INITIAL,
+    FAILING,
+    change_coverages,
+    deductions,
+    plansource_coverages,
+)
+from tests.e2e.test_demographic_export import (
+    _special,
+    changes_for,
+    hcm_edit,
+    plansource_rows,
+    plansource_writes,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("clean_hub_state")]
+EXPORT, IMPORT = "plansource_hcm_demographic_export", "plansource_deductions_import"
+LEAVING = {"employee_status_code": "T", "termination_date": "2026-12-04", "termination_reason_code": "RESIGN"}
+
+
+@contextmanager
+def answering(api: str, dag_id: str, choice: str, reason: str = "") -> Iterator[dict[str, Any]]:
+    """While the block runs, answer the DAG's first open human-in-the-loop request with ``choice``, as
+    Required Actions would; yields what the approver was shown (subject, body) once asked."""
+    shown: dict[str, Any] = {}
+    done = threading.Event()
+
+    def answer() -> None:
+        while not done.is_set():
+            pending = requests.get(
+                f"{api}/api/v2/dags/{dag_id}/dagRuns/~/hitlDetails",
+                params={"response_received": "false"},
+                timeout=10,
+            ).json()["hitl_details"]
+            if pending:
+                shown.update(pending[0])
+                ti = pending[0]["task_instance"]
+                requests.patch(
+                    f"{api}/api/v2/dags/{dag_id}/dagRuns/{ti['dag_run_id']}/taskInstances/"
+                    f"{ti['task_id']}/{ti['map_index']}/hitlDetails",
+                    json={"chosen_options": [choice], "params_input": {"reason": reason}},
+                    timeout=10,
+                ).raise_for_status()
+                return
+            time.sleep(0.5)
+
+    worker = threading.Thread(target=answer, daemon=True)
+    worker.start()
+    try:
+        yield shown
+    finally:
+        done.set()
+        worker.join(timeout=15)
+
+
+def watermark(dag_id: str) -> str | None:
+    from airflow.models.variable import Variable
+
+    return Variable.get(f"benefits_hub.{dag_id}.watermark", default_var=None)
+
+
+def active_good_employees(sandbox: Any) -> list[str]:
+    """Active employees with nothing planted on them (each one the export sends cleanly)."""
+    with sqlite3.connect(sandbox.hcm_db_path) as conn:
+        rows = conn.execute(
+            "SELECT person_number FROM hcm_employment WHERE is_primary = 1 AND employee_status_code = 'A' "
+            "ORDER BY person_number"
+        ).fetchall()
+    return [number for (number,) in rows if number not in _special]
+
+
+def test_a_mass_termination_holds_the_export_reject_sends_nothing_and_approve_sends_it_once(
+    sandbox: Any, plansource_admin: Any, api_server: str
+) -> None:
+    baseline = run_dag(EXPORT, {"delta": True, "lookback_days": 1})
+    assert baseline.summary["status"] == "Completed", baseline.summary
+    window = watermark(EXPORT)
+    active = active_good_employees(sandbox)
+    leavers = active[: int(len(active) * 0.3)]  # a bad HCM load: 30 % of the active people terminated
+    hcm_edit(sandbox, leavers, LEAVING)
+    held, writes = plansource_rows(sandbox), plansource_writes(plansource_admin)
+
+    with answering(api_server, EXPORT, "Reject", "The HCM load of 4 December is wrong") as shown:
+        rejected = run_dag(EXPORT, {"delta": True})
+
+    # What the approver read: the threshold, the counts by kind of change, a sample without values.
+    assert shown["subject"] == "Delivery held: PlanSource HCM Demographic Export"
+    assert "Hold if Terminations Exceed (%)" in shown["body"]
+    assert f"| Terminations | {len(leavers)} |" in shown["body"]
+    assert leavers[0] in shown["body"] and "2026-12-04" not in shown["body"]
+    # Reject: Failed with the threshold and the reason; nothing sent; the window where it was.
+    summary = rejected.summary
+    assert rejected.state == "failed" and summary["status"] == "Failed", summary
+    assert rejected.task_states["hold"] == "failed" and rejected.task_states["deliver"] == "upstream_failed"
+    assert f"{len(leavers)} of " in summary["failure_reason"]
+    assert "above the 2% limit" in summary["failure_reason"]
+    assert "The HCM load of 4 December is wrong" in summary["failure_reason"]
+    assert plansource_rows(sandbox) == held and plansource_writes(plansource_admin) == writes
+    assert watermark(EXPORT) == window
+
+    # The next run holds the same change again; this time it is right, and approved: sent exactly once.
+    with answering(api_server, EXPORT, "Approve") as shown:
+        approved = run_dag(EXPORT, {"delta": True})
+
+    summary = approved.summary
+    assert shown, "the second run was not held"
+    assert approved.state == "success" and summary["status"] == "Completed", summary
+    assert summary["terminations"] == len(leavers)
+    assert summary["warnings"][0].startswith("Delivery held for approval:")
+    assert "Approved by" in summary["warnings"][0]
+    assert watermark(EXPORT) != window
+    for number in leavers:
+        assert [c["kind"] for c in changes_for(sandbox, number)].count("terminated") == 1, number
+        assert plansource_admin.subscriber(number)["termination_date"] == "2026-12-04"
+
+
+def test_a_change_within_the_thresholds_is_never_held(sandbox: Any, plansource_admin: Any) -> None:
+    """No api-server answers here: a hold would wait for ever. A single termination is 0.5 %."""
+    run_dag(EXPORT, {"delta": True, "lookback_days": 1})
+    leaver = active_good_employees(sandbox)[0]
+    hcm_edit(sandbox, [leaver], LEAVING)
+    outcome = run_dag(EXPORT, {"delta": True})
+    assert outcome.summary["status"] == "Completed" and outcome.summary["terminations"] == 1
+    assert outcome.task_states["hold"] == "success"
+
+
+def test_a_premium_change_for_every_employee_holds_the_import_reject_writes_nothing_approve_writes_once(
+    sandbox: Any, api_server: str
+) -> None:
+    run_dag(IMPORT, {"delta": True, **CURRENT_YEAR_INITIAL})
+    first = run_dag(IMPORT, {"delta": True})  # nothing new; Completed: the window starts here
+    assert first.summary["status"] == "Completed", first.summary
+    window = watermark(IMPORT)
+    current = plansource_coverages(sandbox, "plan_year = 2026 AND test_employee = 0 AND current = 1")
+    repriced = [c for c in current if c["id"] not in FAILING.values() and not c["termination_date"]]
+    raised = [{"id": c["id"], "subscriber_premium": f"{float(c['subscriber_premium']) + 7:.2f}"}
+              for c in repriced]  # fmt: skip
+    change_coverages(sandbox, raised)
+    loaded = deductions(sandbox)
+
+    with answering(api_server, IMPORT, "Reject", "Wrong premium table") as shown:
+        rejected = run_dag(IMPORT, {"delta": True})
+
+    assert "Hold if Deduction Amounts Change for More Than (%)" in shown["body"]
+    assert "| Employees whose amounts change |" in shown["body"]
+    summary = rejected.summary
+    assert rejected.state == "failed" and summary["status"] == "Failed", summary
+    assert "Wrong premium table" in summary["failure_reason"]
+    assert deductions(sandbox) == loaded
+    assert watermark(IMPORT) == window
+
+    with answering(api_server, IMPORT, "Approve"):
+        approved = run_dag(IMPORT, {"delta": True})
+
+    summary = approved.summary
+    assert approved.state == "success" and summary["status"] == "Completed", summary
+    assert summary["records_updated"] == len(repriced) and summary["records_created"] == 0
+    after = {row["plansource_coverage_id"]: row for row in deductions(sandbox).values()}
+    assert len(after) == len(loaded)  # updated in place, each once
+    for coverage in repriced:
+        expected = float(coverage["subscriber_premium"]) + 7
+        assert f"{float(after[coverage['id']]['employee_amount']):.2f}" == f"{expected:.2f}"
