@@ -33,6 +33,7 @@ from tests.e2e.test_demographic_export import (
     hcm_edit,
     plansource_rows,
     plansource_writes,
+    wait_for_census,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("clean_hub_state")]
@@ -134,6 +135,30 @@ def test_a_mass_termination_holds_the_export_reject_sends_nothing_and_approve_se
     for number in leavers:
         assert [c["kind"] for c in changes_for(sandbox, number)].count("terminated") == 1, number
         assert plansource_admin.subscriber(number)["termination_date"] == "2026-12-04"
+
+
+def test_a_full_run_reading_far_fewer_employees_than_the_last_one_is_held(
+    sandbox: Any, plansource_admin: Any, api_server: str
+) -> None:
+    """A truncated HCM table: nobody is terminated, the people are just missing from the read."""
+    first = run_dag(EXPORT, {"delta": False})
+    assert first.task_states["deliver"] == "success"
+    read = first.summary["records_processed"]
+    with sqlite3.connect(sandbox.hcm_db_path) as conn:  # the last fifth of the table did not load
+        gone = [n for (n,) in conn.execute("SELECT person_number FROM hcm_person ORDER BY person_number")]
+        gone = gone[-len(gone) // 5 :]
+        conn.executemany("DELETE FROM hcm_employment WHERE person_number = ?", [(n,) for n in gone])
+        conn.executemany("DELETE FROM hcm_person WHERE person_number = ?", [(n,) for n in gone])
+    assert wait_for_census(plansource_admin)  # the first run's census, imported by PlanSource
+    writes = plansource_writes(plansource_admin)
+
+    with answering(api_server, EXPORT, "Reject", "Load incomplete") as shown:
+        held = run_dag(EXPORT, {"delta": False})
+
+    assert "Hold if a Full Run Reads Fewer Employees (%)" in shown["body"]
+    assert f"fewer than the {read} of the last successful full run" in held.summary["failure_reason"]
+    assert plansource_writes(plansource_admin) == writes
+    assert held.task_states["deliver"] == "upstream_failed"  # no census upload either
 
 
 def test_a_change_within_the_thresholds_is_never_held(sandbox: Any, plansource_admin: Any) -> None:
