@@ -23,7 +23,7 @@ import pytest
 from benefits_hub.ui import urls
 from hub_sandbox.coverages import special_coverages
 from tests.e2e.airflow_services import AirflowServices
-from tests.e2e.browser import chromium_tab, open_from_navigation, sandboxed_airflow
+from tests.e2e.browser import chromium_tab, open_from_navigation
 from tests.e2e.test_demographic_export import GOOD
 
 pytestmark = pytest.mark.e2e
@@ -35,9 +35,8 @@ RUN_MS = 180_000  # a real run through the scheduler: queued, four or five tasks
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AirflowServices, Any]]:
-    with sandboxed_airflow(tmp_path_factory, "journey") as found:
-        yield found
+def hub(shared_hub: tuple[AirflowServices, Any]) -> tuple[AirflowServices, Any]:
+    return shared_hub  # the browser journeys' one Airflow (tests/e2e/conftest.py)
 
 
 @pytest.fixture(scope="module")
@@ -301,3 +300,78 @@ def test_5_the_clerk_reconciles_and_repairs_a_discrepancy(
     wait_finished(frame, "Completed")
     expect(frame.locator('#summary tr[data-field="discrepancies"] td')).to_have_text("0")
     expect(frame.locator("#discrepancies-found")).to_have_count(0)
+
+
+def test_6_a_mass_termination_waits_for_approval_and_the_approver_releases_it(
+    hub: tuple[AirflowServices, Any], page: Any
+) -> None:
+    """A bad HCM load terminates 30 % of the active employees: the export holds before delivery, the
+    Activity Monitor says so, and the approver reads the counts in Required Actions and approves."""
+    import time
+    from datetime import UTC, datetime
+
+    from playwright.sync_api import expect
+
+    from hub_sandbox.generator import touch_employees
+    from tests.e2e.test_circuit_breaker import LEAVING, active_good_employees
+
+    services, box = hub
+    active = [n for n in active_good_employees(box) if n not in GOOD]
+    leavers = active[: int(len(active) * 0.3)]
+    touch_employees(box.hcm_db_path, leavers, datetime.now(UTC), LEAVING)
+    time.sleep(1.05)  # the window ends before the second its run starts in
+
+    frame = open_activity_monitor(page, services)
+    frame.locator("#run-an-integration summary").click()
+    frame.locator(f'a.run-link[data-dag-id="{EXPORT}"]').click()
+    frame.locator("#param-lookback_days").fill("1")
+    frame.locator("#param-integration_run_name").fill("After the HCM load")
+    frame.locator("#run").click()
+    expect(frame.locator("#waiting-approval")).to_contain_text(
+        f"{len(leavers)} of", timeout=RUN_MS
+    )  # the run's page, reloading itself while it waits
+    expect(frame.locator("#waiting-approval")).to_contain_text("above the 2% limit")
+
+    # The Activity Monitor: the held run says so, and its tag opens Required Actions (in the frame).
+    frame = open_activity_monitor(page, services)
+    held = frame.locator('#activity tr:has(a:has-text("After the HCM load"))')
+    expect(held.locator(".tag.waiting-approval")).to_have_text("Waiting for approval")
+    run_id = held.locator("td.ref").inner_text().strip()
+    assert wait_for_parked(services, run_id)
+    held.locator(".tag.waiting-approval").click()
+    approval = page.frame_locator("iframe")
+    expect(approval.get_by_text("Delivery held: PlanSource HCM Demographic Export").first).to_be_visible(
+        timeout=30_000
+    )
+    expect(approval.get_by_role("cell", name="Terminations", exact=True)).to_be_visible()
+    page.screenshot(path=str(SHOTS / "held-delivery-approval.png"), full_page=True)
+    approval.get_by_role("button", name="Approve").click()
+    expect(approval.get_by_role("status").filter(has_text="response successful")).to_be_visible()
+
+    # Delivered once approved: the run's summary says who let it through; PlanSource has each leaver once.
+    frame = open_activity_monitor(page, services)
+    open_run(frame, run_id)
+    wait_finished(frame, "Completed")
+    expect(frame.locator("#warnings")).to_contain_text("Approved by")
+    expect(frame.locator('#summary tr[data-field="terminations"] td')).to_have_text(str(len(leavers)))
+    for number in leavers:
+        changes = box_changes(box, number)
+        assert changes.count("terminated") == 1, (number, changes)
+
+
+def wait_for_parked(services: AirflowServices, run_id: str) -> bool:
+    """The scheduler has seen the hold's process end (answering sooner races Airflow 3.3's
+    executor-event handling: see ``AirflowServices.parked``). A person takes longer; a test waits."""
+    from tests.e2e.receivers import wait_for
+
+    return wait_for(lambda: services.parked(EXPORT, "hold", run_id), timeout=60)
+
+
+def box_changes(box: Any, employee_number: str) -> list[str]:
+    """The kinds of change PlanSource recorded for one employee."""
+    import requests
+
+    answer = requests.get(
+        f"{box.plansource_url}/sandbox/changes", params={"employee_number": employee_number}, timeout=10
+    )
+    return [change["kind"] for change in answer.json()["data"]]

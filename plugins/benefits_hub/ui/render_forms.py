@@ -179,7 +179,7 @@ def _field_html(spec: FieldSpec) -> str:
     else:
         # Plain text, even for numbers: the browser must not clamp or refuse a value before the hub
         # can say what is wrong with it.
-        mode = ' inputmode="numeric"' if spec.kind == "integer" else ""
+        mode = {"integer": ' inputmode="numeric"', "number": ' inputmode="decimal"'}.get(spec.kind, "")
         control = (
             f'<input type="text" class="field-input" id="param-{name}" name="{name}" '
             f'value="{esc(spec.value)}"{mode}>'

@@ -44,7 +44,7 @@ class FieldSpec(BaseModel):
     name: str
     title: str
     description: str = ""
-    kind: str  # boolean | integer | object | text
+    kind: str  # boolean | integer | number | object | text
     nullable: bool = True
     value: str = ""  # what the input holds
     schema_: dict[str, Any] = Field(default_factory=dict)
@@ -58,7 +58,7 @@ def _types(schema: Mapping[str, Any]) -> list[str]:
 
 def _kind(schema: Mapping[str, Any]) -> str:
     types = _types(schema)
-    for kind in ("boolean", "integer", "object"):
+    for kind in ("boolean", "integer", "number", "object"):
         if kind in types:
             return kind
     return "text"
@@ -71,6 +71,8 @@ def _as_input(kind: str, value: Any) -> str:
         return "true" if value is True or str(value).lower() == "true" else "false"
     if kind == "object":
         return json.dumps(value, indent=1)
+    if kind == "number" and isinstance(value, int | float):
+        return f"{value:g}"  # a threshold of 2.0 reads "2"
     return str(value)
 
 
@@ -112,6 +114,8 @@ def _parse(spec: FieldSpec, raw: str) -> Any:
         return text.lower() in ("true", "on", "yes", "1")
     if spec.kind == "integer":
         return int(text) if re.fullmatch(r"[+-]?\d+", text) else text
+    if spec.kind == "number":
+        return float(text) if re.fullmatch(r"[+-]?(\d+(\.\d*)?|\.\d+)", text) else text
     if spec.kind == "object":
         try:
             return json.loads(text)
@@ -151,7 +155,8 @@ def _schema_problem(spec: FieldSpec, value: Any) -> str | None:
         if exc.validator in ("minimum", "maximum") and minimum is not None and maximum is not None:
             return f"must be from {minimum} to {maximum}; you entered {value}. Nothing was changed."
         if exc.validator == "type":
-            wanted = {"integer": "a whole number", "object": "JSON in braces {...}", "string": "text"}
+            wanted = {"integer": "a whole number", "number": "a number", "object": "JSON in braces {...}",
+                      "string": "text"}  # fmt: skip
             kind = next((wanted[t] for t in _types(schema) if t in wanted), "a value of another kind")
             return f"must be {kind}."
         if exc.validator == "enum":

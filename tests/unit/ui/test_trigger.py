@@ -96,3 +96,21 @@ def test_rerun_names_count_up() -> None:
     assert rerun_name("Nightly", ["Nightly (re-run 1)", "Nightly (re-run 4)", "Other (re-run 9)"]) == (
         "Nightly (re-run 5)"
     )
+
+
+def test_a_circuit_breaker_threshold_is_a_number_field_checked_in_the_hubs_words() -> None:
+    from benefits_hub.params import hold_threshold_param
+
+    made = hold_threshold_param("hold_terminations_pct")
+    params = {**EXPORT_PARAMS, "hold_terminations_pct": (made.value, {**made.schema, "description": ""})}
+    [field] = [f for f in form_fields(params, {}) if f.name == "hold_terminations_pct"]
+    assert (field.kind, field.value, field.title) == ("number", "2", "Hold if Terminations Exceed (%)")
+
+    fields = form_fields(params, {})
+    conf = check_submission(EXPORT, fields, {"delta": "true", "hold_terminations_pct": "5.5"})
+    assert conf is not None and conf["hold_terminations_pct"] == 5.5
+
+    fields = form_fields(params, {})
+    assert check_submission(EXPORT, fields, {"delta": "true", "hold_terminations_pct": "150"}) is None
+    problems = {f.name: f.problem for f in fields if f.problem}
+    assert "percentage from 0 to 100, got 150" in problems["hold_terminations_pct"]
