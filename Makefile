@@ -58,8 +58,7 @@ system-deps:
 		|| { echo "make system-deps: could not install$$missing (apt-get failed above)" >&2; exit 1; }
 
 # The suite runs on $(TEST_WORKERS) parallel workers (pytest-xdist, whole files per worker so a module's
-# Airflow and sandbox stay one; the browser journeys' modules are one group on one shared Airflow, see
-# tests/conftest.py), each with an Airflow home of its own; the PII scan then reads every home.
+# Airflow and sandbox stay one), each with an Airflow home of its own; the PII scan then reads every home.
 TEST_WORKERS ?= 2
 TEST_HOMES := $(CURDIR)/.test-homes
 
@@ -67,7 +66,7 @@ TEST_HOMES := $(CURDIR)/.test-homes
 test: install system-deps
 	$(BIN)/ruff check .
 	rm -f $(TEST_HOMES)
-	HUB_TEST_HOMES_FILE=$(TEST_HOMES) $(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder \
+	HUB_TEST_HOMES_FILE=$(TEST_HOMES) $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
 		--deselect tests/e2e/test_zz_no_pii_in_logs.py
 	HUB_TEST_HOMES_FILE=$(TEST_HOMES) $(BIN)/pytest -p no:xdist tests/e2e/test_zz_no_pii_in_logs.py
 

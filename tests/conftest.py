@@ -10,8 +10,6 @@ import os
 import tempfile
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[1]
 _HOME = Path(os.environ.get("HUB_TEST_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="hub-airflow-home-"))
 
@@ -54,13 +52,6 @@ def _slowness(item: object) -> int:
     return SLOW_FIRST.index(path) if path in SLOW_FIRST else len(SLOW_FIRST)
 
 
-# The browser journeys share one whole Airflow (tests/e2e/conftest.py ``shared_hub``): one xdist group,
-# so one worker runs them all, one after the other, on it. Every other module is a group of its own
-# (``--dist loadgroup`` then hands out whole files, as ``loadfile`` would).
-SHARED_AIRFLOW = ("tests/e2e/test_plan_admin_browser.py", "tests/e2e/test_clerk_journeys_browser.py")
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's worker names each item by its group
 def pytest_collection_modifyitems(items: list) -> None:
     """Slow modules first (see SLOW_FIRST), the rest in file order. The PII and secret scan reads the
     task logs, XComs and error files every other test left behind: it runs last of the whole suite."""
@@ -68,6 +59,3 @@ def pytest_collection_modifyitems(items: list) -> None:
     scan = [item for item in items if item.nodeid.startswith("tests/e2e/test_zz_no_pii_in_logs.py")]
     if scan:
         items[:] = [item for item in items if item not in scan] + scan
-    for item in items:
-        path = item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group("shared-airflow" if path in SHARED_AIRFLOW else path))

@@ -63,10 +63,19 @@ def airflow_db() -> None:
 
 @pytest.fixture
 def sandbox(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    with started_sandbox(tmp_path_factory, monkeypatch, employees=200) as box:
+        yield box
+
+
+@contextmanager
+def started_sandbox(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, *, employees: int
+) -> Iterator[Any]:
+    """A freshly seeded sandbox of ``employees`` people, its connections in this test's env."""
     from hub_sandbox import Sandbox
 
     directory = tmp_path_factory.mktemp("sandbox")
-    box = Sandbox.start(directory, employees=200, seed=42, token_ttl=300)
+    box = Sandbox.start(directory, employees=employees, seed=42, token_ttl=300)
     try:
         for name, value in box.connection_env().items():
             monkeypatch.setenv(name, value)
@@ -268,21 +277,3 @@ def postgres_server() -> Iterator[Any]:
         yield server
     finally:
         server.stop()
-
-
-# The whole Airflow the browser journeys share: a quick draft check for the reviews, and iJoin syncs in
-# two mapped tasks (the plans' own labels stay in the logs) so the schedule's first runs cost little.
-SHARED_HUB_ENV = {
-    "AIRFLOW__BENEFITS_HUB__DRAFT_CHECK_SECONDS": "2",
-    "AIRFLOW__BENEFITS_HUB__FAN_OUT_TASKS": "2",
-}
-
-
-@pytest.fixture(scope="session")
-def shared_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any]]:
-    """One sandbox and one whole Airflow (api-server, scheduler, dag-processor, triggerer) for every
-    browser journey module; they are one xdist group (tests/conftest.py), so one worker runs them all."""
-    from tests.e2e.browser import sandboxed_airflow
-
-    with sandboxed_airflow(tmp_path_factory, "hub", SHARED_HUB_ENV) as found:
-        yield found

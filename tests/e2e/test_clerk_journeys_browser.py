@@ -23,7 +23,7 @@ import pytest
 from benefits_hub.ui import urls
 from hub_sandbox.coverages import special_coverages
 from tests.e2e.airflow_services import AirflowServices
-from tests.e2e.browser import chromium_tab, open_from_navigation
+from tests.e2e.browser import chromium_tab, open_from_navigation, sandboxed_airflow
 from tests.e2e.test_demographic_export import GOOD
 
 pytestmark = pytest.mark.e2e
@@ -35,8 +35,9 @@ RUN_MS = 180_000  # a real run through the scheduler: queued, four or five tasks
 
 
 @pytest.fixture(scope="module")
-def hub(shared_hub: tuple[AirflowServices, Any]) -> tuple[AirflowServices, Any]:
-    return shared_hub  # the browser journeys' one Airflow (tests/e2e/conftest.py)
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AirflowServices, Any]]:
+    with sandboxed_airflow(tmp_path_factory, "journey") as found:
+        yield found
 
 
 @pytest.fixture(scope="module")

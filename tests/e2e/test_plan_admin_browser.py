@@ -26,7 +26,7 @@ import requests
 
 from benefits_hub.ui import urls
 from tests.e2e.airflow_services import AirflowServices
-from tests.e2e.browser import chromium_tab, open_from_navigation
+from tests.e2e.browser import chromium_tab, open_from_navigation, sandboxed_airflow
 from tests.e2e.conftest import running_api_server
 from tests.e2e.receivers import wait_for
 from tests.e2e.test_clerk_journeys_browser import RUN_MS, SHOTS
@@ -38,17 +38,19 @@ PLAN = "P0001"  # a plain active plan of the sandbox
 
 
 @pytest.fixture(scope="module")
-def hub(shared_hub: tuple[AirflowServices, Any]) -> tuple[AirflowServices, Any]:
-    """The browser journeys' one Airflow (tests/e2e/conftest.py), with the iJoin schedules on."""
-    services, box = shared_hub
-    for dag_id in (PLAN_SYNC, PARTICIPANT_SYNC):  # the administrator turned the schedules on once
-        services.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
-    # ...and each schedule ran once for every plan, as it would on a live hub.
-    for dag_id in (PLAN_SYNC, PARTICIPANT_SYNC):
-        assert wait_for(lambda d=dag_id: finished_runs(services, d) >= 1, timeout=RUN_MS / 1000), (
-            f"the scheduled {dag_id} did not run\n{services.logs()}"
-        )
-    return services, box
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AirflowServices, Any]]:
+    # A quick draft check for the reviews; the iJoin syncs in two mapped tasks (each log line still
+    # names its plan), so the schedules' first runs for every plan cost half the task processes.
+    env = {"AIRFLOW__BENEFITS_HUB__DRAFT_CHECK_SECONDS": "2", "AIRFLOW__BENEFITS_HUB__FAN_OUT_TASKS": "2"}
+    with sandboxed_airflow(tmp_path_factory, "admin", env) as (services, box):
+        for dag_id in (PLAN_SYNC, PARTICIPANT_SYNC):  # the administrator turned the schedules on once
+            services.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
+        # ...and each schedule ran once for every plan, as it would on a live hub.
+        for dag_id in (PLAN_SYNC, PARTICIPANT_SYNC):
+            assert wait_for(lambda d=dag_id: finished_runs(services, d) >= 1, timeout=RUN_MS / 1000), (
+                f"the scheduled {dag_id} did not run\n{services.logs()}"
+            )
+        yield services, box
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from hub_sandbox.generator import touch_employees
-from tests.e2e.conftest import run_dag
+from tests.e2e.conftest import run_dag, started_sandbox
 from tests.e2e.test_demographic_export import GOOD, NEW_HIRE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("clean_hub_state")]
@@ -47,14 +48,22 @@ def copy_subscriber(sandbox: Any, source: str, number: str) -> None:
         )
 
 
-def test_finds_exactly_the_planted_discrepancies_and_a_repair_clears_them(sandbox: Any) -> None:
+@pytest.fixture
+def population(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A sandbox of 1,000 employees: enough people in step for a false positive to show."""
+    with started_sandbox(tmp_path_factory, monkeypatch, employees=1000) as box:
+        yield box
+
+
+def test_finds_exactly_the_planted_discrepancies_and_a_repair_clears_them(population: Any) -> None:
+    sandbox = population
     export = run_dag(EXPORT, {"delta": False})
     refused = {row["record_key"] for row in export.error_rows()}
     baseline = run_dag(RECONCILE, {})
     assert baseline.summary["status"] == "Completed", baseline.summary
     # In step after a full export: the only discrepancies are the employees the export itself refused.
     assert {number for _kind, number, _field in discrepancies(baseline)} == refused
-    assert baseline.summary["employees_compared"] >= 200
+    assert baseline.summary["employees_compared"] >= 1000
 
     plansource(sandbox, "DELETE FROM subscriber WHERE employee_number = ?", NEW_HIRE)
     copy_subscriber(sandbox, GOOD[5], STRAY)
