@@ -6,9 +6,11 @@ discrepancy: an employee missing in PlanSource, a PlanSource subscriber the HCM 
 termination only one side knows, a field that differs. It changes nothing anywhere.
 
 Each comparison uses the integration's own mappings and rules, so a value the integration would send
-identically counts as in step. Today it compares **HCM ↔ PlanSource demographics** (the HCM
-Demographic Export's direction). Coverages ↔ payroll deductions and recordkeeper ↔ iJoin are not
-compared yet.
+identically counts as in step. It compares **HCM ↔ PlanSource demographics** (the HCM Demographic
+Export's direction) and **PlanSource coverages ↔ HCM payroll deductions** of the plan year the
+Deductions Import last loaded (the import's direction: missing in payroll, in payroll but not in
+PlanSource, an amount or date that differs, a test employee's deduction in payroll, a PlanSource record
+the import refuses). Recordkeeper ↔ iJoin is not compared yet.
 
 ## Params (the trigger form)
 Run it from the **Activity Monitor → Run an Integration** form (`/activity-monitor/trigger/hub_reconciliation`): it checks every value in these words before anything starts.
@@ -16,13 +18,15 @@ Run it from the **Activity Monitor → Run an Integration** form (`/activity-mon
 | Param | What to enter |
 |---|---|
 | Integration Run Name | Optional. A name to find this run by; empty = name + date/time. |
-| Pairs | Optional. Which systems to compare (`hcm_plansource_demographics`). Empty = every pair. |
+| Pairs | Optional. Which systems to compare, comma-separated: `hcm_plansource_demographics`, `plansource_hcm_deductions`. Empty = every pair. |
 | Include Employees | Optional. Person numbers, comma-separated, **no spaces**. Empty = everyone. |
 
 ## Stages
-`validate` (params) → `extract` (the HCM's employees and PlanSource's subscribers, read as a full
-export reads them) → `transform` (both walked together in employee-number order; each employee asked
-what the export would send) → `deliver` (the discrepancy file, counts per pair and kind) → `summary`.
+`validate` (params; the plan year to compare) → `extract` (the HCM's employees and PlanSource's
+subscribers, read as a full export reads them; PlanSource's coverages of the plan year, read as a
+Delta-off import reads them, and payroll's deductions) → `transform` (each pair walked together in key
+order; each employee asked what the export would send, each coverage mapped by the import's rules) →
+`deliver` (the discrepancy file, counts per pair and kind) → `summary`.
 
 ## Statuses
 - **Completed**: the comparison finished. Discrepancies are its findings, not errors: their count
@@ -34,8 +38,9 @@ what the export would send) → `deliver` (the discrepancy file, counts per pair
 1. The Run Summary: discrepancies per pair and kind.
 2. The discrepancy file: each one with the field, both values (SSNs and birth dates masked), whether
    an integration can repair it (`repair`: the DAG to run for those people), and what to do if not.
-3. A repairable discrepancy: run the HCM Demographic Export with Include Employees set to those
-   people; the next reconciliation no longer lists them.
+3. A repairable discrepancy: demographics are repaired from the discrepancy page (**Repair**); a
+   deduction by running the Deductions Import with Delta off and Include Employees set to those people.
+   The next reconciliation no longer lists them.
 
 ## Re-running safely
 Always safe: it only reads.

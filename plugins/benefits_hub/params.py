@@ -365,7 +365,10 @@ def parse_iso_date(param: str, value: Any) -> date | None:
 
 
 # The pairs of systems the reconciliation compares (benefits_hub.reconciliation), by param value.
-RECONCILIATION_PAIRS: dict[str, str] = {"hcm_plansource_demographics": "HCM ↔ PlanSource demographics"}
+RECONCILIATION_PAIRS: dict[str, str] = {
+    "hcm_plansource_demographics": "HCM ↔ PlanSource demographics",
+    "plansource_hcm_deductions": "PlanSource coverages ↔ HCM payroll deductions",
+}
 
 
 def reconciliation_pairs_param() -> Param:

@@ -17,7 +17,11 @@ from tests.e2e.conftest import run_dag, started_sandbox
 from tests.e2e.test_demographic_export import GOOD, NEW_HIRE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("clean_hub_state")]
-RECONCILE, EXPORT = "hub_reconciliation", "plansource_hcm_demographic_export"
+RECONCILE, EXPORT, IMPORT = (
+    "hub_reconciliation",
+    "plansource_hcm_demographic_export",
+    "plansource_deductions_import",
+)
 STRAY = "E999990"
 
 
@@ -118,3 +122,70 @@ def test_include_employees_narrows_the_comparison(sandbox: Any) -> None:
     assert discrepancies(narrowed) == {("field_differs", GOOD[3], "city")}
     with pytest.raises(Exception, match="param pairs"):  # refused when triggered, naming the param
         run_dag(RECONCILE, {"pairs": "hcm_payroll"})
+
+
+COVERAGES = "plansource_hcm_deductions"
+
+
+def hcm(sandbox: Any, sql: str, *args: Any) -> None:
+    with sqlite3.connect(sandbox.hcm_db_path) as conn:
+        conn.execute(sql, args)
+
+
+def test_coverages_and_payroll_finds_exactly_the_planted_discrepancies_and_the_import_repairs_them(
+    sandbox: Any,
+) -> None:
+    from tests.e2e.test_deductions_import import CURRENT_YEAR_INITIAL, deductions, plansource_coverages
+
+    initial = run_dag(IMPORT, {"delta": True, **CURRENT_YEAR_INITIAL})
+    refused = {row["record_key"].replace("#", " ") for row in initial.error_rows()}
+    baseline = run_dag(RECONCILE, {"pairs": COVERAGES})
+    assert baseline.summary["status"] == "Completed", baseline.summary
+    # In step after the plan year's import: the only discrepancies are the records the import refused.
+    assert {(kind, key) for kind, key, _f in discrepancies(baseline)} == {
+        ("plansource_record_not_loadable", key) for key in refused
+    }
+    assert baseline.summary["deductions_compared"] >= 200
+
+    loaded = sorted(deductions(sandbox).values(), key=lambda r: r["person_number"])
+    one_each = list({row["person_number"]: row for row in loaded if not row["end_date"]}.values())
+    gone, repriced, ended, doubled = one_each[:4]
+
+    def label(row: dict[str, Any], code: str | None = None) -> str:
+        return f"{row['person_number']} {code or row['deduction_code']} {row['effective_date']}"
+
+    key = "person_number = ? AND deduction_code = ? AND effective_date = ?"
+    hcm(sandbox, f"DELETE FROM hcm_payroll_deduction WHERE {key}", *label(gone).split())
+    hcm(sandbox, f"UPDATE hcm_payroll_deduction SET employee_amount = employee_amount + 10 WHERE {key}",
+        *label(repriced).split())  # fmt: skip
+    hcm(
+        sandbox,
+        f"UPDATE hcm_payroll_deduction SET end_date = '2026-03-31' WHERE {key}",
+        *label(ended).split(),
+    )
+    tester = plansource_coverages(sandbox, "plan_year = 2026 AND test_employee = 1")[0]["subscriber_code"]
+    columns = [c for c in doubled if c != "id"]
+    for person, code in ((doubled["person_number"], "XTRA"), (tester, doubled["deduction_code"])):
+        row = {**{c: doubled[c] for c in columns}, "person_number": person, "deduction_code": code}
+        marks = ", ".join("?" * len(row))
+        hcm(sandbox, f"INSERT INTO hcm_payroll_deduction ({', '.join(row)}) VALUES ({marks})", *row.values())
+    planted = {
+        ("missing_in_payroll", label(gone), "deduction_code"),
+        ("amount_differs", label(repriced), "employee_amount"),
+        ("date_differs", label(ended), "end_date"),
+        ("in_payroll_not_in_plansource", label(doubled, "XTRA"), "deduction_code"),
+        ("test_employee_loaded", f"{tester} {doubled['deduction_code']} {doubled['effective_date']}",
+         "deduction_code"),
+    }  # fmt: skip
+
+    found = run_dag(RECONCILE, {"pairs": COVERAGES})
+    assert discrepancies(found) - discrepancies(baseline) == planted
+    assert found.summary["plansource_hcm_deductions__amount_differs"] == 1
+
+    # Repair: the import, Delta off, for exactly the repairable people; then only the others are left.
+    people = ",".join(sorted(r["person_number"] for r in (gone, repriced, ended)))
+    run_dag(IMPORT, {"delta": False, "include_employees": people})
+    after = run_dag(RECONCILE, {"pairs": COVERAGES})
+    assert discrepancies(after) - discrepancies(baseline) == {
+        d for d in planted if d[0] in ("in_payroll_not_in_plansource", "test_employee_loaded")
+    }

@@ -70,11 +70,13 @@ def test_impossible_date_refused() -> None:
 def test_reconciliation_pairs_in_the_hubs_words() -> None:
     from benefits_hub.params import ParamError, ReconciliationParams
 
-    assert ReconciliationParams.parse({}).pairs == ("hcm_plansource_demographics",)
-    assert ReconciliationParams.parse({"pairs": ""}).pairs == ("hcm_plansource_demographics",)
+    every = ("hcm_plansource_demographics", "plansource_hcm_deductions")
+    assert ReconciliationParams.parse({}).pairs == every
+    assert ReconciliationParams.parse({"pairs": ""}).pairs == every
+    assert ReconciliationParams.parse({"pairs": "plansource_hcm_deductions"}).pairs == every[1:]
     with pytest.raises(ParamError) as refused:
         ReconciliationParams.parse({"pairs": "hcm_payroll"})
     assert refused.value.param == "pairs"
-    assert "'hcm_payroll' is not a pair the hub compares: use hcm_plansource_demographics" in str(
+    assert "'hcm_payroll' is not a pair the hub compares: use hcm_plansource_demographics, " in str(
         refused.value
     )

@@ -116,6 +116,18 @@ class HcmHook(SqlSourceHook):
         return {str(row["code"] or ""): int(row["n"]) for row in self._stream(sql, [])}
 
     # -- payroll deductions (the import's target) -------------------------------------------------
+    def iter_payroll_deductions(self, plan_year_start: str) -> Iterator[dict[str, Any]]:
+        """The plan year's loaded deductions, ordered by (person number, deduction code, effective date)
+        in byte order (the reconciliation's merge)."""
+        from benefits_hub.deductions.rules import DEDUCTION_COLUMNS
+
+        order = ", ".join(f"{c}{self.byte_order}" for c in ("person_number", "deduction_code"))
+        sql = (
+            f"SELECT {', '.join(DEDUCTION_COLUMNS)} FROM hcm_payroll_deduction "
+            f"WHERE plan_year_start = {self.db.placeholder} ORDER BY {order}, effective_date"
+        )
+        yield from self._stream(sql, [plan_year_start])
+
     def people_with_deductions(self) -> int:
         """How many employees have at least one payroll deduction loaded (the circuit breaker's
         population for the import)."""

@@ -1,12 +1,13 @@
 """Hub reconciliation: compares the end states of the systems the integrations keep in step.
 
-validate  - params (which pairs, Include Employees); nothing touched yet.
+validate  - params (which pairs, Include Employees); the plan year the Deductions Import last loaded.
 extract   - HCM ↔ PlanSource demographics: the HCM's employees in scope and PlanSource's subscribers,
             staged exactly as a full HCM Demographic Export stages them (the same reads, in the same
-            employee-number order).
-transform - the two walked together (a streaming merge: no side held in memory); each employee asked
-            the export's own question (what would you send?); what it would send, and what no
-            integration can send, is a discrepancy.
+            employee-number order). PlanSource coverages ↔ HCM payroll deductions: the plan year's
+            coverages as a Delta-off import reads them, and payroll's deductions of that plan year.
+transform - each pair walked together (a streaming merge: no side held in memory); each employee asked
+            the export's own question (what would you send?), each coverage mapped by the import's own
+            rules; what an integration would send, and what none can, is a discrepancy.
 deliver   - the discrepancy file (SSNs and birth dates masked), and counts per pair and kind.
 
 It changes nothing anywhere: repairs are runs of the integration that owns the direction.
@@ -14,23 +15,43 @@ It changes nothing anywhere: repairs are runs of the integration that owns the d
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, date, timedelta
 from typing import Any
 
+from benefits_hub.deductions.importer import mapped_person
+from benefits_hub.deductions.rules import (
+    deduction_codes,
+    is_stale,
+    is_test_employee,
+    map_coverage,
+    plan_year_of,
+)
 from benefits_hub.demographics.export import DemographicExport
 from benefits_hub.demographics.rules import CrossReferences
+from benefits_hub.hooks.hcm import HcmHook
+from benefits_hub.hooks.plansource import PlanSourceHook
 from benefits_hub.integration import Integration, StageRefused
-from benefits_hub.lookup import OutOfOrder
+from benefits_hub.lookup import DiskLookup, OutOfOrder
 from benefits_hub.models import IntegrationType, StagedFile, StageResult
 from benefits_hub.params import ReconciliationParams
+from benefits_hub.readahead import read_ahead
 from benefits_hub.reconciliation.rules import (
+    DEDUCTIONS,
     DEMOGRAPHICS,
     DISCREPANCY_COLUMNS,
+    IMPORT_DAG_ID,
     KIND_TITLES,
     PAIR_TITLES,
+    Discrepancy,
     counter_name,
+    deduction_discrepancies,
+    deduction_key,
     demographic_discrepancies,
     full_outer_join,
+    refused_coverage,
 )
 from benefits_hub.staging import SafeCsvWriter
 from benefits_hub.window import RunWindow
@@ -55,50 +76,179 @@ class Reconciliation(Integration):
         except (OSError, KeyError) as exc:
             raise StageRefused(f"A cross-reference table cannot be read: {exc}") from None
         full = RunWindow(None, self.run.run_start, "reconciliation: every employee's current state")
+        pairs = list(params.pairs)
+        warnings: list[str] = []
+        plan_year = None
+        if DEDUCTIONS in pairs:
+            plan_year = self._loaded_plan_year()
+            if plan_year is None:
+                pairs.remove(DEDUCTIONS)
+                warnings.append(
+                    f"{PAIR_TITLES[DEDUCTIONS]}: not compared, because no initial Deductions Import of a "
+                    "plan year has completed yet (there is nothing in payroll to compare)."
+                )
         return StageResult(
             stage="validate",
             details={
-                "pairs": list(params.pairs),
+                "pairs": pairs,
                 "window": full.to_details(),
                 "narrowed": bool(params.include_employees),
                 # read as a full export reads, unless narrowed to some employees
                 "full_run": not params.include_employees,
+                "plan_year_start": plan_year,
             },
+            warnings=warnings,
         )
 
+    def _loaded_plan_year(self) -> str | None:
+        """The latest plan year whose initial import completed (what the nightly import keeps loading)."""
+        from benefits_hub.deductions.importer import INITIAL_IMPORTS_KEY
+        from benefits_hub.operators.stages import read_state
+
+        loaded = json.loads(read_state(IMPORT_DAG_ID, INITIAL_IMPORTS_KEY) or "{}")
+        return max(loaded) if loaded else None
+
+    def _pairs(self) -> list[str]:
+        return list(self.run.result("validate").details["pairs"])
+
     def extract(self) -> StageResult:
-        # Include Employees a person mistyped, people with no primary employment: error rows, as the
-        # export reports them.
-        return self._export().extract()
+        results = []
+        if DEMOGRAPHICS in self._pairs():
+            # Include Employees a person mistyped, people with no primary employment: error rows, as the
+            # export reports them.
+            results.append(self._export().extract())
+        if DEDUCTIONS in self._pairs():
+            results.append(self._extract_deductions())
+        merged = StageResult(stage="extract")
+        for result in results:  # each pair's own files (distinct roles), counters summed
+            for name, value in result.counters.items():
+                merged.counters[name] = merged.counters.get(name, 0) + value
+            merged.files.update(result.files)
+            merged.warnings.extend(result.warnings)
+            merged.details.update(result.details)
+        return merged
+
+    def _extract_deductions(self) -> StageResult:
+        """The plan year's coverages as a Delta-off import reads them (every change since a year before
+        the plan year, test employees included), and payroll's deductions of that plan year."""
+        staging = self.run.staging
+        assert staging is not None
+        plan_year = date.fromisoformat(self.run.result("validate").details["plan_year_start"])
+        first_day = (plan_year - timedelta(days=366)).isoformat()
+        last_day = self.run.run_start.astimezone(UTC).date().isoformat()
+        records = 0
+        with staging.records("source/payroll_coverages.pages.jsonl") as source:
+            pages = PlanSourceHook().iter_payroll_coverage_pages(first_day, last_day, include_test=True)
+            for page in read_ahead(pages, name="plansource-pages"):
+                source.write(page)
+                records += len(page.get("payroll_coverages") or [])
+        with staging.records("source/payroll_deductions.jsonl") as payroll:
+            for row in HcmHook().iter_payroll_deductions(plan_year.isoformat()):
+                payroll.write(row)
+        return StageResult(
+            stage="extract",
+            counters={"coverage_records": records, "payroll_deductions": payroll.rows},
+            files={"source_coverages": source.manifest, "source_payroll": payroll.manifest},
+        )
 
     def transform(self) -> StageResult:
         staging = self.run.staging
         assert staging is not None
+        kinds: Counter[tuple[str, str]] = Counter()
+        counters: dict[str, int] = {}
+        with staging.records("changes/discrepancies.jsonl") as found:
+
+            def write(discrepancy: Discrepancy) -> None:
+                kinds[discrepancy.pair, discrepancy.kind] += 1
+                found.write(dict(zip(DISCREPANCY_COLUMNS, discrepancy.as_row(), strict=True)))
+
+            try:
+                if DEMOGRAPHICS in self._pairs():
+                    counters["employees_compared"] = self._compare_demographics(write)
+                if DEDUCTIONS in self._pairs():
+                    counters["deductions_compared"] = self._compare_deductions(write)
+            except OutOfOrder as exc:
+                raise StageRefused(
+                    f"The comparison needs both systems' records in key order, and {exc}. "
+                    'On PostgreSQL the HCM query sorts with COLLATE "C"; tell the hub\'s administrator.'
+                ) from None
+        return StageResult(
+            stage="transform",
+            counters={
+                **counters,
+                "discrepancies": found.rows,
+                **{counter_name(pair, kind): n for (pair, kind), n in kinds.items()},
+            },
+            files={"discrepancies": found.manifest},
+        )
+
+    def _compare_demographics(self, write: Callable[[Discrepancy], None]) -> int:
+        staging = self.run.staging
+        assert staging is not None
         files = self.run.result("extract").files
         xref = CrossReferences.load()
-        kinds: Counter[str] = Counter()
         hcm = ((str(r["person_number"]), r) for r in staging.read_records(files["source_hcm"]))
         plansource = (
             (str(r["employee_number"]), r) for r in staging.read_records(files["source_plansource"])
         )
         compared = 0
-        with staging.records("changes/discrepancies.jsonl") as found:
-            try:
-                for number, employee, subscriber in full_outer_join(hcm, plansource):
-                    compared += 1
-                    for discrepancy in demographic_discrepancies(number, employee, subscriber, xref):
-                        kinds[discrepancy.kind] += 1
-                        found.write(dict(zip(DISCREPANCY_COLUMNS, discrepancy.as_row(), strict=True)))
-            except OutOfOrder as exc:
-                raise StageRefused(
-                    f"The comparison needs both systems' records in employee-number order, and {exc}. "
-                    'On PostgreSQL the HCM query sorts with COLLATE "C"; tell the hub\'s administrator.'
-                ) from None
-        return StageResult(
-            stage="transform",
-            counters={"employees_compared": compared, "discrepancies": found.rows, **_by_kind(kinds)},
-            files={"discrepancies": found.manifest},
-        )
+        for number, employee, subscriber in full_outer_join(hcm, plansource):
+            compared += 1
+            for discrepancy in demographic_discrepancies(number, employee, subscriber, xref):
+                write(discrepancy)
+        return compared
+
+    def _compare_deductions(self, write: Callable[[Discrepancy], None]) -> int:
+        """Each coverage mapped by the import's own rules (the latest change of a key wins, as the
+        import's writer decides), sorted on disk by key, then merged with payroll's key-ordered rows."""
+        staging = self.run.staging
+        assert staging is not None
+        files = self.run.result("extract").files
+        plan_year = date.fromisoformat(self.run.result("validate").details["plan_year_start"])
+        include = set(self.params.include_employees)
+        codes = deduction_codes()
+        hcm = HcmHook()
+        test_people: set[str] = set()
+        compared = 0
+        with DiskLookup() as expected:
+            chunk: list[dict[str, Any]] = []
+
+            def flush() -> None:
+                known = hcm.known_person_numbers(sorted({mapped_person(c) for c in chunk} - {""}))
+                for coverage in chunk:
+                    mapped = map_coverage(coverage, codes, mapped_person(coverage) in known)
+                    if mapped.errors:
+                        write(refused_coverage(mapped.person_number, mapped.errors[0]))
+                        continue
+                    assert mapped.row is not None
+                    key = deduction_key(mapped.row)
+                    earlier = expected.get(key)
+                    if earlier is None or not is_stale(mapped.row, earlier):
+                        expected.add(key, mapped.row)
+                chunk.clear()
+
+            for page in staging.read_records(files["source_coverages"]):
+                for coverage in page.get("payroll_coverages") or []:
+                    person = mapped_person(coverage)
+                    if (include and person not in include) or plan_year_of(coverage) not in (plan_year, None):
+                        continue
+                    if is_test_employee(coverage):
+                        test_people.add(person)
+                        continue
+                    chunk.append(coverage)
+                    if len(chunk) >= 500:
+                        flush()
+            flush()
+            payroll = (
+                (deduction_key(row), row)
+                for row in staging.read_records(files["source_payroll"])
+                if not include or row["person_number"] in include
+            )
+            for key, want, have in full_outer_join(expected.items(), payroll):
+                compared += 1
+                for discrepancy in deduction_discrepancies(key, want, have, test_people):
+                    write(discrepancy)
+        return compared
 
     def deliver(self) -> StageResult:
         staging = self.run.staging
@@ -111,14 +261,16 @@ class Reconciliation(Integration):
                 writer.writerow([row[c] for c in DISCREPANCY_COLUMNS])
         total = transform.counters["discrepancies"]
         warnings = []
-        if total:
+        for pair in self._pairs():
+            by_kind = _kinds_of(transform.counters, pair)
+            if not by_kind:
+                continue
             kinds = "; ".join(
-                f"{KIND_TITLES[kind]}: {n:,}"
-                for kind, n in sorted(_kinds_of(transform.counters).items(), key=lambda kv: -kv[1])
+                f"{KIND_TITLES[kind]}: {n:,}" for kind, n in sorted(by_kind.items(), key=lambda kv: -kv[1])
             )
             warnings.append(
-                f"{PAIR_TITLES[DEMOGRAPHICS]}: {total:,} discrepancy(ies) ({kinds}). The discrepancy file "
-                "lists each one, and which can be repaired by running the integration for those people."
+                f"{PAIR_TITLES[pair]}: {sum(by_kind.values()):,} discrepancy(ies) ({kinds}). The discrepancy "
+                "file lists each one, and which can be repaired by running the integration for those people."
             )
         self.run.log.info("%d discrepancy(ies) found", total)
         return StageResult(
@@ -128,11 +280,6 @@ class Reconciliation(Integration):
         )
 
 
-def _by_kind(kinds: Counter[str]) -> dict[str, int]:
-    """Counters per pair and kind, e.g. ``hcm_plansource_demographics__field_differs``."""
-    return {counter_name(DEMOGRAPHICS, kind): n for kind, n in kinds.items()}
-
-
-def _kinds_of(counters: dict[str, Any]) -> dict[str, int]:
-    prefix = counter_name(DEMOGRAPHICS, "")
+def _kinds_of(counters: dict[str, Any], pair: str) -> dict[str, int]:
+    prefix = counter_name(pair, "")
     return {k.removeprefix(prefix): int(v) for k, v in counters.items() if k.startswith(prefix)}

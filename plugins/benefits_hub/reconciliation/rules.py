@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from benefits_hub.deductions.rules import COMPARED_COLUMNS, DATE_COLUMNS, MONEY_COLUMNS, comparable
 from benefits_hub.demographics.rules import (
     CrossReferences,
     identity_problems,
@@ -212,3 +213,80 @@ def demographic_discrepancies(
 def _is_test_subscriber(subscriber: dict[str, Any]) -> bool:
     flag = subscriber.get("test_employee")
     return flag is True or str(flag).lower() in ("true", "1", "yes")
+
+
+# -- PlanSource coverages ↔ HCM payroll deductions (the Deductions Import's direction) ------------------
+DEDUCTIONS = "plansource_hcm_deductions"
+IMPORT_DAG_ID = "plansource_deductions_import"
+MISSING_IN_PAYROLL = "missing_in_payroll"
+EXTRA_IN_PAYROLL = "in_payroll_not_in_plansource"
+AMOUNT_DIFFERS = "amount_differs"
+DATE_DIFFERS = "date_differs"
+DEDUCTION_DIFFERS = "deduction_field_differs"
+TEST_EMPLOYEE_LOADED = "test_employee_loaded"
+COVERAGE_REFUSED = "plansource_record_not_loadable"
+KIND_TITLES.update(
+    {
+        MISSING_IN_PAYROLL: "Missing in payroll",
+        EXTRA_IN_PAYROLL: "In payroll, not in PlanSource",
+        AMOUNT_DIFFERS: "An amount differs",
+        DATE_DIFFERS: "A date differs",
+        DEDUCTION_DIFFERS: "A deduction field differs",
+        TEST_EMPLOYEE_LOADED: "A test employee's deduction is in payroll",
+        COVERAGE_REFUSED: "PlanSource's record cannot be loaded",
+    }
+)
+REPAIR_BY_IMPORT = (
+    "Repairable: run the Deductions Import for this employee with Delta off (Include Employees): it loads "
+    "the plan year's coverages as PlanSource holds them."
+)
+_SEP = "\x1f"  # below every printable character: "person, code, date" keys sort as the tuples do
+
+
+def deduction_key(row: dict[str, Any]) -> str:
+    """(person number, deduction code, effective date) as one byte-ordered key."""
+    return _SEP.join((str(row["person_number"]), str(row["deduction_code"]), str(row["effective_date"])[:10]))
+
+
+def deduction_discrepancies(
+    key: str, expected: dict[str, Any] | None, loaded: dict[str, Any] | None, test_people: set[str]
+) -> list[Discrepancy]:
+    """What differs between the deduction the import would load from PlanSource (``expected``, mapped by
+    the import's own rules) and the row payroll holds (``loaded``), for one key; either may be missing."""
+    person, code, effective = key.split(_SEP)
+    label = f"{person} {code} {effective}"
+    if expected is None:
+        assert loaded is not None
+        if person in test_people:
+            return [Discrepancy(
+                DEDUCTIONS, TEST_EMPLOYEE_LOADED, label, field="deduction_code", hcm_value=code,
+                what_to_do=("PlanSource marks this person a test employee, whom the import never loads: "
+                            "remove the deduction in payroll."),
+            )]  # fmt: skip
+        return [Discrepancy(
+            DEDUCTIONS, EXTRA_IN_PAYROLL, label, field="deduction_code", hcm_value=code,
+            what_to_do=("PlanSource has no coverage for this deduction in the plan year: end-date or remove "
+                        "it in payroll, or ask the benefits administrator whether PlanSource lost it."),
+        )]  # fmt: skip
+    if loaded is None:
+        return [Discrepancy(DEDUCTIONS, MISSING_IN_PAYROLL, label, field="deduction_code", other_value=code,
+                            repair_by=IMPORT_DAG_ID, what_to_do=REPAIR_BY_IMPORT)]  # fmt: skip
+    found: list[Discrepancy] = []
+    for column in COMPARED_COLUMNS:
+        want, have = comparable(column, expected.get(column)), comparable(column, loaded.get(column))
+        if want == have:
+            continue
+        kind = AMOUNT_DIFFERS if column in MONEY_COLUMNS else DATE_DIFFERS if column in DATE_COLUMNS else (
+            DEDUCTION_DIFFERS)  # fmt: skip
+        found.append(Discrepancy(DEDUCTIONS, kind, label, field=column, hcm_value=have, other_value=want,
+                                 repair_by=IMPORT_DAG_ID, what_to_do=REPAIR_BY_IMPORT))  # fmt: skip
+    return found
+
+
+def refused_coverage(person: str, problem: Any) -> Discrepancy:
+    """A PlanSource coverage the import refuses (its error row): not in payroll until someone fixes it."""
+    return Discrepancy(
+        DEDUCTIONS, COVERAGE_REFUSED, f"{person} {problem.record_key.partition('#')[2]}".strip(),
+        field=problem.field, other_value=problem.value,
+        what_to_do=f"{problem.reason} Correct it in PlanSource (or with the import's Transaction Assistant).",
+    )  # fmt: skip
