@@ -182,9 +182,12 @@ def test_coverages_and_payroll_finds_exactly_the_planted_discrepancies_and_the_i
     assert discrepancies(found) - discrepancies(baseline) == planted
     assert found.summary["plansource_hcm_deductions__amount_differs"] == 1
 
-    # Repair: the import, Delta off, for exactly the repairable people; then only the others are left.
+    # Repair (what the discrepancy page's Repair starts): the import, Delta off, run as the import for
+    # exactly the repairable people; then only the others are left.
     people = ",".join(sorted(r["person_number"] for r in (gone, repriced, ended)))
-    run_dag(IMPORT, {"delta": False, "include_employees": people})
+    repair = run_dag("plansource_deductions_repair", {"include_employees": people})
+    assert repair.summary["status"] == "Completed", repair.summary
+    assert (repair.summary["records_created"], repair.summary["records_updated"]) == (1, 2)
     after = run_dag(RECONCILE, {"pairs": COVERAGES})
     assert discrepancies(after) - discrepancies(baseline) == {
         d for d in planted if d[0] in ("in_payroll_not_in_plansource", "test_employee_loaded")

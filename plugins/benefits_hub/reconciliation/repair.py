@@ -1,19 +1,32 @@
-"""Repair of reconciliation discrepancies: the HCM Demographic Export, for exactly the employees a
-person selected on a reconciliation's discrepancy page.
+"""Repair of reconciliation discrepancies: the integration that owns the direction, for exactly the
+employees a person selected on a reconciliation's discrepancy page.
 
-It runs in a DAG of its own (``plansource_demographic_repair``): a repair is started on a person's
-behalf, so it must never wait behind the export's schedule being paused, and turning that schedule on
-is a decision nobody made by clicking Repair. The stages, rules and delivery are the export's.
+- demographics: the HCM Demographic Export (``plansource_demographic_repair``);
+- payroll deductions: the Deductions Import with Delta off (``plansource_deductions_repair``), run as
+  the import itself (its plan year, its staging), so it loads the plan year's coverages of those people.
+
+Each runs in a DAG of its own: a repair is started on a person's behalf, so it must never wait behind
+the integration's schedule being paused, and turning that schedule on is a decision nobody made by
+clicking Repair. The stages, rules and delivery are the integration's.
 """
 
 from __future__ import annotations
 
+from benefits_hub.deductions.importer import DeductionsImport
 from benefits_hub.demographics.export import DemographicExport
 from benefits_hub.integration import StageRefused
 from benefits_hub.models import StageResult
-from benefits_hub.params import PlanSourceRunParams
+from benefits_hub.params import DeductionsRunParams, PlanSourceRunParams
+from benefits_hub.reconciliation.rules import EXPORT_DAG_ID, IMPORT_DAG_ID
 
 REPAIR_DAG_ID = "plansource_demographic_repair"
+DEDUCTIONS_REPAIR_DAG_ID = "plansource_deductions_repair"
+#: the repair DAG of each integration a discrepancy names as its repairer
+REPAIR_DAGS = {EXPORT_DAG_ID: REPAIR_DAG_ID, IMPORT_DAG_ID: DEDUCTIONS_REPAIR_DAG_ID}
+NAMES_THE_EMPLOYEES = (
+    "Param 'include_employees': a repair names the employees to send. Start it from a "
+    "reconciliation's discrepancy page (Repair), which fills them in."
+)
 
 
 class DemographicRepair(DemographicExport):
@@ -26,8 +39,21 @@ class DemographicRepair(DemographicExport):
 
     def validate(self) -> StageResult:
         if not self.params.include_employees:
-            raise StageRefused(
-                "Param 'include_employees': a repair names the employees to send. Start it from a "
-                "reconciliation's discrepancy page (Repair), which fills them in."
-            )
+            raise StageRefused(NAMES_THE_EMPLOYEES)
+        return super().validate()
+
+
+class DeductionsRepair(DeductionsImport):
+    integration_name = "PlanSource Deductions Repair"
+
+    @property
+    def params(self) -> DeductionsRunParams:
+        # The plan year's coverages of the named employees as PlanSource holds them: Delta off, never an
+        # initial import (the plan year is the one the import last loaded).
+        forced = {"delta": False, "deduction_start_date": None, "plan_year_start_date": None}
+        return DeductionsRunParams.parse({**self.run.params, **forced})
+
+    def validate(self) -> StageResult:
+        if not self.params.include_employees:
+            raise StageRefused(NAMES_THE_EMPLOYEES)
         return super().validate()

@@ -371,6 +371,9 @@ def create_app() -> Any:
             raise _refused(404, "This run is not a reconciliation with a discrepancy file.")
         return [row for path in files for row in records.error_rows(path)]
 
+    def may_repair(user: Any) -> bool:
+        return all(may_trigger(user, dag_id) for dag_id in reconcile.REPAIR_DAGS.values())
+
     def discrepancies_html(
         request: Request, session: Any, found: Any, user: Any, kind: str, q: str, refused: str = ""
     ) -> str:
@@ -378,7 +381,7 @@ def create_app() -> Any:
         return render_reconcile.discrepancies_page(
             found, reconcile.matching(rows, kind=kind, query=q), root=site_root(request), total=len(rows),
             kinds=sorted({row.get("kind", "") for row in rows} - {""}), kind=kind, query=q,
-            shown_limit=reconcile.SHOWN, may_repair=may_trigger(user, reconcile.REPAIR_DAG_ID),
+            shown_limit=reconcile.SHOWN, may_repair=may_repair(user),
             refused=refused, nights=reconcile.history(records.recent_runs(session, [found.dag_id], 60)),
         )  # fmt: skip
 
@@ -395,7 +398,7 @@ def create_app() -> Any:
         request: Request, dag_id: str, run_id: str, user: GetUserDep, session: SessionDep
     ) -> Response:
         found = run_detail(session, user, dag_id, run_id)
-        if not may_trigger(user, reconcile.REPAIR_DAG_ID):
+        if not may_repair(user):
             raise HTTPException(status.HTTP_403_FORBIDDEN, "You may not start a repair.")
         form = await request.form()
         kind, q = str(form.get("kind") or ""), str(form.get("q") or "")
@@ -404,16 +407,21 @@ def create_app() -> Any:
             chosen = [row["record_key"] for row in reconcile.matching(rows, kind=kind, query=q)]
         else:
             chosen = [str(value) for value in form.getlist("employee")]
-        employees = reconcile.to_repair(rows, chosen)
-        if not employees:
+        repairs = reconcile.to_repair(rows, chosen)
+        if not repairs:
             page = discrepancies_html(
                 request, session, found, user, kind, q,
                 refused="Choose at least one discrepancy that can be repaired (it has a box to tick).",
             )  # fmt: skip
             return HTMLResponse(page, status_code=status.HTTP_400_BAD_REQUEST)
-        dag_run = records.start_repair(session, employees, run_id, user.get_name())
+        # One repair per integration that owns a chosen discrepancy; the page follows the first.
+        started = [
+            (dag_id, records.start_repair(session, dag_id, employees, run_id, user.get_name()))
+            for dag_id, employees in repairs.items()
+        ]
         session.commit()
-        return see_run(request, reconcile.REPAIR_DAG_ID, dag_run.run_id)
+        dag_id, dag_run = started[0]
+        return see_run(request, dag_id, dag_run.run_id)
 
     @app.get("/runs/{dag_id}/{run_id}/files/{kind}/{index}")
     def run_file(

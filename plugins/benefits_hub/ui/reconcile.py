@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from benefits_hub.reconciliation.repair import REPAIR_DAG_ID
-from benefits_hub.reconciliation.rules import EXPORT_DAG_ID, KIND_TITLES
+from benefits_hub.reconciliation.repair import REPAIR_DAG_ID, REPAIR_DAGS
+from benefits_hub.reconciliation.rules import KIND_TITLES
 
 RECONCILE_DAG_ID = "hub_reconciliation"
 DISCREPANCY_FILE = "discrepancies.csv"
@@ -27,13 +27,23 @@ def matching(rows: Iterable[dict[str, str]], *, kind: str = "", query: str = "")
 
 
 def repairable(row: dict[str, str]) -> bool:
-    return row.get("repair") == EXPORT_DAG_ID
+    return row.get("repair") in REPAIR_DAGS
 
 
-def to_repair(rows: Sequence[dict[str, str]], chosen: Iterable[str]) -> list[str]:
-    """The employees to send: those chosen that have a repairable discrepancy, each once, in order."""
-    allowed = {row["record_key"] for row in rows if repairable(row)}
-    return sorted(set(chosen) & allowed)
+def employee_of(record_key: str) -> str:
+    """The employee a discrepancy is about: a deduction's key is "employee code start date"."""
+    return record_key.split(" ", 1)[0]
+
+
+def to_repair(rows: Sequence[dict[str, str]], chosen: Iterable[str]) -> dict[str, list[str]]:
+    """{repair DAG: employees} for the chosen discrepancies an integration can repair: each employee
+    once per repair, in order; nothing the page did not list as repairable."""
+    picked = set(chosen)
+    found: dict[str, set[str]] = {}
+    for row in rows:
+        if repairable(row) and row["record_key"] in picked:
+            found.setdefault(REPAIR_DAGS[row["repair"]], set()).add(employee_of(row["record_key"]))
+    return {dag_id: sorted(people) for dag_id, people in sorted(found.items())}
 
 
 @dataclass(frozen=True)
@@ -61,4 +71,7 @@ def kind_title(kind: str) -> str:
     return KIND_TITLES.get(kind, kind.replace("_", " "))
 
 
-__all__ = ["REPAIR_DAG_ID", "Night", "history", "kind_title", "matching", "repairable", "to_repair"]
+__all__ = [
+    "REPAIR_DAGS", "REPAIR_DAG_ID", "Night", "employee_of", "history", "kind_title", "matching", "repairable",
+    "to_repair",
+]  # fmt: skip

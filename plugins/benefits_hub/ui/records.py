@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from benefits_hub.deductions.resubmit import RESUBMIT_DAG_ID as RESUBMIT_DAG_ID
-from benefits_hub.reconciliation.repair import REPAIR_DAG_ID
 from benefits_hub.ui.activity import RunFacts, ScheduleFacts
 from benefits_hub.ui.detail import TaskFacts
 from benefits_hub.ui.plans import REVIEW_DAG_ID
@@ -383,10 +382,12 @@ def start_resubmit(
     return start_on_behalf(session, RESUBMIT_DAG_ID, conf, user_name)
 
 
-def start_repair(session: Session, employees: Sequence[str], reference_id: str, user_name: str) -> Any:
-    """Repair a reconciliation's discrepancies: the export for exactly ``employees``."""
+def start_repair(
+    session: Session, dag_id: str, employees: Sequence[str], reference_id: str, user_name: str
+) -> Any:
+    """Repair a reconciliation's discrepancies: repair DAG ``dag_id`` for exactly ``employees``."""
     conf = {"include_employees": ",".join(employees), "reconciliation_reference_id": reference_id}
-    return start_on_behalf(session, REPAIR_DAG_ID, conf, user_name)
+    return start_on_behalf(session, dag_id, conf, user_name)
 
 
 def start_on_behalf(session: Session, dag_id: str, conf: dict[str, Any], user_name: str) -> Any:

@@ -27,8 +27,26 @@ def test_filters_by_kind_and_employee() -> None:
 
 
 def test_only_repairable_employees_are_ever_sent_whatever_the_browser_posts() -> None:
-    assert to_repair(ROWS, ["E000013", "E999990", "E000014", "E123456"]) == ["E000013"]
-    assert to_repair(ROWS, []) == []
+    assert to_repair(ROWS, ["E000013", "E999990", "E000014", "E123456"]) == {
+        "plansource_demographic_repair": ["E000013"]
+    }
+    assert to_repair(ROWS, []) == {}
+
+
+def test_each_repair_goes_to_the_integration_that_owns_its_direction() -> None:
+    deductions = [
+        {"kind": "amount_differs", "record_key": "E000020 MED 2026-01-01", "field": "employee_amount",
+         "repair": "plansource_deductions_import"},
+        {"kind": "missing_in_payroll", "record_key": "E000020 DEN 2026-01-01", "field": "deduction_code",
+         "repair": "plansource_deductions_import"},
+        {"kind": "in_payroll_not_in_plansource", "record_key": "E000021 XTRA 2026-01-01",
+         "field": "deduction_code", "repair": "none"},
+    ]  # fmt: skip
+    chosen = ["E000013", *(row["record_key"] for row in deductions)]
+    assert to_repair([*ROWS, *deductions], chosen) == {
+        "plansource_deductions_repair": ["E000020"],  # one employee, both of their deductions
+        "plansource_demographic_repair": ["E000013"],
+    }
 
 
 def detail_of(summary: dict) -> object:
