@@ -82,6 +82,20 @@ def plan_year_of(coverage: dict[str, Any]) -> date | None:
         return None
 
 
+def coverage_key(coverage: dict[str, Any], codes: CrossReference) -> tuple[str, str, str] | None:
+    """(person number, HCM deduction code, effective date) of a record, as far as it can be read, even
+    one :func:`map_coverage` refuses for another reason (a negative amount); None when it cannot."""
+    person = str(coverage.get("subscriber_code") or "").strip()
+    code = codes.lookup(str(coverage.get("plan_payroll_mapping_code") or "").strip(), "hcm_code")
+    try:
+        effective = calendar_date(coverage.get("change_effective_date")) or calendar_date(
+            coverage.get("original_effective_date")
+        )
+    except ValueProblem:
+        return None
+    return (person, code, effective.isoformat()) if person and code and effective else None
+
+
 def map_coverage(coverage: dict[str, Any], codes: CrossReference, known_person: bool) -> MappedCoverage:
     """Validate and map one coverage record (``known_person``: the HCM has this person number)."""
     key = record_key(coverage)

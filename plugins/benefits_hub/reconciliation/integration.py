@@ -23,6 +23,7 @@ from typing import Any
 
 from benefits_hub.deductions.importer import mapped_person
 from benefits_hub.deductions.rules import (
+    coverage_key,
     deduction_codes,
     is_stale,
     is_test_employee,
@@ -43,6 +44,7 @@ from benefits_hub.reconciliation.rules import (
     DEMOGRAPHICS,
     DISCREPANCY_COLUMNS,
     IMPORT_DAG_ID,
+    KEY_SEP,
     KIND_TITLES,
     PAIR_TITLES,
     Discrepancy,
@@ -209,6 +211,7 @@ class Reconciliation(Integration):
         codes = deduction_codes()
         hcm = HcmHook()
         test_people: set[str] = set()
+        refused_keys: set[str] = set()  # PlanSource records the import refuses, by key (a few)
         compared = 0
         with DiskLookup() as expected:
             chunk: list[dict[str, Any]] = []
@@ -219,6 +222,9 @@ class Reconciliation(Integration):
                     mapped = map_coverage(coverage, codes, mapped_person(coverage) in known)
                     if mapped.errors:
                         write(refused_coverage(mapped.person_number, mapped.errors[0]))
+                        readable = coverage_key(coverage, codes)
+                        if readable:
+                            refused_keys.add(KEY_SEP.join(readable))
                         continue
                     assert mapped.row is not None
                     key = deduction_key(mapped.row)
@@ -246,7 +252,7 @@ class Reconciliation(Integration):
             )
             for key, want, have in full_outer_join(expected.items(), payroll):
                 compared += 1
-                for discrepancy in deduction_discrepancies(key, want, have, test_people):
+                for discrepancy in deduction_discrepancies(key, want, have, test_people, refused_keys):
                     write(discrepancy)
         return compared
 

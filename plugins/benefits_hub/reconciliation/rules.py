@@ -225,6 +225,7 @@ DATE_DIFFERS = "date_differs"
 DEDUCTION_DIFFERS = "deduction_field_differs"
 TEST_EMPLOYEE_LOADED = "test_employee_loaded"
 COVERAGE_REFUSED = "plansource_record_not_loadable"
+CORRECTED_IN_PAYROLL = "corrected_in_payroll"
 KIND_TITLES.update(
     {
         MISSING_IN_PAYROLL: "Missing in payroll",
@@ -234,29 +235,44 @@ KIND_TITLES.update(
         DEDUCTION_DIFFERS: "A deduction field differs",
         TEST_EMPLOYEE_LOADED: "A test employee's deduction is in payroll",
         COVERAGE_REFUSED: "PlanSource's record cannot be loaded",
+        CORRECTED_IN_PAYROLL: "Payroll holds a correction PlanSource lacks",
     }
 )
 REPAIR_BY_IMPORT = (
     "Repairable: run the Deductions Import for this employee with Delta off (Include Employees): it loads "
     "the plan year's coverages as PlanSource holds them."
 )
-_SEP = "\x1f"  # below every printable character: "person, code, date" keys sort as the tuples do
+KEY_SEP = "\x1f"  # below every printable character: "person, code, date" keys sort as the tuples do
 
 
 def deduction_key(row: dict[str, Any]) -> str:
     """(person number, deduction code, effective date) as one byte-ordered key."""
-    return _SEP.join((str(row["person_number"]), str(row["deduction_code"]), str(row["effective_date"])[:10]))
+    person, code, effective = row["person_number"], row["deduction_code"], row["effective_date"]
+    return KEY_SEP.join((str(person), str(code), str(effective)[:10]))
 
 
 def deduction_discrepancies(
-    key: str, expected: dict[str, Any] | None, loaded: dict[str, Any] | None, test_people: set[str]
+    key: str,
+    expected: dict[str, Any] | None,
+    loaded: dict[str, Any] | None,
+    test_people: set[str],
+    refused_keys: frozenset[str] | set[str] = frozenset(),
 ) -> list[Discrepancy]:
     """What differs between the deduction the import would load from PlanSource (``expected``, mapped by
-    the import's own rules) and the row payroll holds (``loaded``), for one key; either may be missing."""
-    person, code, effective = key.split(_SEP)
+    the import's own rules) and the row payroll holds (``loaded``), for one key; either may be missing.
+    ``refused_keys``: keys of PlanSource records the import refuses (reported on their own): payroll's
+    row for one is a correction made in payroll (the Transaction Assistant's, or by hand)."""
+    person, code, effective = key.split(KEY_SEP)
     label = f"{person} {code} {effective}"
     if expected is None:
         assert loaded is not None
+        if key in refused_keys:
+            return [Discrepancy(
+                DEDUCTIONS, CORRECTED_IN_PAYROLL, label, field="deduction_code", hcm_value=code,
+                what_to_do=("Payroll holds a correction of a PlanSource record the import refuses (made with "
+                            "the Transaction Assistant, or by hand): correct the record in PlanSource too, "
+                            "so that both agree."),
+            )]  # fmt: skip
         if person in test_people:
             return [Discrepancy(
                 DEDUCTIONS, TEST_EMPLOYEE_LOADED, label, field="deduction_code", hcm_value=code,

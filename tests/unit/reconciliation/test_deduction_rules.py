@@ -81,3 +81,19 @@ def test_keys_sort_as_person_code_date_and_counters_read_in_words() -> None:
     assert [k for k, _a, _b in full_outer_join([(k, 1) for k in keys], [])] == keys
     label = counter_label("plansource_hcm_deductions__amount_differs")
     assert label == "PlanSource coverages ↔ HCM payroll deductions: An amount differs"
+
+
+def test_payrolls_row_for_a_record_the_import_refuses_is_a_correction_not_an_extra() -> None:
+    from benefits_hub.deductions.rules import coverage_key, deduction_codes
+
+    codes = deduction_codes()
+    plansource_code, hcm_code = next((c, r["hcm_code"]) for c, r in codes.rows.items() if r.get("hcm_code"))
+    refused = {
+        "subscriber_code": "E000012", "plan_payroll_mapping_code": plansource_code,
+        "change_effective_date": "2026-01-01T00:00:00.000Z", "subscriber_premium": "-5.00",
+    }  # fmt: skip
+    assert coverage_key(refused, codes) == ("E000012", hcm_code, "2026-01-01")
+    assert coverage_key({**refused, "plan_payroll_mapping_code": "NOPE"}, codes) is None
+    key = deduction_key({**ROW, "deduction_code": hcm_code})
+    [found] = deduction_discrepancies(key, None, ROW, set(), {key})
+    assert found.kind == "corrected_in_payroll" and "correct the record in PlanSource" in found.what_to_do
