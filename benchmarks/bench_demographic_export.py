@@ -1,5 +1,7 @@
 """Benchmark: full HCM Demographic Exports of 100k and 1M employees against the sandbox, each beside
-its floor, then the hourly delta over the largest HCM with 1,000 changed employees.
+its floor, then the hourly delta over the largest HCM with 1,000 changed employees; and after each full
+export, the Hub Reconciliation of the same HCM and PlanSource, beside that export's own time (the
+issue's bound: a reconciliation within 2x the cost of one full export).
 
 Prints figures, asserts nothing. Run with ``make bench`` (or ``--sizes 100k`` for a quick look). Each run
 is a real ``airflow dags test`` of the DAG: wall time, the peak RSS of that process (the tasks run inside
@@ -73,10 +75,25 @@ def main() -> int:
                 print_floor(figures, floor)
                 record("export (full)", size, figures, floor)
                 rows.append((size, figures, floor))
+                reconcile(sandbox, scratch, figures, size)
                 if size == sizes[-1]:
                     delta(sandbox, scratch, figures)
     print_scaling("HCM Demographic Export (full)", rows)
     return 0
+
+
+def reconcile(sandbox: Sandbox, scratch: Path, export: RunFigures, size: int) -> None:
+    """The nightly reconciliation of HCM and PlanSource demographics right after a full export: its
+    "floor" here is that export's own time (it reads both sides as the export does, and compares)."""
+    figures = run_dag(
+        "hub_reconciliation", {"pairs": "hcm_plansource_demographics"}, sandbox.connection_env(),
+        scratch / f"reconcile-{size}.log",
+    )  # fmt: skip
+    one_export = fl.Floor(parts={"one full export (its hub time)": export.hub_seconds})
+    figures.print(f"\nHub Reconciliation (demographics), {size:,} employees, after that export")
+    print_floor(figures, one_export)
+    print(f"  discrepancies          {figures.summary.get('discrepancies', 0):,}")
+    record("reconciliation / full export", size, figures, one_export)
 
 
 def _sqlite_time(instant: str) -> str:

@@ -42,11 +42,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG
 
 from benefits_hub.deadlines import finish_within
 from benefits_hub.operators.stages import PLANSOURCE_API_POOL, integration_default_args, integration_stages
-from benefits_hub.params import include_employees_param, integration_run_name_param
+from benefits_hub.params import repair_params
 
 INTEGRATION = "benefits_hub.reconciliation.repair:DemographicRepair"
 
@@ -64,16 +64,7 @@ with DAG(
     max_active_runs=1,
     tags=["plansource", "export", "demographics", "reconciliation"],
     default_args=integration_default_args(),
-    params={
-        "integration_run_name": integration_run_name_param(),
-        "include_employees": include_employees_param(),
-        "reconciliation_reference_id": Param(
-            None,
-            type=["null", "string"],
-            title="Reconciliation Reference ID",
-            description="The Hub Reconciliation run whose discrepancies this repairs (Repair fills it in).",
-        ),
-    },
+    params=repair_params(),
 ) as dag:
     validate, extract, transform, deliver, summary = integration_stages(
         INTEGRATION, vendor_pool=PLANSOURCE_API_POOL

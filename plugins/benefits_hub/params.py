@@ -128,6 +128,20 @@ def hold_threshold_param(name: str) -> Param:
     )
 
 
+def repair_params() -> dict[str, Param]:
+    """The params of a reconciliation's repair DAG: whom to repair, and which reconciliation asked."""
+    return {
+        "integration_run_name": integration_run_name_param(),
+        "include_employees": include_employees_param(),
+        "reconciliation_reference_id": Param(
+            None,
+            type=["null", "string"],
+            title="Reconciliation Reference ID",
+            description="The Hub Reconciliation run whose discrepancies this repairs (Repair fills it in).",
+        ),
+    }
+
+
 def date_param(title: str, description: str) -> Param:
     return Param(
         None,

@@ -274,6 +274,7 @@ def test_5_the_clerk_reconciles_and_repairs_a_discrepancy(
     frame = open_activity_monitor(page, services)
     frame.locator("#run-an-integration summary").click()
     frame.locator('a.run-link[data-dag-id="hub_reconciliation"]').click()
+    frame.locator("#param-pairs").fill("hcm_plansource_demographics")  # the demographics, this time
     frame.locator("#param-include_employees").fill(person)
     frame.locator("#param-integration_run_name").fill("Clerk reconciliation")
     frame.locator("#run").click()
