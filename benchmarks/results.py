@@ -31,7 +31,7 @@ TARGET = 2.0  # the issue's bound at 1M records
 def add_row(row: dict[str, Any]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     with ROWS.open("a", encoding="utf-8") as out:
-        out.write(json.dumps(row) + "\n")
+        out.write(json.dumps({**row, "commit": machine()["commit"]}) + "\n")
 
 
 def read_rows() -> list[dict[str, Any]]:
@@ -188,8 +188,15 @@ def main() -> int:
     facts = machine()
     LATEST.write_text(json.dumps({"machine": facts, "rows": rows}, indent=2) + "\n", encoding="utf-8")
     drawn = render_png(chart_svg(rows), CHART)
+    # A script run again alone (one integration, one size) replaces only its rows: say so.
+    commits = list(dict.fromkeys(str(r.get("commit") or "an earlier commit") for r in rows))
+    where = (
+        f"commit {commits[0]}"
+        if len(commits) == 1
+        else "commits " + ", ".join(commits) + " (per row in the JSON)"
+    )
     summary = (
-        f"Measured by `make bench` at commit {facts['commit']} on {facts['cores']} cores, Python "
+        f"Measured by `make bench` at {where} on {facts['cores']} cores, Python "
         f"{facts['python']}, {facts['date']}; "
         f"figures in `benchmarks/results/latest.json`.\n\n{table(rows)}\n\n"
         + ("![hub/floor by size](benchmarks/results/hub_over_floor.png)" if drawn else "")

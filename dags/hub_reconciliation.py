@@ -20,6 +20,7 @@ Run it from the **Activity Monitor → Run an Integration** form (`/activity-mon
 | Integration Run Name | Optional. A name to find this run by; empty = name + date/time. |
 | Pairs | Optional. Which systems to compare, comma-separated: `hcm_plansource_demographics`, `plansource_hcm_deductions`. Empty = every pair. |
 | Include Employees | Optional. Person numbers, comma-separated, **no spaces**. Empty = everyone. |
+| As-of Date | Optional, YYYY-MM-DD. Payroll deductions: the plan year in effect on this date. Empty = today. Demographics are compared as they are now. |
 
 ## Stages
 `validate` (params; the plan year to compare) → `extract` (the HCM's employees and PlanSource's
@@ -60,6 +61,7 @@ from airflow.sdk import DAG, CronTriggerTimetable
 from benefits_hub.deadlines import finish_within
 from benefits_hub.operators.stages import PLANSOURCE_API_POOL, integration_default_args, integration_stages
 from benefits_hub.params import (
+    as_of_date_param,
     include_employees_param,
     integration_run_name_param,
     reconciliation_pairs_param,
@@ -83,6 +85,7 @@ with DAG(
     params={
         "integration_run_name": integration_run_name_param(),
         "pairs": reconciliation_pairs_param(),
+        "as_of_date": as_of_date_param(),
         "include_employees": include_employees_param(),
     },
 ) as dag:

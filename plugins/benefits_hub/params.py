@@ -385,6 +385,15 @@ RECONCILIATION_PAIRS: dict[str, str] = {
 }
 
 
+def as_of_date_param() -> Param:
+    return date_param(
+        "As-of Date",
+        "Optional, YYYY-MM-DD. Payroll deductions: compare the plan year in effect on this date (the latest "
+        "plan year imported that starts on or before it). Empty: today. Demographics are compared as both "
+        "systems hold them now (neither keeps their history).",
+    )
+
+
 def reconciliation_pairs_param() -> Param:
     names = "|".join(RECONCILIATION_PAIRS)
     return Param(
@@ -408,6 +417,12 @@ class ReconciliationParams(BaseModel):
     integration_run_name: str | None = None
     pairs: tuple[str, ...] = tuple(RECONCILIATION_PAIRS)
     include_employees: tuple[str, ...] = ()
+    as_of_date: date | None = None
+
+    @field_validator("as_of_date", mode="before")
+    @classmethod
+    def _as_of(cls, value: Any) -> date | None:
+        return parse_iso_date("as_of_date", value)
 
     @field_validator("integration_run_name", mode="before")
     @classmethod

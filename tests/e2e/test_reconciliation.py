@@ -180,6 +180,10 @@ def test_coverages_and_payroll_finds_exactly_the_planted_discrepancies_and_the_i
 
     found = run_dag(RECONCILE, {"pairs": COVERAGES})
     assert discrepancies(found) - discrepancies(baseline) == planted
+    # As of a day before the plan year began, no imported plan year was in effect: nothing to compare.
+    before = run_dag(RECONCILE, {"pairs": COVERAGES, "as_of_date": "2025-12-15"})
+    assert before.summary["discrepancies"] == 0
+    assert "no plan year in effect on 2025-12-15 has been imported" in before.summary["warnings"][0]
     assert found.summary["plansource_hcm_deductions__amount_differs"] == 1
 
     # Repair (what the discrepancy page's Repair starts): the import, Delta off, run as the import for

@@ -74,6 +74,10 @@ def test_reconciliation_pairs_in_the_hubs_words() -> None:
     assert ReconciliationParams.parse({}).pairs == every
     assert ReconciliationParams.parse({"pairs": ""}).pairs == every
     assert ReconciliationParams.parse({"pairs": "plansource_hcm_deductions"}).pairs == every[1:]
+    assert str(ReconciliationParams.parse({"as_of_date": "2026-03-01"}).as_of_date) == "2026-03-01"
+    with pytest.raises(ParamError) as bad_date:
+        ReconciliationParams.parse({"as_of_date": "03/01/2026"})
+    assert bad_date.value.param == "as_of_date"
     with pytest.raises(ParamError) as refused:
         ReconciliationParams.parse({"pairs": "hcm_payroll"})
     assert refused.value.param == "pairs"

@@ -82,12 +82,14 @@ class Reconciliation(Integration):
         warnings: list[str] = []
         plan_year = None
         if DEDUCTIONS in pairs:
-            plan_year = self._loaded_plan_year()
+            as_of = params.as_of_date or self.run.run_start.astimezone(UTC).date()
+            plan_year = self._loaded_plan_year(as_of)
             if plan_year is None:
                 pairs.remove(DEDUCTIONS)
                 warnings.append(
-                    f"{PAIR_TITLES[DEDUCTIONS]}: not compared, because no initial Deductions Import of a "
-                    "plan year has completed yet (there is nothing in payroll to compare)."
+                    f"{PAIR_TITLES[DEDUCTIONS]}: not compared, because no plan year in effect on {as_of} "
+                    "has been imported (no initial Deductions Import of it has completed): there is nothing "
+                    "in payroll to compare."
                 )
         return StageResult(
             stage="validate",
@@ -102,13 +104,14 @@ class Reconciliation(Integration):
             warnings=warnings,
         )
 
-    def _loaded_plan_year(self) -> str | None:
-        """The latest plan year whose initial import completed (what the nightly import keeps loading)."""
+    def _loaded_plan_year(self, as_of: date) -> str | None:
+        """The latest plan year whose initial import completed and that starts on or before ``as_of``."""
         from benefits_hub.deductions.importer import INITIAL_IMPORTS_KEY
         from benefits_hub.operators.stages import read_state
 
         loaded = json.loads(read_state(IMPORT_DAG_ID, INITIAL_IMPORTS_KEY) or "{}")
-        return max(loaded) if loaded else None
+        in_effect = [year for year in loaded if year <= as_of.isoformat()]
+        return max(in_effect) if in_effect else None
 
     def _pairs(self) -> list[str]:
         return list(self.run.result("validate").details["pairs"])
