@@ -23,9 +23,9 @@ from airflow.sdk.exceptions import AirflowFailException
 from benefits_hub.breaker import ChangeSet, Trip, held_reason, hold_body, trips
 from benefits_hub.operators.stages import (
     FAILURE_XCOM_KEY,
-    _member_args,
     build_run_context,
     load_integration,
+    member_args,
 )
 from benefits_hub.pii import redact
 
@@ -94,7 +94,7 @@ def _hold_class() -> type:
 
         def execute(self, context: Context) -> Any:
             run = build_run_context(
-                context, ("validate", "extract", "transform"), self.log, **_member_args(self)
+                context, ("validate", "extract", "transform"), self.log, **member_args(self)
             )
             run.params = _run_params(context, self.params_key)
             integration = load_integration(self.integration)(run)

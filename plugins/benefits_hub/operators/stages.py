@@ -187,7 +187,7 @@ class _ItemLog(logging.LoggerAdapter):  # type: ignore[type-arg]
         return f"[{self.extra['item']}] {msg}", kwargs  # type: ignore[index]
 
 
-def _member_args(operator: Any) -> dict[str, Any]:
+def member_args(operator: Any) -> dict[str, Any]:
     explicit = getattr(operator, "stage_task_ids", None)
     prefix = operator.task_id.rsplit(".", 1)[0] + "." if "." in operator.task_id else ""
     return {
@@ -320,7 +320,7 @@ class IntegrationStageOperator(BaseOperator):
         from benefits_hub.integration import record_error
         from benefits_hub.models import ErrorRow
 
-        run = build_run_context(context, (), self.log, item=item, group_index=index, **_member_args(self))
+        run = build_run_context(context, (), self.log, item=item, group_index=index, **member_args(self))
         assert run.staging is not None
         with run.error_file(f"{self.stage}-{item}") as errors:
             reason = f"The {self.stage} stage of {item} failed: {message}"
@@ -341,7 +341,7 @@ class IntegrationStageOperator(BaseOperator):
     ) -> StageResult:
         upstream = STAGES[: STAGES.index(self.stage)]
         run = build_run_context(
-            context, upstream, log, item=item, group_index=group_index, **_member_args(self)
+            context, upstream, log, item=item, group_index=group_index, **member_args(self)
         )
         if group_index is not None:
             carried = [r for r in run.results.values() if r.details.get("carried")]
@@ -435,7 +435,7 @@ class RunSummaryOperator(BaseOperator):
         self.params_key = params_key
 
     def execute(self, context: Context) -> dict[str, Any]:
-        run = build_run_context(context, STAGES, self.log, **_member_args(self))
+        run = build_run_context(context, STAGES, self.log, **member_args(self))
         if self.params_key is not None and not run.results and not run.failures:
             # A member of a set that never started: an earlier member stopped the set.
             raise AirflowSkipException("Not run: an earlier member of the integration set stopped it.")

@@ -69,9 +69,10 @@ def discrepancies_page(
             '<button type="submit" id="repair-selected">Repair selected</button> '
             '<button type="submit" name="all" value="1" id="repair-all">'
             f"Repair all {fixable:,} repairable shown</button>"
-            '<p class="muted">Repair runs the HCM Demographic Export for exactly those employees; '
-            "it never waits on a paused schedule. The next reconciliation shows them gone, or still here "
-            "with the reason the repair run gave.</p>"
+            '<p class="muted">Repair runs the integration that owns each chosen discrepancy for exactly '
+            "those employees (the HCM Demographic Export; for payroll deductions, the Deductions Import "
+            "with Delta off); it never waits on a paused schedule. The next reconciliation shows them "
+            "gone, or still here with the reason the repair run gave.</p>"
         )
     more = f" (the first {shown_limit:,} shown; the file has them all)" if len(rows) > shown_limit else ""
     parts = [
