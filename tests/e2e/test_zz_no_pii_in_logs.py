@@ -90,6 +90,10 @@ def test_scanner_finds_a_planted_ssn(tmp_path: Path) -> None:
     log.write_text("employee E000012 ssn=180-01-7851 rejected\nid 1800178519 is a longer number\n")
     hits = find_ssns(read_texts([log]), ["180017851"])
     assert hits == [(str(log), "***-**-7851")]
+    # Every form, and a malformed seeded SSN (8 digits) as it was seeded; never a part of a longer number.
+    log.write_text("a 180 01 7851 b 180017851 c 18001785 d x180-01-78512 e 2180017851\n")
+    hits = find_ssns(read_texts([log]), ["180-01-7851", "18001785"])
+    assert [masked for _where, masked in hits] == ["***-**-7851", "***-**-7851", "***-**-1785"]
 
 
 def test_no_ssn_in_any_task_log() -> None:
