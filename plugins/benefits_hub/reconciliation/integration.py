@@ -214,7 +214,7 @@ class Reconciliation(Integration):
         codes = deduction_codes()
         hcm = HcmHook()
         test_people: set[str] = set()
-        refused_keys: set[str] = set()  # PlanSource records the import refuses, by key (a few)
+        refused: set[str] = set()  # PlanSource records the import refuses, by key and by id (a few)
         compared = 0
         with DiskLookup() as expected:
             chunk: list[dict[str, Any]] = []
@@ -227,7 +227,9 @@ class Reconciliation(Integration):
                         write(refused_coverage(mapped.person_number, mapped.errors[0]))
                         readable = coverage_key(coverage, codes)
                         if readable:
-                            refused_keys.add(KEY_SEP.join(readable))
+                            refused.add(KEY_SEP.join(readable))
+                        if coverage.get("id"):
+                            refused.add(str(coverage["id"]))
                         continue
                     assert mapped.row is not None
                     key = deduction_key(mapped.row)
@@ -255,7 +257,7 @@ class Reconciliation(Integration):
             )
             for key, want, have in full_outer_join(expected.items(), payroll):
                 compared += 1
-                for discrepancy in deduction_discrepancies(key, want, have, test_people, refused_keys):
+                for discrepancy in deduction_discrepancies(key, want, have, test_people, refused):
                     write(discrepancy)
         return compared
 

@@ -256,17 +256,18 @@ def deduction_discrepancies(
     expected: dict[str, Any] | None,
     loaded: dict[str, Any] | None,
     test_people: set[str],
-    refused_keys: frozenset[str] | set[str] = frozenset(),
+    refused: frozenset[str] | set[str] = frozenset(),
 ) -> list[Discrepancy]:
     """What differs between the deduction the import would load from PlanSource (``expected``, mapped by
     the import's own rules) and the row payroll holds (``loaded``), for one key; either may be missing.
-    ``refused_keys``: keys of PlanSource records the import refuses (reported on their own): payroll's
-    row for one is a correction made in payroll (the Transaction Assistant's, or by hand)."""
+    ``refused``: keys and PlanSource record ids of the records the import refuses (reported on their
+    own): payroll's row for one is a correction made in payroll (the Transaction Assistant's, or by
+    hand), even when the correction moved its key (a start date, a code)."""
     person, code, effective = key.split(KEY_SEP)
     label = f"{person} {code} {effective}"
     if expected is None:
         assert loaded is not None
-        if key in refused_keys:
+        if key in refused or str(loaded.get("plansource_coverage_id") or "") in refused:
             return [Discrepancy(
                 DEDUCTIONS, CORRECTED_IN_PAYROLL, label, field="deduction_code", hcm_value=code,
                 what_to_do=("Payroll holds a correction of a PlanSource record the import refuses (made with "

@@ -97,3 +97,9 @@ def test_payrolls_row_for_a_record_the_import_refuses_is_a_correction_not_an_ext
     key = deduction_key({**ROW, "deduction_code": hcm_code})
     [found] = deduction_discrepancies(key, None, ROW, set(), {key})
     assert found.kind == "corrected_in_payroll" and "correct the record in PlanSource" in found.what_to_do
+    # A correction that moved the key (another start date) is known by PlanSource's record id.
+    moved = deduction_key({**ROW, "effective_date": "2026-02-01"})
+    [by_id] = deduction_discrepancies(moved, None, ROW, set(), {"C1"})
+    assert by_id.kind == "corrected_in_payroll"
+    [other] = deduction_discrepancies(moved, None, {**ROW, "plansource_coverage_id": "C2"}, set(), {"C1"})
+    assert other.kind == "in_payroll_not_in_plansource"
