@@ -147,6 +147,50 @@ class RunOutcome:
             return list(csv.DictReader(handle))
 
 
+# dag.test() waits for ever on a human-in-the-loop task (only an answer from outside moves it on), so a
+# test whose answer never comes (its answering thread failed, or a run held that should not have been)
+# would hang the suite. Past this, the waiting task is failed and run_dag says so.
+HITL_WAIT_LIMIT = 180.0
+
+
+@contextmanager
+def _unanswered_requests_fail(dag_id: str) -> Iterator[list[str]]:
+    """Fail this DAG's tasks that wait for input longer than HITL_WAIT_LIMIT; yields their ids."""
+    import threading
+    from datetime import UTC, datetime
+
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from airflow.utils.state import TaskInstanceState
+
+    failed: list[str] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        waiting_since: dict[str, float] = {}
+        while not done.wait(2):
+            with create_session() as session:
+                waiting = (
+                    session.query(TaskInstance)
+                    .filter_by(dag_id=dag_id, state=TaskInstanceState.AWAITING_INPUT)
+                    .all()
+                )
+                for ti in waiting:
+                    since = waiting_since.setdefault(str(ti.id), time.monotonic())
+                    if time.monotonic() - since > HITL_WAIT_LIMIT:
+                        ti.state = TaskInstanceState.FAILED
+                        ti.end_date = datetime.now(UTC)
+                        failed.append(ti.task_id)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield failed
+    finally:
+        done.set()
+        watcher.join(timeout=30)
+
+
 def run_dag(dag_id: str, conf: dict[str, Any] | None = None) -> RunOutcome:
     """Run a DAG with ``dag.test()`` in this process, against whatever connections are in the env."""
     from airflow.dag_processing.dagbag import DagBag
@@ -165,8 +209,11 @@ def run_dag(dag_id: str, conf: dict[str, Any] | None = None) -> RunOutcome:
     log_dir = TASK_LOG_DIR / dag_id
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"run-{len(list(log_dir.iterdir())):03d}.log"
-    with _capture_output(log_path):
+    with _capture_output(log_path), _unanswered_requests_fail(dag_id) as unanswered:
         dag_run = dag.test(run_conf=conf or {})
+    assert not unanswered, (
+        f"{dag_id}: {unanswered} waited {HITL_WAIT_LIMIT:.0f}s for a human answer that never came"
+    )
     with create_session() as session:
         states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances(session=session)}
         row = (

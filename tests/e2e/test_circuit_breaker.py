@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -44,28 +43,42 @@ LEAVING = {"employee_status_code": "T", "termination_date": "2026-12-04", "termi
 @contextmanager
 def answering(api: str, dag_id: str, choice: str, reason: str = "") -> Iterator[dict[str, Any]]:
     """While the block runs, answer the DAG's first open human-in-the-loop request with ``choice``, as
-    Required Actions would; yields what the approver was shown (subject, body) once asked."""
+    Required Actions would; yields what the approver was shown (subject, body) once asked.
+
+    An api-server call that fails (SQLite is busy with the run's own writes, say) is tried again: a
+    thread that died here would leave the held run waiting (run_dag then fails it after its limit)."""
     shown: dict[str, Any] = {}
+    errors: list[str] = []
     done = threading.Event()
+
+    def answer_once() -> bool:
+        pending = requests.get(
+            f"{api}/api/v2/dags/{dag_id}/dagRuns/~/hitlDetails",
+            params={"response_received": "false"},
+            timeout=10,
+        )
+        pending.raise_for_status()
+        details = pending.json()["hitl_details"]
+        if not details:
+            return False
+        ti = details[0]["task_instance"]
+        requests.patch(
+            f"{api}/api/v2/dags/{dag_id}/dagRuns/{ti['dag_run_id']}/taskInstances/"
+            f"{ti['task_id']}/{ti['map_index']}/hitlDetails",
+            json={"chosen_options": [choice], "params_input": {"reason": reason}},
+            timeout=10,
+        ).raise_for_status()
+        shown.update(details[0])
+        return True
 
     def answer() -> None:
         while not done.is_set():
-            pending = requests.get(
-                f"{api}/api/v2/dags/{dag_id}/dagRuns/~/hitlDetails",
-                params={"response_received": "false"},
-                timeout=10,
-            ).json()["hitl_details"]
-            if pending:
-                shown.update(pending[0])
-                ti = pending[0]["task_instance"]
-                requests.patch(
-                    f"{api}/api/v2/dags/{dag_id}/dagRuns/{ti['dag_run_id']}/taskInstances/"
-                    f"{ti['task_id']}/{ti['map_index']}/hitlDetails",
-                    json={"chosen_options": [choice], "params_input": {"reason": reason}},
-                    timeout=10,
-                ).raise_for_status()
-                return
-            time.sleep(0.5)
+            try:
+                if answer_once():
+                    return
+            except (requests.RequestException, KeyError, ValueError) as error:
+                errors.append(f"{type(error).__name__}: {error}")
+            done.wait(0.5)
 
     worker = threading.Thread(target=answer, daemon=True)
     worker.start()
@@ -74,6 +87,8 @@ def answering(api: str, dag_id: str, choice: str, reason: str = "") -> Iterator[
     finally:
         done.set()
         worker.join(timeout=15)
+    if not shown and errors:
+        raise AssertionError(f"the answer was never given; the api-server said: {errors[-3:]}")
 
 
 def watermark(dag_id: str) -> str | None:
