@@ -86,6 +86,12 @@ with DAG(
             title="Plan Sync run",
             description="The Plan Sync run that found the draft (set by the Plan Sync).",
         ),
+        "plan_sync_dag_id": Param(
+            None,
+            type=["null", "string"],
+            title="Plan Sync DAG",
+            description="The DAG of that run: the Plan Sync, or a reconciliation's Plan Repair.",
+        ),
     },
 ) as dag:
 
@@ -104,7 +110,12 @@ with DAG(
         if not plan_id:
             refuse("Param 'plan_id': required (the plan whose draft to review).")
         try:
-            request = review_request(IJoinHook().get_plan(plan_id), plan_id, params.get("plan_sync_run_id"))
+            request = review_request(
+                IJoinHook().get_plan(plan_id),
+                plan_id,
+                params.get("plan_sync_run_id"),
+                params.get("plan_sync_dag_id"),
+            )
         except DraftReviewError as exc:
             refuse(str(exc))
         wanted = (params.get("version_id") or "").strip()

@@ -63,10 +63,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import DAG, CronTriggerTimetable, TriggerRule, task
+from airflow.sdk import DAG, CronTriggerTimetable
 
 from benefits_hub.deadlines import finish_within
+from benefits_hub.operators.reviews import draft_review_requests
 from benefits_hub.operators.stages import IJOIN_API_POOL, fanned_out_stages, integration_default_args
 from benefits_hub.params import dry_run_param, integration_run_name_param, plan_ids_param
 
@@ -95,19 +95,6 @@ with DAG(
     validate, per_plan, summary = fanned_out_stages(INTEGRATION, vendor_pool=IJOIN_API_POOL)
 
     # Each draft waits for its reviewer in a run of its own: this run never waits (DESIGN.md §5).
-    @task(task_id="drafts_to_review", trigger_rule=TriggerRule.ALL_DONE)
-    def drafts_to_review(ti=None) -> list[dict[str, object]]:
-        from benefits_hub.ijoin.drafts import reviews_to_request
-
-        return reviews_to_request(ti.xcom_pull(task_ids="per_item.deliver"), ti.run_id)
-
-    drafts = drafts_to_review()
-    # One review per draft version (its run id): a re-run of the sync asks nobody twice.
-    request_reviews = TriggerDagRunOperator.partial(
-        task_id="request_reviews",
-        trigger_dag_id="ijoin_plan_draft_review",
-        logical_date=None,
-        skip_when_already_exists=True,
-    ).expand_kwargs(drafts)
+    drafts, request_reviews = draft_review_requests("ijoin_plan_sync")
 
     validate >> per_plan >> drafts >> request_reviews >> summary

@@ -316,8 +316,15 @@ def main(argv: list[str] | None = None) -> int:
         synced = ",".join(o["plan_id"] for o in plans.get("outcomes", []) if o["status"] != "Failed")
         run_integration(PARTICIPANT_SYNC_DAG, {"plan_ids": synced}, env, log_dir, f"plans {synced}")
         run_integration(WRITEBACK_DAG, {}, env, log_dir, "pending enrollment elections")
-        # Are the systems in step after all that? Only what the export and the import refused differ.
-        run_integration(RECONCILE_DAG, {}, env, log_dir, "HCM ↔ PlanSource, demographics and deductions")
+        # Are the systems in step after all that? Only what the integrations refused (or left for a
+        # person: a draft waiting for its review) differs.
+        run_integration(
+            RECONCILE_DAG,
+            {},
+            env,
+            log_dir,
+            "HCM ↔ PlanSource demographics and deductions, recordkeeper ↔ iJoin",
+        )
     print(
         "\nSandbox stopped. Runs, task logs and XComs stay in $AIRFLOW_HOME; `make airflow` opens the UI"
         " (and starts the sandbox again, with the demo's data)."

@@ -128,11 +128,12 @@ def hold_threshold_param(name: str) -> Param:
     )
 
 
-def repair_params() -> dict[str, Param]:
-    """The params of a reconciliation's repair DAG: whom to repair, and which reconciliation asked."""
+def repair_params(subjects: str = "include_employees") -> dict[str, Param]:
+    """The params of a reconciliation's repair DAG: whom (``include_employees``) or which plans
+    (``plan_ids``) to repair, and which reconciliation asked."""
     return {
         "integration_run_name": integration_run_name_param(),
-        "include_employees": include_employees_param(),
+        subjects: include_employees_param() if subjects == "include_employees" else plan_ids_param(),
         "reconciliation_reference_id": Param(
             None,
             type=["null", "string"],
@@ -382,6 +383,7 @@ def parse_iso_date(param: str, value: Any) -> date | None:
 RECONCILIATION_PAIRS: dict[str, str] = {
     "hcm_plansource_demographics": "HCM ↔ PlanSource demographics",
     "plansource_hcm_deductions": "PlanSource coverages ↔ HCM payroll deductions",
+    "recordkeeper_ijoin": "Recordkeeper ↔ iJoin plans and participants",
 }
 
 
@@ -417,6 +419,7 @@ class ReconciliationParams(BaseModel):
     integration_run_name: str | None = None
     pairs: tuple[str, ...] = tuple(RECONCILIATION_PAIRS)
     include_employees: tuple[str, ...] = ()
+    plan_ids: tuple[str, ...] = ()
     as_of_date: date | None = None
 
     @field_validator("as_of_date", mode="before")
@@ -433,6 +436,11 @@ class ReconciliationParams(BaseModel):
     @classmethod
     def _include(cls, value: Any) -> tuple[str, ...]:
         return PlanSourceRunParams._include(value)
+
+    @field_validator("plan_ids", mode="before")
+    @classmethod
+    def _plans(cls, value: Any) -> tuple[str, ...]:
+        return IJoinRunParams._plans(value)
 
     @field_validator("pairs", mode="before")
     @classmethod

@@ -23,6 +23,7 @@ RECONCILE, EXPORT, IMPORT = (
     "plansource_deductions_import",
 )
 STRAY = "E999990"
+DEMOGRAPHICS = {"pairs": "hcm_plansource_demographics"}
 
 
 def discrepancies(outcome: Any) -> set[tuple[str, str, str]]:
@@ -63,7 +64,7 @@ def test_finds_exactly_the_planted_discrepancies_and_a_repair_clears_them(popula
     sandbox = population
     export = run_dag(EXPORT, {"delta": False})
     refused = {row["record_key"] for row in export.error_rows()}
-    baseline = run_dag(RECONCILE, {})
+    baseline = run_dag(RECONCILE, DEMOGRAPHICS)
     assert baseline.summary["status"] == "Completed", baseline.summary
     # In step after a full export: the only discrepancies are the employees the export itself refused.
     assert {number for _kind, number, _field in discrepancies(baseline)} == refused
@@ -92,7 +93,7 @@ def test_finds_exactly_the_planted_discrepancies_and_a_repair_clears_them(popula
         ("identity_differs", GOOD[4], "ssn"),
     }
 
-    found = run_dag(RECONCILE, {})
+    found = run_dag(RECONCILE, DEMOGRAPHICS)
     assert discrepancies(found) - discrepancies(baseline) == planted
     assert discrepancies(baseline) <= discrepancies(found)
     summary = found.summary
@@ -107,7 +108,7 @@ def test_finds_exactly_the_planted_discrepancies_and_a_repair_clears_them(popula
     # Repair: the export for exactly the repairable people; the next reconciliation no longer lists them.
     repairable = sorted({number for _k, number, _f in planted} - {STRAY, GOOD[4]})
     run_dag(EXPORT, {"delta": False, "include_employees": ",".join(repairable)})
-    after = run_dag(RECONCILE, {})
+    after = run_dag(RECONCILE, DEMOGRAPHICS)
     assert discrepancies(after) - discrepancies(baseline) == {
         ("in_plansource_not_in_hcm", STRAY, ""),
         ("identity_differs", GOOD[4], "ssn"),
@@ -117,7 +118,7 @@ def test_finds_exactly_the_planted_discrepancies_and_a_repair_clears_them(popula
 def test_include_employees_narrows_the_comparison(sandbox: Any) -> None:
     run_dag(EXPORT, {"delta": False})
     plansource(sandbox, "UPDATE subscriber SET city = 'Ogdenville' WHERE employee_number = ?", GOOD[3])
-    narrowed = run_dag(RECONCILE, {"include_employees": f"{GOOD[3]},{GOOD[4]}"})
+    narrowed = run_dag(RECONCILE, {**DEMOGRAPHICS, "include_employees": f"{GOOD[3]},{GOOD[4]}"})
     assert narrowed.summary["employees_compared"] == 2
     assert discrepancies(narrowed) == {("field_differs", GOOD[3], "city")}
     with pytest.raises(Exception, match="param pairs"):  # refused when triggered, naming the param
@@ -196,3 +197,124 @@ def test_coverages_and_payroll_finds_exactly_the_planted_discrepancies_and_the_i
     assert discrepancies(after) - discrepancies(baseline) == {
         d for d in planted if d[0] in ("in_payroll_not_in_plansource", "test_employee_loaded")
     }
+
+
+# -- recordkeeper ↔ iJoin -------------------------------------------------------------------------------
+IJOIN = {"pairs": "recordkeeper_ijoin"}
+
+
+def ijoin_participant(sandbox: Any, plan_id: str, stored_as: str, **changes: Any) -> None:
+    """Change iJoin's stored record of a participant (as a change made in iJoin would)."""
+    import json
+
+    with sqlite3.connect(sandbox.ijoin_state_path) as conn:
+        (body,) = conn.execute(
+            "SELECT body FROM ij_participant WHERE plan_id = ? AND participant_id = ?",
+            (plan_id, stored_as),
+        ).fetchone()
+        conn.execute(
+            "UPDATE ij_participant SET body = ? WHERE plan_id = ? AND participant_id = ?",
+            (json.dumps({**json.loads(body), **changes}), plan_id, stored_as),
+        )
+
+
+def test_recordkeeper_and_ijoin_finds_exactly_the_planted_discrepancies_and_the_syncs_repair_them(
+    sandbox: Any,
+) -> None:
+    import json
+
+    import requests
+
+    for sync in ("ijoin_plan_sync", "ijoin_participant_sync"):
+        run_dag(sync, {})
+    baseline = run_dag(RECONCILE, IJOIN)
+    assert baseline.summary["status"] == "Completed", baseline.summary
+    assert baseline.summary["plans_compared"] == 6 and baseline.summary["participants_compared"] >= 150
+    # In step after both syncs, but for what no sync can send: a plan the Plan Sync refuses (no EIN, a
+    # fund without a ticker), a new line-up waiting for its review, allocations that do not add up.
+    assert {kind for kind, _key, _field in discrepancies(baseline)} == {
+        "plan_not_sendable", "draft_awaiting_review", "allocations_not_sendable"
+    }  # fmt: skip
+    assert ("draft_awaiting_review", "P0005", "funds") in discrepancies(baseline)
+
+    rk = sqlite3.connect(sandbox.recordkeeper_db_path)
+    with rk:
+        rk.execute("UPDATE rk_participant SET last_name = 'Renamed' WHERE participant_id = 'P0001-000007'")
+        rk.execute("UPDATE rk_contribution_rate SET pretax_pct = 9 WHERE participant_id = 'P0001-000011'")
+        # The participant's new money goes to another fund of the line-up (still 100%).
+        rk.execute(
+            "UPDATE rk_allocation SET fund_id = (SELECT MIN(f.fund_id) FROM rk_fund f "
+            "WHERE f.plan_id = 'P0001' AND f.is_open = 1 AND f.fund_id NOT IN "
+            "(SELECT a.fund_id FROM rk_allocation a WHERE a.participant_id = 'P0001-000012')) "
+            "WHERE participant_id = 'P0001-000012'"
+        )
+        assert rk.execute(
+            "SELECT COUNT(*) FROM rk_allocation WHERE participant_id = 'P0001-000012'"
+        ).fetchone() == (1,)
+        (closing,) = rk.execute(
+            "SELECT fund_id FROM rk_fund WHERE plan_id = 'P0001' AND is_open = 1 AND is_default = 0 "
+            "ORDER BY fund_id LIMIT 1"
+        ).fetchone()
+        rk.execute("UPDATE rk_fund SET is_open = 0 WHERE plan_id = 'P0001' AND fund_id = ?", (closing,))
+    rk.close()
+    with sqlite3.connect(sandbox.ijoin_state_path) as ij:
+        (version_id,) = ij.execute("SELECT active_version_id FROM ij_plan WHERE plan_id = 'P0001'").fetchone()
+        (body,) = ij.execute(
+            "SELECT body FROM ij_plan_version WHERE version_id = ?", (version_id,)
+        ).fetchone()
+        ij.execute(
+            "UPDATE ij_plan_version SET body = ? WHERE version_id = ?",
+            (json.dumps({**json.loads(body), "employer_name": "Changed in iJoin"}), version_id),
+        )
+        ij.execute("DELETE FROM ij_participant WHERE participant_id = 'P0001-000008'")
+        ij.execute(
+            "INSERT INTO ij_participant SELECT plan_id, 'P0001-999999', body, sync_status, created_at, "
+            "updated_at FROM ij_participant WHERE participant_id = 'P0001-000009'"
+        )
+        ij.execute("DELETE FROM ij_plan WHERE plan_id = 'P0006'")
+    ijoin_participant(sandbox, "P0001", "P0001-999999", participant_id="P0001-999999")
+    # An election made in iJoin (and shown in iJoin's record) that the writeback has not carried over yet.
+    elected = {"pretax_pct": 11.0, "roth_pct": 0.0, "aftertax_pct": 0.0}
+    election = {"plan_id": "P0002", "participant_id": "P0002-000003", "kind": "contribution_rate",
+                "contribution_rates": elected}  # fmt: skip
+    requests.post(f"{sandbox.ijoin_url}/sandbox/elections", json={"elections": [election]}, timeout=10)
+    ijoin_participant(sandbox, "P0002", "P0002-000003", contribution_rates=elected)
+    planted = {
+        ("plan_field_differs", "P0001", "employer_name"),
+        ("lineup_differs", "P0001", "funds"),
+        ("participant_field_differs", "P0001/P0001-000007", "last_name"),
+        ("participant_missing_in_ijoin", "P0001/P0001-000008", ""),
+        ("participant_in_ijoin_not_in_recordkeeper", "P0001/P0001-999999", ""),
+        ("contribution_rates_differ", "P0001/P0001-000011", "contribution_rates"),
+        ("allocations_differ", "P0001/P0001-000012", "allocations"),
+        ("election_not_written_back", "P0002/P0002-000003", "contribution_rates"),
+        ("plan_missing_in_ijoin", "P0006", ""),
+    }
+
+    found = run_dag(RECONCILE, IJOIN)
+    gone_with_p0006 = {d for d in discrepancies(baseline) if d[1].startswith("P0006")}
+    assert discrepancies(found) - discrepancies(baseline) == planted
+    assert discrepancies(baseline) - discrepancies(found) == gone_with_p0006  # its participants: not compared
+    assert found.summary["recordkeeper_ijoin__lineup_differs"] == 1
+    narrowed = run_dag(RECONCILE, {**IJOIN, "plan_ids": "P0002"})
+    assert narrowed.summary["plans_compared"] == 1
+    assert {key.split("/")[0] for _kind, key, _field in discrepancies(narrowed)} == {"P0002"}
+
+    # Repair (what the discrepancy page's Repair starts): each sync for exactly the plans chosen.
+    plan_repair = run_dag("ijoin_plan_repair", {"plan_ids": "P0001"})
+    assert plan_repair.summary["status"] == "Successful with warnings", plan_repair.summary  # a new draft
+    participant_repair = run_dag("ijoin_participant_repair", {"plan_ids": "P0001"})
+    # Completed with Errors: the plan's participant whose allocations do not add up is an error record.
+    assert participant_repair.summary["status"] == "Completed with Errors", participant_repair.summary
+    assert participant_repair.summary["records_created"] == 1  # the one iJoin lacked
+    after = run_dag(RECONCILE, IJOIN)
+    assert discrepancies(after) - discrepancies(baseline) == {
+        # iJoin keeps the new line-up as a draft for review; the rest no sync can repair.
+        ("draft_awaiting_review", "P0001", "funds"),
+        ("draft_awaiting_review", "P0001", "employer_name"),  # in the same draft as the new line-up
+        ("participant_in_ijoin_not_in_recordkeeper", "P0001/P0001-999999", ""),
+        ("election_not_written_back", "P0002/P0002-000003", "contribution_rates"),
+        ("plan_missing_in_ijoin", "P0006", ""),
+    }
+    unnamed = run_dag("ijoin_plan_repair", {})  # a repair names its plans
+    assert unnamed.state == "failed" and "Param 'plan_ids'" in unnamed.summary["failure_reason"]

@@ -70,10 +70,14 @@ def test_impossible_date_refused() -> None:
 def test_reconciliation_pairs_in_the_hubs_words() -> None:
     from benefits_hub.params import ParamError, ReconciliationParams
 
-    every = ("hcm_plansource_demographics", "plansource_hcm_deductions")
+    every = ("hcm_plansource_demographics", "plansource_hcm_deductions", "recordkeeper_ijoin")
     assert ReconciliationParams.parse({}).pairs == every
     assert ReconciliationParams.parse({"pairs": ""}).pairs == every
-    assert ReconciliationParams.parse({"pairs": "plansource_hcm_deductions"}).pairs == every[1:]
+    assert ReconciliationParams.parse({"pairs": "plansource_hcm_deductions"}).pairs == every[1:2]
+    assert ReconciliationParams.parse({"plan_ids": "P0001,P0002"}).plan_ids == ("P0001", "P0002")
+    with pytest.raises(ParamError) as bad_plans:
+        ReconciliationParams.parse({"plan_ids": "P0001, P0002"})
+    assert bad_plans.value.param == "plan_ids" and "plan id" in str(bad_plans.value)
     assert str(ReconciliationParams.parse({"as_of_date": "2026-03-01"}).as_of_date) == "2026-03-01"
     with pytest.raises(ParamError) as bad_date:
         ReconciliationParams.parse({"as_of_date": "03/01/2026"})

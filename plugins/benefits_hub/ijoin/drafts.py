@@ -102,8 +102,14 @@ def spec_value(value: Any) -> str:
     return str(value).replace("|", "/")
 
 
+PLAN_SYNC_DAG_ID = "ijoin_plan_sync"
+
+
 def review_request(
-    ijoin_plan: dict[str, Any] | None, plan_id: str, plan_sync_run_id: str | None = None
+    ijoin_plan: dict[str, Any] | None,
+    plan_id: str,
+    plan_sync_run_id: str | None = None,
+    plan_sync_dag_id: str | None = None,
 ) -> dict[str, str]:
     """Subject and body (Markdown) for the approval, and the draft version it shows (pinned)."""
     if not ijoin_plan or not ijoin_plan.get("draft"):
@@ -140,7 +146,7 @@ def review_request(
     if plan_sync_run_id:
         from benefits_hub.ui import urls
 
-        sync_page = urls.run_detail_path("ijoin_plan_sync", plan_sync_run_id)
+        sync_page = urls.run_detail_path(plan_sync_dag_id or PLAN_SYNC_DAG_ID, plan_sync_run_id)
         lines += ["", f"Found by the Plan Sync run [{plan_sync_run_id}]({sync_page}) (Activity Monitor)."]
     lines += [
         "",
@@ -177,9 +183,12 @@ def review_run_id(plan_id: str, version_id: str) -> str:
     return f"review__{plan_id}__{version_id}"
 
 
-def reviews_to_request(deliver_results: Any, plan_sync_run_id: str | None = None) -> list[dict[str, Any]]:
+def reviews_to_request(
+    deliver_results: Any, plan_sync_run_id: str | None = None, plan_sync_dag_id: str = PLAN_SYNC_DAG_ID
+) -> list[dict[str, Any]]:
     """One review run per plan whose sync left a draft, keyed by the draft version (from the per-plan
-    deliver results): ``{"conf": ..., "trigger_run_id": ...}`` for a mapped TriggerDagRunOperator."""
+    deliver results): ``{"conf": ..., "trigger_run_id": ...}`` for a mapped TriggerDagRunOperator.
+    ``plan_sync_dag_id``: the Plan Sync's DAG, or the repair DAG that ran it (the review links it)."""
     if not deliver_results:
         return []
     if isinstance(deliver_results, dict):
@@ -191,7 +200,12 @@ def reviews_to_request(deliver_results: Any, plan_sync_run_id: str | None = None
     )  # fmt: skip
     return [
         {
-            "conf": {"plan_id": plan_id, "version_id": version_id, "plan_sync_run_id": plan_sync_run_id},
+            "conf": {
+                "plan_id": plan_id,
+                "version_id": version_id,
+                "plan_sync_run_id": plan_sync_run_id,
+                "plan_sync_dag_id": plan_sync_dag_id,
+            },
             "trigger_run_id": review_run_id(plan_id, version_id or "draft"),
         }
         for plan_id, version_id in drafts

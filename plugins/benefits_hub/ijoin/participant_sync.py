@@ -57,6 +57,73 @@ class _Related:
         return taken
 
 
+def source_records(rk: Any, conn: Any, plan_id: str, since: str) -> Iterator[dict[str, Any]]:
+    """The plan's participants as the sync stages them, in participant-id order: each with its balances,
+    allocations, contribution rates and payroll of the last 3 months (one scan each, merged by id)."""
+    scans = rk.participant_scans(conn, plan_id, since)
+    related = {name: _Related(scans[name]) for name in ("balances", "allocations", "rates", "payroll")}
+    for person in scans["participants"]:
+        pid = person["participant_id"]
+        rates = related["rates"].take(pid)
+        yield {
+            # Payroll is keyed by SSN in Relius; once matched, the SSN is not carried on.
+            "participant": {k: v for k, v in person.items() if k != "ssn"},
+            "balances": related["balances"].take(pid),
+            "allocations": related["allocations"].take(pid),
+            "rates": rates[0] if rates else None,
+            "payroll": [
+                [_text(row["pay_date"]), row["pay_frequency_code"]] for row in related["payroll"].take(pid)
+            ],
+        }
+
+
+def participant_payload(
+    record: dict[str, Any], plan_code: str | None, as_of: date
+) -> tuple[dict[str, Any], str | None]:
+    """(what the sync sends iJoin of one staged participant, the allocation problem or None): pay
+    frequency, salary fallback, allocations only when they add up, and the sync status with its reasons."""
+    person = record["participant"]
+    messages: list[str] = []
+    frequency, warning = pay_frequency(plan_code, record["payroll"], as_of)
+    if warning:
+        messages.append(warning)
+    salary, salary_source = annual_salary(person)
+    problem = allocation_problem(record["allocations"])
+    allocations: list[dict[str, Any]] | None = [
+        {"fund_id": a["fund_id"], "pct": _text(a["pct"])} for a in record["allocations"]
+    ]
+    if problem:
+        # Never send iJoin allocations that do not add up, nor an empty list (that would clear what iJoin
+        # holds): the participant syncs without the field.
+        messages.append(
+            problem + " Allocations were not sent (iJoin keeps the ones it has); correct them in the "
+            "recordkeeper."
+        )
+        allocations = None
+    rates = record["rates"] or {}
+    payload = {
+        "participant_id": person["participant_id"],
+        **{field: _text(person.get(field)) for field in CENSUS_FIELDS},
+        "pay_frequency": frequency,
+        "annual_salary": str(salary),
+        "salary_source": salary_source,
+        "balances": [
+            {
+                "fund_id": b["fund_id"],
+                "money_source": b["money_source"],
+                "balance": _text(b["balance"]),
+                "as_of": _text(b["as_of"]),
+            }
+            for b in record["balances"]
+        ],
+        **({"allocations": allocations} if allocations is not None else {}),
+        "contribution_rates": {k: _text(rates.get(k)) for k in ("pretax_pct", "roth_pct", "aftertax_pct")},
+        "sync_status": SYNCHRONIZED_WITH_WARNINGS if messages else SYNCHRONIZED,
+        "sync_messages": messages,
+    }
+    return payload, problem
+
+
 class ParticipantSync(IJoinSync):
     integration_name = "iJoin Participant Sync"
     activity_type = "Participant Sync"
@@ -81,26 +148,8 @@ class ParticipantSync(IJoinSync):
             rk.connection() as conn,
             staging.records(f"plans/{self.plan_id}/participants.jsonl") as source,
         ):
-            scans = rk.participant_scans(conn, self.plan_id, since)
-            related = {
-                name: _Related(scans[name]) for name in ("balances", "allocations", "rates", "payroll")
-            }
-            for person in scans["participants"]:
-                pid = person["participant_id"]
-                rates = related["rates"].take(pid)
-                source.write(
-                    {
-                        # Payroll is keyed by SSN in Relius; once matched, the SSN is not carried on.
-                        "participant": {k: v for k, v in person.items() if k != "ssn"},
-                        "balances": related["balances"].take(pid),
-                        "allocations": related["allocations"].take(pid),
-                        "rates": rates[0] if rates else None,
-                        "payroll": [
-                            [_text(row["pay_date"]), row["pay_frequency_code"]]
-                            for row in related["payroll"].take(pid)
-                        ],
-                    }
-                )
+            for record in source_records(rk, conn, self.plan_id, since):
+                source.write(record)
         return StageResult(
             stage="extract",
             counters={"source_records": source.rows},
@@ -140,22 +189,8 @@ class ParticipantSync(IJoinSync):
             for record in staging.read_records(extract.files["source"]):
                 person = record["participant"]
                 key = f"{self.plan_id}/{person['participant_id']}"
-                messages: list[str] = []
-                frequency, warning = pay_frequency(plan_code, record["payroll"], self.as_of)
-                if warning:
-                    messages.append(warning)
-                salary, salary_source = annual_salary(person)
-                problem = allocation_problem(record["allocations"])
-                allocations = [
-                    {"fund_id": a["fund_id"], "pct": _text(a["pct"])} for a in record["allocations"]
-                ]
+                participant, problem = participant_payload(record, plan_code, self.as_of)
                 if problem:
-                    # Never send iJoin allocations that do not add up, nor an empty list (that would
-                    # clear what iJoin holds): the participant syncs without the field.
-                    messages.append(
-                        problem + " Allocations were not sent (iJoin keeps the ones it has); correct them in "
-                        "the recordkeeper."
-                    )
                     record_error(
                         errors,
                         ErrorRow(
@@ -163,32 +198,8 @@ class ParticipantSync(IJoinSync):
                         ),
                         "transform",
                     )
-                    allocations = None
-                rates = record["rates"] or {}
-                payload.write(
-                    {
-                        "participant_id": person["participant_id"],
-                        **{field: _text(person.get(field)) for field in CENSUS_FIELDS},
-                        "pay_frequency": frequency,
-                        "annual_salary": str(salary),
-                        "salary_source": salary_source,
-                        "balances": [
-                            {
-                                "fund_id": b["fund_id"],
-                                "money_source": b["money_source"],
-                                "balance": _text(b["balance"]),
-                                "as_of": _text(b["as_of"]),
-                            }
-                            for b in record["balances"]
-                        ],
-                        **({"allocations": allocations} if allocations is not None else {}),
-                        "contribution_rates": {
-                            k: _text(rates.get(k)) for k in ("pretax_pct", "roth_pct", "aftertax_pct")
-                        },
-                        "sync_status": SYNCHRONIZED_WITH_WARNINGS if messages else SYNCHRONIZED,
-                        "sync_messages": messages,
-                    }
-                )
+                payload.write(participant)
+                messages = participant["sync_messages"]
                 counters["records_processed"] += 1
                 counters["employees_processed"] += 1
                 counters["participants_with_warnings"] += bool(messages)

@@ -131,8 +131,10 @@ def review_summary(
         version_id=version_id,
         decided_by=decided_by,
         decision_reason=redact(reason) if reason else None,
-        plan_sync_run=params.get("plan_sync_run_id"),
     )
+    # The run that found the draft, linked on the review's page: the Plan Sync's, or a repair's.
+    found_by = "plan_repair_run" if params.get("plan_sync_dag_id") == "ijoin_plan_repair" else "plan_sync_run"
+    summary[found_by] = params.get("plan_sync_run_id")
     return summary
 
 

@@ -16,6 +16,7 @@ It changes nothing anywhere: repairs are runs of the integration that owns the d
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, date, timedelta
@@ -39,6 +40,11 @@ from benefits_hub.lookup import DiskLookup, OutOfOrder
 from benefits_hub.models import IntegrationType, StagedFile, StageResult
 from benefits_hub.params import ReconciliationParams
 from benefits_hub.readahead import read_ahead
+from benefits_hub.reconciliation.ijoin_rules import (
+    RECORDKEEPER_IJOIN,
+    participant_discrepancies,
+    plan_discrepancies,
+)
 from benefits_hub.reconciliation.rules import (
     DEDUCTIONS,
     DEMOGRAPHICS,
@@ -96,7 +102,7 @@ class Reconciliation(Integration):
             details={
                 "pairs": pairs,
                 "window": full.to_details(),
-                "narrowed": bool(params.include_employees),
+                "narrowed": bool(params.include_employees or params.plan_ids),
                 # read as a full export reads, unless narrowed to some employees
                 "full_run": not params.include_employees,
                 "plan_year_start": plan_year,
@@ -124,6 +130,8 @@ class Reconciliation(Integration):
             results.append(self._export().extract())
         if DEDUCTIONS in self._pairs():
             results.append(self._extract_deductions())
+        if RECORDKEEPER_IJOIN in self._pairs():
+            results.append(self._extract_ijoin())
         merged = StageResult(stage="extract")
         for result in results:  # each pair's own files (distinct roles), counters summed
             for name, value in result.counters.items():
@@ -156,6 +164,102 @@ class Reconciliation(Integration):
             files={"source_coverages": source.manifest, "source_payroll": payroll.manifest},
         )
 
+    def _extract_ijoin(self) -> StageResult:
+        """Each plan as the recordkeeper and iJoin hold it, and, for a plan both have (and iJoin has plan
+        data for), its participants as the Participant Sync stages them and as iJoin lists them, both in
+        participant-id order; plans in plan-id order. Plus the elections iJoin has not handed over yet."""
+        from benefits_hub.hooks.ijoin import IJoinHook
+        from benefits_hub.hooks.recordkeeper import RecordkeeperHook
+        from benefits_hub.ijoin.participant_sync import source_records
+        from benefits_hub.ijoin.rules import months_before
+
+        staging = self.run.staging
+        assert staging is not None
+        rk, ijoin = RecordkeeperHook(), IJoinHook()
+        in_recordkeeper = set(rk.plan_ids())
+        in_ijoin = {plan["plan_id"] for plan in ijoin.list_plans()}
+        chosen = set(self.params.plan_ids)
+        plans = sorted(p for p in in_recordkeeper | in_ijoin if not chosen or p in chosen)
+        since = months_before(self.run.run_start.astimezone(UTC).date(), 3).isoformat()
+        with (
+            staging.records("source/ijoin_plans.jsonl") as both_plans,
+            staging.records("source/recordkeeper_participants.jsonl") as ours,
+            staging.records("source/ijoin_participants.jsonl") as theirs,
+            rk.connection() as conn,
+        ):
+            for plan_id in plans:
+                held = ijoin.get_plan(plan_id) if plan_id in in_ijoin else None
+                source = None
+                if plan_id in in_recordkeeper:
+                    source = {
+                        "plan": rk.plan(plan_id),
+                        "contacts": rk.contacts(plan_id),
+                        "match_tiers": rk.match_tiers(plan_id),
+                        "funds": rk.funds(plan_id),
+                    }
+                both_plans.write({"plan_id": plan_id, "recordkeeper": source, "ijoin": held})
+                if source is None or not held or not (held.get("active") or held.get("draft")):
+                    continue  # the plan's own discrepancy says why; no participants to compare yet
+                code = source["plan"].get("pay_frequency_code")
+                for record in source_records(rk, conn, plan_id, since):
+                    ours.write({"plan_id": plan_id, "plan_code": code, **record})
+                for participant in ijoin.list_participants(plan_id, limit=sys.maxsize):
+                    theirs.write({"plan_id": plan_id, **participant})
+        elections = sorted(
+            {
+                f"{e['plan_id']}{KEY_SEP}{e['participant_id']}{KEY_SEP}{e['kind']}"
+                for e in ijoin.pending_elections()
+            }
+        )
+        return StageResult(
+            stage="extract",
+            counters={"recordkeeper_participants": ours.rows, "ijoin_participants": theirs.rows},
+            files={
+                "source_plans": both_plans.manifest,
+                "source_recordkeeper_participants": ours.manifest,
+                "source_ijoin_participants": theirs.manifest,
+            },
+            details={"pending_elections": elections},
+        )
+
+    def _compare_ijoin(self, write: Callable[[Discrepancy], None]) -> dict[str, int]:
+        """Each plan by the Plan Sync's rules; then each participant of the plans both hold, by the
+        Participant Sync's rules (a merge on (plan, participant): neither side held in memory)."""
+        from benefits_hub.ijoin.participant_sync import participant_payload
+
+        staging = self.run.staging
+        assert staging is not None
+        extract = self.run.result("extract")
+        files = extract.files
+        plans = 0
+        for plan in staging.read_records(files["source_plans"]):
+            plans += 1
+            for discrepancy in plan_discrepancies(plan["plan_id"], plan["recordkeeper"], plan["ijoin"]):
+                write(discrepancy)
+        elected: dict[str, set[str]] = {}
+        for entry in extract.details.get("pending_elections") or []:
+            plan_id, participant_id, kind = entry.split(KEY_SEP)
+            elected.setdefault(f"{plan_id}{KEY_SEP}{participant_id}", set()).add(kind)
+        as_of = self.run.run_start.astimezone(UTC).date()
+        ours = (
+            (f"{r['plan_id']}{KEY_SEP}{r['participant']['participant_id']}", r)
+            for r in staging.read_records(files["source_recordkeeper_participants"])
+        )
+        theirs = (
+            (f"{r['plan_id']}{KEY_SEP}{r['participant_id']}", r)
+            for r in staging.read_records(files["source_ijoin_participants"])
+        )
+        participants = 0
+        for key, record, held in full_outer_join(ours, theirs, ("recordkeeper", "iJoin")):
+            participants += 1
+            plan_id, participant_id = key.split(KEY_SEP)
+            expected = participant_payload(record, record["plan_code"], as_of)[0] if record else None
+            for discrepancy in participant_discrepancies(
+                plan_id, participant_id, expected, held, elected.get(key, set())
+            ):
+                write(discrepancy)
+        return {"plans_compared": plans, "participants_compared": participants}
+
     def transform(self) -> StageResult:
         staging = self.run.staging
         assert staging is not None
@@ -172,10 +276,13 @@ class Reconciliation(Integration):
                     counters["employees_compared"] = self._compare_demographics(write)
                 if DEDUCTIONS in self._pairs():
                     counters["deductions_compared"] = self._compare_deductions(write)
+                if RECORDKEEPER_IJOIN in self._pairs():
+                    counters.update(self._compare_ijoin(write))
             except OutOfOrder as exc:
                 raise StageRefused(
                     f"The comparison needs both systems' records in key order, and {exc}. "
-                    'On PostgreSQL the HCM query sorts with COLLATE "C"; tell the hub\'s administrator.'
+                    "Tell the hub's administrator (on PostgreSQL the HCM's and the recordkeeper's queries "
+                    'sort with COLLATE "C"; a vendor listing out of order is the vendor\'s to fix).'
                 ) from None
         return StageResult(
             stage="transform",

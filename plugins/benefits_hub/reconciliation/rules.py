@@ -94,11 +94,13 @@ class Discrepancy:
 
 
 def full_outer_join(
-    left: Iterable[tuple[str, Any]], right: Iterable[tuple[str, Any]]
+    left: Iterable[tuple[str, Any]],
+    right: Iterable[tuple[str, Any]],
+    sides: tuple[str, str] = ("HCM", "PlanSource"),
 ) -> Iterator[tuple[str, Any | None, Any | None]]:
     """Two key-ordered streams walked together: each key once, with its value on each side (or None).
     A side whose keys do not ascend raises :class:`OutOfOrder`: the comparison would be wrong."""
-    lefts, rights = _ascending(left, "HCM"), _ascending(right, "PlanSource")
+    lefts, rights = _ascending(left, sides[0]), _ascending(right, sides[1])
     lk, lv = next(lefts, (None, None))
     rk, rv = next(rights, (None, None))
     while lk is not None or rk is not None:
@@ -118,7 +120,7 @@ def _ascending(items: Iterable[tuple[str, Any]], side: str) -> Iterator[tuple[st
     previous: str | None = None
     for key, value in items:
         if previous is not None and key <= previous:
-            raise OutOfOrder(f"{side} records are not in employee-number (byte) order at {key!r}")
+            raise OutOfOrder(f"{side} records are not in key (byte) order at {key!r}")
         previous = key
         yield key, value
 

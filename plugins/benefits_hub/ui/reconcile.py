@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from benefits_hub.reconciliation.repair import REPAIR_DAG_ID, REPAIR_DAGS
-from benefits_hub.reconciliation.rules import KIND_TITLES
+from benefits_hub.reconciliation.ijoin_rules import RECORDKEEPER_IJOIN
+from benefits_hub.reconciliation.repair import REPAIR_DAG_ID, REPAIR_DAGS, repair_subject
+from benefits_hub.reconciliation.rules import DEDUCTIONS, DEMOGRAPHICS, KIND_TITLES
 
 RECONCILE_DAG_ID = "hub_reconciliation"
 DISCREPANCY_FILE = "discrepancies.csv"
@@ -30,20 +31,32 @@ def repairable(row: dict[str, str]) -> bool:
     return row.get("repair") in REPAIR_DAGS
 
 
-def employee_of(record_key: str) -> str:
-    """The employee a discrepancy is about: a deduction's key is "employee code start date"."""
-    return record_key.split(" ", 1)[0]
+#: each pair's two systems, in the order of the discrepancy file's two value columns
+SIDES = {
+    DEMOGRAPHICS: ("HCM", "PlanSource"),
+    DEDUCTIONS: ("Payroll", "PlanSource"),
+    RECORDKEEPER_IJOIN: ("Recordkeeper", "iJoin"),
+}
+
+
+def values_of(row: dict[str, str]) -> list[tuple[str, str]]:
+    """A discrepancy's values, each with the system that holds it ("HCM", "Springfield"); an empty
+    value on one side (a record missing there) is left out."""
+    sides = SIDES.get(row.get("pair", ""), ("First system", "Second system"))
+    values = (row.get("hcm_value", ""), row.get("other_value", ""))
+    return [(side, value) for side, value in zip(sides, values, strict=True) if value]
 
 
 def to_repair(rows: Sequence[dict[str, str]], chosen: Iterable[str]) -> dict[str, list[str]]:
-    """{repair DAG: employees} for the chosen discrepancies an integration can repair: each employee
+    """{repair DAG: employees or plans} for the chosen discrepancies an integration can repair: each
     once per repair, in order; nothing the page did not list as repairable."""
     picked = set(chosen)
     found: dict[str, set[str]] = {}
     for row in rows:
         if repairable(row) and row["record_key"] in picked:
-            found.setdefault(REPAIR_DAGS[row["repair"]], set()).add(employee_of(row["record_key"]))
-    return {dag_id: sorted(people) for dag_id, people in sorted(found.items())}
+            dag_id = REPAIR_DAGS[row["repair"]]
+            found.setdefault(dag_id, set()).add(repair_subject(dag_id, row["record_key"]))
+    return {dag_id: sorted(subjects) for dag_id, subjects in sorted(found.items())}
 
 
 @dataclass(frozen=True)
@@ -62,7 +75,7 @@ def history(runs: Iterable[tuple[Any, dict[str, Any]]], nights: int = 14) -> lis
         Night(run.run_id, run.end_date, int(run.summary["discrepancies"]))
         for run, conf in runs
         if run.end_date and run.summary and "discrepancies" in run.summary
-        and not (conf or {}).get("include_employees")
+        and not (conf or {}).get("include_employees") and not (conf or {}).get("plan_ids")
     ]  # fmt: skip
     return sorted(finished, key=lambda night: night.ended)[-nights:]
 
@@ -72,6 +85,6 @@ def kind_title(kind: str) -> str:
 
 
 __all__ = [
-    "REPAIR_DAGS", "REPAIR_DAG_ID", "Night", "employee_of", "history", "kind_title", "matching", "repairable",
-    "to_repair",
+    "REPAIR_DAGS", "REPAIR_DAG_ID", "SIDES", "Night", "history", "kind_title", "matching", "repairable",
+    "to_repair", "values_of",
 ]  # fmt: skip

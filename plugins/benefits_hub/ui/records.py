@@ -383,10 +383,13 @@ def start_resubmit(
 
 
 def start_repair(
-    session: Session, dag_id: str, employees: Sequence[str], reference_id: str, user_name: str
+    session: Session, dag_id: str, subjects: Sequence[str], reference_id: str, user_name: str
 ) -> Any:
-    """Repair a reconciliation's discrepancies: repair DAG ``dag_id`` for exactly ``employees``."""
-    conf = {"include_employees": ",".join(employees), "reconciliation_reference_id": reference_id}
+    """Repair a reconciliation's discrepancies: repair DAG ``dag_id`` for exactly ``subjects`` (the
+    employees, or for the iJoin syncs the plans)."""
+    from benefits_hub.reconciliation.repair import REPAIR_PARAM
+
+    conf = {REPAIR_PARAM[dag_id]: ",".join(subjects), "reconciliation_reference_id": reference_id}
     return start_on_behalf(session, dag_id, conf, user_name)
 
 

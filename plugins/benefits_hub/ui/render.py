@@ -373,7 +373,11 @@ def list_page(
 # -- one run ----------------------------------------------------------------------------------------
 # Summary fields that name another run: shown as a link to that run's page (a Plan Sync's per-plan
 # review, a review's Plan Sync).
-RUN_LINK_FIELDS = {"review_run_id": "ijoin_plan_draft_review", "plan_sync_run": "ijoin_plan_sync"}
+RUN_LINK_FIELDS = {
+    "review_run_id": "ijoin_plan_draft_review",
+    "plan_sync_run": "ijoin_plan_sync",
+    "plan_repair_run": "ijoin_plan_repair",
+}
 
 
 def _run_link(key: str, value: Any, root: str) -> str | None:

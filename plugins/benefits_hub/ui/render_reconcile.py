@@ -6,13 +6,10 @@ from collections.abc import Sequence
 
 from benefits_hub.ui import urls
 from benefits_hub.ui.detail import RunDetail
-from benefits_hub.ui.reconcile import Night, kind_title, repairable
+from benefits_hub.ui.reconcile import Night, kind_title, repairable, values_of
 from benefits_hub.ui.render import esc, page, status_badge
 
-COLUMNS = (
-    ("record_key", "Employee"), ("field", "Field"), ("hcm_value", "In the HCM"),
-    ("other_value", "In PlanSource"), ("what_to_do", "What to do"),
-)  # fmt: skip
+COLUMNS = ("Employee or plan", "Field", "Values", "What to do")
 
 
 def discrepancies_page(
@@ -41,7 +38,7 @@ def discrepancies_page(
         f'<form class="filters" method="get" action="{esc(here)}">'
         '<label>Kind<select name="kind" id="kind"><option value="">All kinds</option>'
         f"{options}</select></label>"
-        f'<label>Employee or field<input type="text" name="q" id="q" value="{esc(query)}"></label>'
+        f'<label>Employee, plan or field<input type="text" name="q" id="q" value="{esc(query)}"></label>'
         '<button type="submit" id="filter">Filter</button></form>'
     )
 
@@ -50,7 +47,15 @@ def discrepancies_page(
         if may_repair and repairable(row):
             number = esc(row["record_key"])
             pick = f'<input type="checkbox" name="employee" value="{number}" aria-label="Repair {number}">'
-        cells = "".join(f"<td>{esc(row.get(key, ''))}</td>" for key, _title in COLUMNS)
+        # Each value says which system holds it: "HCM: Springfield", "iJoin: (800) 555-0001".
+        values = "<br>".join(
+            f'<span class="side">{esc(side)}:</span> {esc(value)}' for side, value in values_of(row)
+        )
+        cells = "".join(
+            f"<td>{cell}</td>"
+            for cell in (esc(row.get("record_key", "")), esc(row.get("field", "")), values,
+                         esc(row.get("what_to_do", "")))
+        )  # fmt: skip
         kind_of = row.get("kind", "")
         return (
             f'<tr data-kind="{esc(kind_of)}"><td>{pick}</td><td>{esc(kind_title(kind_of))}</td>{cells}</tr>'
@@ -59,7 +64,7 @@ def discrepancies_page(
     body = "".join(line(r) for r in rows[:shown_limit]) or (
         f'<tr><td colspan="{len(COLUMNS) + 2}">No discrepancy matches.</td></tr>'
     )
-    head = "<th></th><th>Kind</th>" + "".join(f"<th>{esc(title)}</th>" for _k, title in COLUMNS)
+    head = "<th></th><th>Kind</th>" + "".join(f"<th>{esc(title)}</th>" for title in COLUMNS)
     fixable = sum(1 for r in rows if repairable(r))
     buttons = ""
     if may_repair and fixable:
@@ -70,9 +75,10 @@ def discrepancies_page(
             '<button type="submit" name="all" value="1" id="repair-all">'
             f"Repair all {fixable:,} repairable shown</button>"
             '<p class="muted">Repair runs the integration that owns each chosen discrepancy for exactly '
-            "those employees (the HCM Demographic Export; for payroll deductions, the Deductions Import "
-            "with Delta off); it never waits on a paused schedule. The next reconciliation shows them "
-            "gone, or still here with the reason the repair run gave.</p>"
+            "those employees or plans (the HCM Demographic Export; for payroll deductions, the Deductions "
+            "Import with Delta off; for iJoin, the Plan Sync or the Participant Sync of those plans); it "
+            "never waits on a paused schedule. The next reconciliation shows them gone, or still here "
+            "with the reason the repair run gave.</p>"
         )
     more = f" (the first {shown_limit:,} shown; the file has them all)" if len(rows) > shown_limit else ""
     parts = [

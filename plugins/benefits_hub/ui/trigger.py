@@ -21,6 +21,7 @@ from benefits_hub.params import (
     IJoinRunParams,
     ParamError,
     PlanSourceRunParams,
+    ReconciliationParams,
 )
 
 #: The hub's params model of each integration (what its validate stage parses).
@@ -29,6 +30,9 @@ PARAM_MODELS: dict[str, type[BaseModel]] = {
     "plansource_deductions_import": DeductionsRunParams,
     "ijoin_plan_sync": IJoinRunParams,
     "ijoin_participant_sync": IJoinRunParams,
+    "ijoin_plan_repair": IJoinRunParams,
+    "ijoin_participant_repair": IJoinRunParams,
+    "hub_reconciliation": ReconciliationParams,
 }
 #: An integration set's members: param name -> the member's params model.
 SET_MEMBERS: dict[str, dict[str, type[BaseModel]]] = {

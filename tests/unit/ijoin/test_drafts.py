@@ -55,11 +55,19 @@ def test_reviews_requested_only_for_drafts() -> None:
     results[0]["details"]["draft_version_id"] = "P2-v3"
     assert drafts.reviews_to_request(results) == [
         {
-            "conf": {"plan_id": "P2", "version_id": "P2-v3", "plan_sync_run_id": None},
+            "conf": {
+                "plan_id": "P2",
+                "version_id": "P2-v3",
+                "plan_sync_run_id": None,
+                "plan_sync_dag_id": "ijoin_plan_sync",
+            },
             "trigger_run_id": "review__P2__P2-v3",
         }
     ]
     assert drafts.reviews_to_request(results, "manual__9")[0]["conf"]["plan_sync_run_id"] == "manual__9"
+    # A draft left by a reconciliation's Plan Repair links that run, on its own DAG.
+    by_repair = drafts.reviews_to_request(results, "manual__7", "ijoin_plan_repair")[0]["conf"]
+    assert by_repair["plan_sync_dag_id"] == "ijoin_plan_repair"
     assert drafts.reviews_to_request(None) == []
     blocked = [{"details": {**results[0]["details"], "never_activatable": True}}]
     assert drafts.reviews_to_request(blocked) == []  # nobody asked to approve what iJoin would refuse

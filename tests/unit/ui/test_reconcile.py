@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from benefits_hub.ui.activity import RunFacts, run_row
 from benefits_hub.ui.detail import run_detail
-from benefits_hub.ui.reconcile import matching, to_repair
+from benefits_hub.ui.reconcile import matching, to_repair, values_of
 from benefits_hub.ui.render import detail_page
 from benefits_hub.ui.render_reconcile import discrepancies_page
 
 RECONCILE = "hub_reconciliation"
 EXPORT = "plansource_hcm_demographic_export"
 ROWS = [
-    {"kind": "field_differs", "record_key": "E000013", "field": "city", "hcm_value": "Springfield",
+    {"pair": "hcm_plansource_demographics", "kind": "field_differs", "record_key": "E000013", "field": "city",
+     "hcm_value": "Springfield",
      "other_value": "<b>Ogden</b>", "repair": EXPORT, "what_to_do": "Repairable"},
     {"kind": "in_plansource_not_in_hcm", "record_key": "E999990", "field": "", "hcm_value": "",
      "other_value": "Active", "repair": "none", "what_to_do": "check the employee number in PlanSource"},
@@ -49,6 +50,29 @@ def test_each_repair_goes_to_the_integration_that_owns_its_direction() -> None:
     }
 
 
+def test_ijoin_discrepancies_are_repaired_by_the_sync_of_their_plan() -> None:
+    ijoin = [
+        {"pair": "recordkeeper_ijoin", "kind": "lineup_differs", "record_key": "P0004", "field": "funds",
+         "repair": "ijoin_plan_sync"},
+        {"pair": "recordkeeper_ijoin", "kind": "contribution_rates_differ",
+         "record_key": "P0001/P0001-000002", "repair": "ijoin_participant_sync"},
+        {"pair": "recordkeeper_ijoin", "kind": "participant_missing_in_ijoin",
+         "record_key": "P0001/P0001-000009", "repair": "ijoin_participant_sync"},
+        {"pair": "recordkeeper_ijoin", "kind": "draft_awaiting_review", "record_key": "P0014",
+         "repair": "none"},
+    ]  # fmt: skip
+    assert to_repair(ijoin, [row["record_key"] for row in ijoin]) == {
+        "ijoin_participant_repair": ["P0001"],  # one plan, both of its participants
+        "ijoin_plan_repair": ["P0004"],
+    }
+
+
+def test_each_value_says_which_system_holds_it() -> None:
+    row = {"pair": "recordkeeper_ijoin", "hcm_value": "Acme", "other_value": "Acme Old"}
+    assert values_of(row) == [("Recordkeeper", "Acme"), ("iJoin", "Acme Old")]
+    assert values_of({**ROWS[0], "other_value": ""}) == [("HCM", "Springfield")]
+
+
 def detail_of(summary: dict) -> object:
     facts = RunFacts(dag_id=RECONCILE, run_id="manual__1", state="success", summary=summary)
     return run_detail(run_row(facts, "Hub Reconciliation"), "manual__1", summary, [], "", None)
@@ -62,6 +86,7 @@ def test_the_page_offers_a_box_only_for_repairable_rows_and_escapes_values() -> 
     )  # fmt: skip
     assert html.count('type="checkbox" name="employee"') == 1
     assert 'value="E000013"' in html and "&lt;b&gt;Ogden&lt;/b&gt;" in html
+    assert '<span class="side">HCM:</span> Springfield' in html
     assert "A field differs" in html and "In PlanSource, not in the HCM" in html
     assert 'action="/activity-monitor/runs/hub_reconciliation/manual__1/repair"' in html
     assert "Repair all 1 repairable shown" in html
