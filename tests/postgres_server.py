@@ -138,7 +138,8 @@ class PostgresServer:
 
 
 def _run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
+    # Bounded: pg_ctl -w gives up after START_TIMEOUT itself; nothing here may hang a test session.
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False, timeout=180)
     if check and result.returncode != 0:
         raise RuntimeError(
             f"{shlex.join(cmd)} failed (exit {result.returncode}):\n{result.stdout[-2000:]}"

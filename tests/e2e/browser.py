@@ -17,7 +17,8 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
-DAG_COUNT = 10  # the hub's DAGs: the services are ready once the dag-processor parsed them all
+# The hub's DAGs (one per file): the services are ready once the dag-processor parsed them all.
+DAG_COUNT = len(list((Path(__file__).resolve().parents[2] / "dags").glob("*.py")))
 
 
 @contextmanager
