@@ -69,13 +69,18 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monkey
 
 @contextmanager
 def started_sandbox(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, *, employees: int
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    employees: int,
+    **sizes: int,
 ) -> Iterator[Any]:
-    """A freshly seeded sandbox of ``employees`` people, its connections in this test's env."""
+    """A freshly seeded sandbox of ``employees`` people (``sizes``: ``plans``, ``participants_per_plan``
+    of the recordkeeper), its connections in this test's env."""
     from hub_sandbox import Sandbox
 
     directory = tmp_path_factory.mktemp("sandbox")
-    box = Sandbox.start(directory, employees=employees, seed=42, token_ttl=300)
+    box = Sandbox.start(directory, employees=employees, seed=42, token_ttl=300, **sizes)
     try:
         for name, value in box.connection_env().items():
             monkeypatch.setenv(name, value)

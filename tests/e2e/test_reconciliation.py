@@ -218,18 +218,28 @@ def ijoin_participant(sandbox: Any, plan_id: str, stored_as: str, **changes: Any
         )
 
 
+@pytest.fixture
+def participants(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """6 plans of 170 participants: enough participants in step for a false positive to show."""
+    with started_sandbox(
+        tmp_path_factory, monkeypatch, employees=200, plans=6, participants_per_plan=170
+    ) as box:
+        yield box
+
+
 def test_recordkeeper_and_ijoin_finds_exactly_the_planted_discrepancies_and_the_syncs_repair_them(
-    sandbox: Any,
+    participants: Any,
 ) -> None:
     import json
 
     import requests
 
+    sandbox = participants
     for sync in ("ijoin_plan_sync", "ijoin_participant_sync"):
         run_dag(sync, {})
     baseline = run_dag(RECONCILE, IJOIN)
     assert baseline.summary["status"] == "Completed", baseline.summary
-    assert baseline.summary["plans_compared"] == 6 and baseline.summary["participants_compared"] >= 150
+    assert baseline.summary["plans_compared"] == 6 and baseline.summary["participants_compared"] >= 1000
     # In step after both syncs, but for what no sync can send: a plan the Plan Sync refuses (no EIN, a
     # fund without a ticker), a new line-up waiting for its review, allocations that do not add up.
     assert {kind for kind, _key, _field in discrepancies(baseline)} == {
@@ -279,6 +289,10 @@ def test_recordkeeper_and_ijoin_finds_exactly_the_planted_discrepancies_and_the_
                 "contribution_rates": elected}  # fmt: skip
     requests.post(f"{sandbox.ijoin_url}/sandbox/elections", json={"elections": [election]}, timeout=10)
     ijoin_participant(sandbox, "P0002", "P0002-000003", contribution_rates=elected)
+    # A plan someone added in iJoin under an id the recordkeeper does not have.
+    requests.post(
+        f"{sandbox.ijoin_url}/sandbox/plans", json={"plan_id": "P0999"}, timeout=10
+    ).raise_for_status()
     planted = {
         ("plan_field_differs", "P0001", "employer_name"),
         ("lineup_differs", "P0001", "funds"),
@@ -289,6 +303,7 @@ def test_recordkeeper_and_ijoin_finds_exactly_the_planted_discrepancies_and_the_
         ("allocations_differ", "P0001/P0001-000012", "allocations"),
         ("election_not_written_back", "P0002/P0002-000003", "contribution_rates"),
         ("plan_missing_in_ijoin", "P0006", ""),
+        ("plan_in_ijoin_not_in_recordkeeper", "P0999", ""),
     }
 
     found = run_dag(RECONCILE, IJOIN)
@@ -315,6 +330,7 @@ def test_recordkeeper_and_ijoin_finds_exactly_the_planted_discrepancies_and_the_
         ("participant_in_ijoin_not_in_recordkeeper", "P0001/P0001-999999", ""),
         ("election_not_written_back", "P0002/P0002-000003", "contribution_rates"),
         ("plan_missing_in_ijoin", "P0006", ""),
+        ("plan_in_ijoin_not_in_recordkeeper", "P0999", ""),
     }
     unnamed = run_dag("ijoin_plan_repair", {})  # a repair names its plans
     assert unnamed.state == "failed" and "Param 'plan_ids'" in unnamed.summary["failure_reason"]
