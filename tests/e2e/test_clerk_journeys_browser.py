@@ -24,6 +24,7 @@ from benefits_hub.ui import urls
 from hub_sandbox.coverages import special_coverages
 from tests.e2e.airflow_services import AirflowServices
 from tests.e2e.browser import chromium_tab, open_from_navigation, sandboxed_airflow
+from tests.e2e.receivers import wait_for
 from tests.e2e.test_demographic_export import GOOD
 
 pytestmark = pytest.mark.e2e
@@ -258,7 +259,7 @@ def test_5_the_clerk_reconciles_and_repairs_a_discrepancy(
     from playwright.sync_api import expect
 
     services, box = hub
-    person = GOOD[3]
+    person = GOOD[5]  # in step in both pairs (no planted sandbox case, no Transaction Assistant fix)
 
     def city() -> str:
         with sqlite3.connect(box.plansource_state_path) as conn:
@@ -266,32 +267,55 @@ def test_5_the_clerk_reconciles_and_repairs_a_discrepancy(
                 "SELECT city FROM subscriber WHERE employee_number = ?", (person,)
             ).fetchone()[0]
 
-    # Someone changes PlanSource by hand: the systems are no longer in step.
+    def amount() -> str:
+        with sqlite3.connect(box.hcm_db_path) as conn:
+            return conn.execute(
+                f"SELECT employee_amount FROM hcm_payroll_deduction WHERE {deduction}", (payee, *key)
+            ).fetchone()[0]
+
+    # Someone changes the employee in PlanSource by hand, and their deduction in payroll: not in step.
     held = city()
     with sqlite3.connect(box.plansource_state_path) as conn:
         conn.execute("UPDATE subscriber SET city = 'Ogdenville' WHERE employee_number = ?", (person,))
+    deduction = "person_number = ? AND deduction_code = ? AND effective_date = ?"
+    with sqlite3.connect(box.hcm_db_path) as conn:
+        payee, *key = conn.execute(
+            "SELECT person_number, deduction_code, effective_date FROM hcm_payroll_deduction "
+            "WHERE end_date IS NULL AND person_number = ? ORDER BY deduction_code LIMIT 1", (person,)
+        ).fetchone()  # fmt: skip
+    loaded = amount()
+    with sqlite3.connect(box.hcm_db_path) as conn:
+        conn.execute(
+            f"UPDATE hcm_payroll_deduction SET employee_amount = employee_amount + 10 WHERE {deduction}",
+            (payee, *key),
+        )
 
     frame = open_activity_monitor(page, services)
     frame.locator("#run-an-integration summary").click()
     frame.locator('a.run-link[data-dag-id="hub_reconciliation"]').click()
-    frame.locator("#param-pairs").fill("hcm_plansource_demographics")  # the demographics, this time
+    frame.locator("#param-pairs").fill("hcm_plansource_demographics,plansource_hcm_deductions")
     frame.locator("#param-include_employees").fill(person)
     frame.locator("#param-integration_run_name").fill("Clerk reconciliation")
     frame.locator("#run").click()
     expect(frame.locator("#run-name")).to_contain_text("Clerk reconciliation")
     wait_finished(frame, "Completed")
-    expect(frame.locator("#discrepancies-found")).to_contain_text("Discrepancies found: 1.")
+    expect(frame.locator("#discrepancies-found")).to_contain_text("Discrepancies found: 2.")
 
     frame.locator("#discrepancies-link").click()
     row = frame.locator('#discrepancies tr[data-kind="field_differs"]')
     expect(row).to_contain_text("city")
-    expect(row).to_contain_text("Ogdenville")
+    expect(row).to_contain_text("PlanSource: Ogdenville")
+    payroll_row = frame.locator('#discrepancies tr[data-kind="amount_differs"]')
+    expect(payroll_row).to_contain_text("employee_amount")
     page.screenshot(path=str(SHOTS / "discrepancies.png"), full_page=True)
     row.locator('input[type="checkbox"]').check()
+    payroll_row.locator('input[type="checkbox"]').check()
     frame.locator("#repair-selected").click()
-    expect(frame.locator("#run-name")).to_contain_text("PlanSource Demographic Repair")
+    # One repair per integration that owns a chosen discrepancy; the page follows the first.
+    expect(frame.locator("#run-name")).to_contain_text("PlanSource Deductions Repair")
     wait_finished(frame, "Completed")
-    assert city() == held  # PlanSource holds the HCM's value again
+    assert amount() == loaded  # payroll holds PlanSource's amount again
+    assert wait_for(lambda: city() == held, timeout=RUN_MS / 1000)  # the demographics repair, alongside
 
     # The next reconciliation (a Re-Run of the first) finds nothing left.
     frame = open_activity_monitor(page, services)

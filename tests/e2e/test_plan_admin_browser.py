@@ -364,6 +364,52 @@ def test_5_script_planted_in_a_summary_an_error_file_and_ijoin_never_runs(
     assert dialogs == []
 
 
+def test_6_a_reconciliation_finds_a_plan_changed_in_ijoin_and_repair_syncs_that_plan(
+    hub: tuple[AirflowServices, Any], page: Any
+) -> None:
+    """Someone edits a plan in iJoin by hand: the plan admin's reconciliation finds it, and Repair on
+    the discrepancy page runs the Plan Sync for that plan only (its own DAG, never paused)."""
+    from playwright.sync_api import expect
+
+    from tests.e2e.test_clerk_journeys_browser import open_activity_monitor, wait_finished
+
+    services, box = hub
+    plan = PLANS["variable_pay"]  # active, in step, and not one the review tests above change
+    synced_name = ijoin(box, "GET", f"/api/v1/plans/{plan}")["active"]["employer_name"]
+    with sqlite3.connect(box.ijoin_state_path) as conn:
+        (version_id,) = conn.execute(
+            "SELECT active_version_id FROM ij_plan WHERE plan_id = ?", (plan,)
+        ).fetchone()
+        (body,) = conn.execute(
+            "SELECT body FROM ij_plan_version WHERE version_id = ?", (version_id,)
+        ).fetchone()
+        edited = {**json.loads(body), "employer_name": "Edited in iJoin"}
+        conn.execute(
+            "UPDATE ij_plan_version SET body = ? WHERE version_id = ?", (json.dumps(edited), version_id)
+        )
+
+    frame = open_activity_monitor(page, services)
+    frame.locator("#run-an-integration summary").click()
+    frame.locator('a.run-link[data-dag-id="hub_reconciliation"]').click()
+    frame.locator("#param-pairs").fill("recordkeeper_ijoin")
+    frame.locator("#param-plan_ids").fill(plan)
+    frame.locator("#param-integration_run_name").fill("Admin reconciliation")
+    frame.locator("#run").click()
+    expect(frame.locator("#run-name")).to_contain_text("Admin reconciliation")
+    wait_finished(frame, "Completed")
+    frame.locator("#discrepancies-link").click()
+    row = frame.locator('#discrepancies tr[data-kind="plan_field_differs"]')
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("employer_name")
+    expect(row).to_contain_text(f"Recordkeeper: {synced_name}")
+    expect(row).to_contain_text("iJoin: Edited in iJoin")
+    row.locator('input[type="checkbox"]').check()
+    frame.locator("#repair-selected").click()
+    expect(frame.locator("#run-name")).to_contain_text("iJoin Plan Repair")
+    wait_finished(frame, "Successful")
+    assert ijoin(box, "GET", f"/api/v1/plans/{plan}")["active"]["employer_name"] == synced_name
+
+
 # -- the same review through the HITL REST API (what Required Actions calls): its edges ----------------
 # On the plan whose line-up the sandbox's recordkeeper changed (its first review was asked for by the
 # schedule's run at set-up); the browser tests above work on PLAN.
