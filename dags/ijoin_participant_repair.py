@@ -41,12 +41,9 @@ Always safe: participants are upserted on (plan, participant); those already rig
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 from airflow.sdk import DAG
 
-from benefits_hub.deadlines import finish_within
-from benefits_hub.operators.stages import IJOIN_API_POOL, fanned_out_stages, integration_default_args
+from benefits_hub.operators.stages import IJOIN_API_POOL, fanned_out_stages, on_behalf_dag_args
 from benefits_hub.params import repair_params
 
 INTEGRATION = "benefits_hub.reconciliation.repair:ParticipantRepair"
@@ -54,18 +51,13 @@ INTEGRATION = "benefits_hub.reconciliation.repair:ParticipantRepair"
 with DAG(
     dag_id="ijoin_participant_repair",
     dag_display_name="iJoin Participant Repair (reconciliation discrepancies)",
-    # Started only on a person's behalf (Repair), never on a schedule: it must never wait paused.
-    is_paused_upon_creation=False,
     description="The iJoin Participant Sync for the plans a reconciliation's Repair names",
     doc_md=__doc__,
-    schedule=None,
-    deadline=finish_within(timedelta(minutes=30)),
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    max_active_runs=1,
     tags=["ijoin", "recordkeeper", "participant-sync", "reconciliation"],
-    default_args=integration_default_args(),
     params=repair_params("plan_ids"),
+    # Started only on a person's behalf (Repair): never paused, so it never waits.
+    schedule=None,
+    **on_behalf_dag_args(),
 ) as dag:
     validate, per_plan, summary = fanned_out_stages(INTEGRATION, vendor_pool=IJOIN_API_POOL)
 

@@ -40,12 +40,9 @@ already has are reported, not duplicated.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 from airflow.sdk import DAG
 
-from benefits_hub.deadlines import finish_within
-from benefits_hub.operators.stages import PLANSOURCE_API_POOL, integration_default_args, integration_stages
+from benefits_hub.operators.stages import PLANSOURCE_API_POOL, integration_stages, on_behalf_dag_args
 from benefits_hub.params import repair_params
 
 INTEGRATION = "benefits_hub.reconciliation.repair:DemographicRepair"
@@ -53,18 +50,13 @@ INTEGRATION = "benefits_hub.reconciliation.repair:DemographicRepair"
 with DAG(
     dag_id="plansource_demographic_repair",
     dag_display_name="PlanSource Demographic Repair (reconciliation discrepancies)",
-    # Started only on a person's behalf (Repair), never on a schedule: it must never wait paused.
-    is_paused_upon_creation=False,
     description="The HCM Demographic Export for the employees a reconciliation's Repair names",
     doc_md=__doc__,
-    schedule=None,
-    deadline=finish_within(timedelta(minutes=30)),
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    max_active_runs=1,
     tags=["plansource", "export", "demographics", "reconciliation"],
-    default_args=integration_default_args(),
     params=repair_params(),
+    # Started only on a person's behalf (Repair): never paused, so it never waits.
+    schedule=None,
+    **on_behalf_dag_args(),
 ) as dag:
     validate, extract, transform, deliver, summary = integration_stages(
         INTEGRATION, vendor_pool=PLANSOURCE_API_POOL

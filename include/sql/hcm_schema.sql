@@ -48,6 +48,8 @@ CREATE TABLE IF NOT EXISTS hcm_employment (
 );
 CREATE INDEX IF NOT EXISTS ix_hcm_employment_updated_at ON hcm_employment (updated_at);
 CREATE INDEX IF NOT EXISTS ix_hcm_employment_primary ON hcm_employment (is_primary, person_number);
+-- The circuit breaker's population (primary employees by status, every run): an index-only count.
+CREATE INDEX IF NOT EXISTS ix_hcm_employment_status ON hcm_employment (is_primary, employee_status_code);
 
 -- Payroll deductions loaded from PlanSource by plansource_deductions_import.
 -- One row per (person, HCM deduction code, effective date): a change of amount is a new effective-dated

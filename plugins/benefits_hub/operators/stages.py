@@ -514,6 +514,24 @@ class RunEndedFailed(SystemExit):
 OWNER = "benefits-integrations"
 
 
+def on_behalf_dag_args(
+    *, finish_in: timedelta = timedelta(minutes=30), **default_args: Any
+) -> dict[str, Any]:
+    """The DAG arguments of a DAG the hub starts only on a person's behalf (a resubmission, a repair; its
+    file says ``schedule=None``): never paused at creation (its runs must never wait on a paused DAG, and
+    turning it on decides nothing), one run at a time, and a deadline of ``finish_in`` from queued."""
+    from benefits_hub.deadlines import finish_within
+
+    return {
+        "is_paused_upon_creation": False,
+        "deadline": finish_within(finish_in),
+        "start_date": datetime(2026, 1, 1),
+        "catchup": False,
+        "max_active_runs": 1,
+        "default_args": integration_default_args(**default_args),
+    }
+
+
 def integration_default_args(
     *,
     retries: int = 3,

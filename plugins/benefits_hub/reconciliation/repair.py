@@ -14,6 +14,8 @@ clicking Repair. The stages, rules and delivery are the integration's.
 
 from __future__ import annotations
 
+from typing import Any
+
 from benefits_hub.deductions.importer import DeductionsImport
 from benefits_hub.demographics.export import DemographicExport
 from benefits_hub.ijoin.participant_sync import ParticipantSync
@@ -90,19 +92,20 @@ class DeductionsRepair(DeductionsImport):
         return super().validate()
 
 
-class PlanRepair(PlanSync):
+class _NamesItsPlans:
+    """An iJoin repair syncs the plans it names, never every plan (an empty Plan IDs would)."""
+
+    run: Any
+
+    def validate(self) -> StageResult:
+        if not IJoinRunParams.parse(self.run.params).plan_ids:
+            raise StageRefused(NAMES_THE_PLANS)
+        return super().validate()  # type: ignore[misc]
+
+
+class PlanRepair(_NamesItsPlans, PlanSync):
     integration_name = "iJoin Plan Repair"
 
-    def validate(self) -> StageResult:
-        if not IJoinRunParams.parse(self.run.params).plan_ids:
-            raise StageRefused(NAMES_THE_PLANS)
-        return super().validate()
 
-
-class ParticipantRepair(ParticipantSync):
+class ParticipantRepair(_NamesItsPlans, ParticipantSync):
     integration_name = "iJoin Participant Repair"
-
-    def validate(self) -> StageResult:
-        if not IJoinRunParams.parse(self.run.params).plan_ids:
-            raise StageRefused(NAMES_THE_PLANS)
-        return super().validate()

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from benefits_hub.models import RunSummary
+from benefits_hub.reconciliation import ijoin_rules  # noqa: F401 - its kinds' titles, for counter_label
 from benefits_hub.reconciliation.rules import counter_label
 from benefits_hub.ui import urls
 from benefits_hub.ui.activity import ActivityRow, shown_text

@@ -171,3 +171,11 @@ def test_a_repair_is_narrowed_to_the_plan_of_each_ijoin_discrepancy() -> None:
     assert repair_subject("ijoin_participant_repair", "P1/P1-000001") == "P1"
     assert repair_subject("ijoin_plan_repair", "P1") == "P1"
     assert repair_subject("plansource_deductions_repair", "E000012 MED 2026-01-01") == "E000012"
+
+
+def test_the_run_summary_names_each_ijoin_count_in_words() -> None:
+    from benefits_hub.ui.detail import field_label
+
+    assert field_label("recordkeeper_ijoin__draft_awaiting_review") == (
+        "Recordkeeper ↔ iJoin plans and participants: In iJoin's draft, waiting for its review"
+    )
