@@ -303,10 +303,10 @@ def test_5_the_clerk_reconciles_and_repairs_a_discrepancy(
 
     frame.locator("#discrepancies-link").click()
     row = frame.locator('#discrepancies tr[data-kind="field_differs"]')
-    expect(row).to_contain_text("city")
+    expect(row).to_contain_text("City")  # the field in a clerk's words
     expect(row).to_contain_text("PlanSource: Ogdenville")
     payroll_row = frame.locator('#discrepancies tr[data-kind="amount_differs"]')
-    expect(payroll_row).to_contain_text("employee_amount")
+    expect(payroll_row).to_contain_text("Employee premium")
     page.screenshot(path=str(SHOTS / "discrepancies.png"), full_page=True)
     row.locator('input[type="checkbox"]').check()
     payroll_row.locator('input[type="checkbox"]').check()

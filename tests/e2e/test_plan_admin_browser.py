@@ -400,7 +400,7 @@ def test_6_a_reconciliation_finds_a_plan_changed_in_ijoin_and_repair_syncs_that_
     frame.locator("#discrepancies-link").click()
     row = frame.locator('#discrepancies tr[data-kind="plan_field_differs"]')
     expect(row).to_have_count(1)
-    expect(row).to_contain_text("employer_name")
+    expect(row).to_contain_text("Employer name")
     expect(row).to_contain_text(f"Recordkeeper: {synced_name}")
     expect(row).to_contain_text("iJoin: Edited in iJoin")
     row.locator('input[type="checkbox"]').check()

@@ -23,12 +23,36 @@ def matching(rows: Iterable[dict[str, str]], *, kind: str = "", query: str = "")
     return [
         row for row in rows
         if (not kind or row.get("kind") == kind)
-        and (not needle or needle in " ".join(str(v) for v in row.values()).casefold())
+        and (not needle or needle in " ".join([*map(str, row.values()), field_title(row.get("field", ""))])
+             .casefold())
     ]  # fmt: skip
 
 
 def repairable(row: dict[str, str]) -> bool:
     return row.get("repair") in REPAIR_DAGS
+
+
+def _field_titles() -> dict[str, str]:
+    from benefits_hub.deductions.importer import FIELD_WORDS
+    from benefits_hub.ijoin.drafts import SPEC_LABELS
+
+    return {
+        **FIELD_WORDS, **SPEC_LABELS,
+        "effective_date": "Start date", "end_date": "End date", "benefit_name": "Benefit",
+        "funds": "Fund line-up", "contribution_rates": "Contribution rates", "ssn": "SSN",
+        "annual_salary": "Annual salary", "plansource_subscriber_id": "PlanSource subscriber id",
+    }  # fmt: skip
+
+
+FIELD_TITLES = _field_titles()
+
+
+def field_title(field: str) -> str:
+    """A discrepancy's field in a clerk's words: "employee_amount" → "Employee premium", "city" →
+    "City"; the discrepancy file keeps the field's own name."""
+    if not field:
+        return ""
+    return FIELD_TITLES.get(field) or field.replace("_", " ").capitalize()
 
 
 #: each pair's two systems, in the order of the discrepancy file's two value columns
@@ -85,6 +109,15 @@ def kind_title(kind: str) -> str:
 
 
 __all__ = [
-    "REPAIR_DAGS", "REPAIR_DAG_ID", "SIDES", "Night", "history", "kind_title", "matching", "repairable",
-    "to_repair", "values_of",
+    "REPAIR_DAGS",
+    "REPAIR_DAG_ID",
+    "SIDES",
+    "Night",
+    "field_title",
+    "history",
+    "kind_title",
+    "matching",
+    "repairable",
+    "to_repair",
+    "values_of",
 ]  # fmt: skip

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from benefits_hub.ui import urls
 from benefits_hub.ui.detail import RunDetail
-from benefits_hub.ui.reconcile import Night, kind_title, repairable, values_of
+from benefits_hub.ui.reconcile import Night, field_title, kind_title, repairable, values_of
 from benefits_hub.ui.render import esc, page, status_badge
 
 COLUMNS = ("Employee or plan", "Field", "Values", "What to do")
@@ -53,7 +53,7 @@ def discrepancies_page(
         )
         cells = "".join(
             f"<td>{cell}</td>"
-            for cell in (esc(row.get("record_key", "")), esc(row.get("field", "")), values,
+            for cell in (esc(row.get("record_key", "")), esc(field_title(row.get("field", ""))), values,
                          esc(row.get("what_to_do", "")))
         )  # fmt: skip
         kind_of = row.get("kind", "")

@@ -23,6 +23,7 @@ ROWS = [
 
 def test_filters_by_kind_and_employee() -> None:
     assert [r["record_key"] for r in matching(ROWS, kind="field_differs")] == ["E000013"]
+    assert [r["record_key"] for r in matching(ROWS, query="ssn")] == ["E000014"]
     assert [r["record_key"] for r in matching(ROWS, query="e9999")] == ["E999990"]
     assert len(matching(ROWS)) == 3
 
@@ -87,6 +88,7 @@ def test_the_page_offers_a_box_only_for_repairable_rows_and_escapes_values() -> 
     assert html.count('type="checkbox" name="employee"') == 1
     assert 'value="E000013"' in html and "&lt;b&gt;Ogden&lt;/b&gt;" in html
     assert '<span class="side">HCM:</span> Springfield' in html
+    assert "<td>City</td>" in html and "<td>SSN</td>" in html  # fields in a clerk's words
     assert "A field differs" in html and "In PlanSource, not in the HCM" in html
     assert 'action="/activity-monitor/runs/hub_reconciliation/manual__1/repair"' in html
     assert "Repair all 1 repairable shown" in html
