@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from benefits_hub.deductions.importer import FIELD_WORDS
+from benefits_hub.ijoin.drafts import SPEC_LABELS
 from benefits_hub.reconciliation.ijoin_rules import RECORDKEEPER_IJOIN
 from benefits_hub.reconciliation.repair import REPAIR_DAG_ID, REPAIR_DAGS, repair_subject
 from benefits_hub.reconciliation.rules import DEDUCTIONS, DEMOGRAPHICS, KIND_TITLES
@@ -32,19 +34,13 @@ def repairable(row: dict[str, str]) -> bool:
     return row.get("repair") in REPAIR_DAGS
 
 
-def _field_titles() -> dict[str, str]:
-    from benefits_hub.deductions.importer import FIELD_WORDS
-    from benefits_hub.ijoin.drafts import SPEC_LABELS
-
-    return {
-        **FIELD_WORDS, **SPEC_LABELS,
-        "effective_date": "Start date", "end_date": "End date", "benefit_name": "Benefit",
-        "funds": "Fund line-up", "contribution_rates": "Contribution rates", "ssn": "SSN",
-        "annual_salary": "Annual salary", "plansource_subscriber_id": "PlanSource subscriber id",
-    }  # fmt: skip
-
-
-FIELD_TITLES = _field_titles()
+# The field names the integrations already put in clerk words, and the few more a discrepancy names.
+FIELD_TITLES = {
+    **FIELD_WORDS, **SPEC_LABELS,
+    "effective_date": "Start date", "end_date": "End date", "benefit_name": "Benefit",
+    "funds": "Fund line-up", "contribution_rates": "Contribution rates", "ssn": "SSN",
+    "annual_salary": "Annual salary", "plansource_subscriber_id": "PlanSource subscriber id",
+}  # fmt: skip
 
 
 def field_title(field: str) -> str:
