@@ -13,6 +13,10 @@ Run it, or **Re-Run** a past run with the same params, from the **Activity Monit
 | Integration Run Name | Optional. A name to find this run by; empty = name + date/time. |
 | Plan IDs | Optional. Recordkeeper plan ids, comma-separated, no spaces. Empty = every plan. |
 | Dry Run | On: send nothing to iJoin; the run's page shows a preview of every participant each plan would send, SSNs and birth dates masked. |
+| Hold if Terminations Exceed (%) | Default 2. The circuit breaker (below): active participants in iJoin the run would terminate. 100: never hold. |
+| Hold if Changing Participants Exceed (%) | Default 20. Participants iJoin holds whose census, pay, rates or allocations would change. |
+| Hold if the Recordkeeper Misses Participants (%) | Default 10. Participants iJoin holds that the recordkeeper's read no longer has. |
+| Hold if Contribution Rates Change for More Than (%) | Default 20. Participants iJoin holds who would get new contribution rates. |
 
 ## Rules applied
 - **Pay frequency**: the plan's pay-frequency code; for 'V' (variable), each participant's most frequent
@@ -22,6 +26,24 @@ Run it, or **Re-Run** a past run with the same params, from the **Activity Monit
 - **Salary**: census annual salary, else computed annual compensation, else the prior plan year's, else 0.
 - **Allocations** must add up to 100%: if not, the participant syncs without them, is marked
   "Synchronized with warnings", and an error row says what to correct in the recordkeeper.
+
+## Stages
+`validate` (which plans) → per plan: `extract` (the recordkeeper's participants; iJoin's current ones)
+→ `transform` (the rules below; what would change in iJoin) → `hold` (the circuit breaker, once for
+the whole run: passes at once unless the change is too large) → per plan: `deliver` (upserts; iJoin's
+activity log) → `summary` (the Run Summary, in XCom).
+
+## Circuit breaker: a large change waits for approval
+After every plan's `transform`, the `hold` task measures what the whole run would change in iJoin,
+against the participants iJoin holds. When terminations exceed **2 %** of its active participants, more
+than **20 %** would change, more than **10 %** are missing from the recordkeeper's read (a truncated
+load), or more than **20 %** would get new contribution rates, no plan is sent and the run waits in
+Airflow's **Required Actions** ("Delivery held"; the Activity Monitor says *Waiting for approval*). The
+approver sees the counts by kind of change, the threshold that tripped and the first participants (ids
+and field names, no values). **Approve** sends every plan; **Reject** ends the run Failed with the
+reason and sends nothing, so correct the recordkeeper first. Who may answer: the users in the Variable
+`benefits_hub.delivery_approvers` (empty: whoever may run this DAG). The first sync of a plan is never
+held (iJoin holds nobody yet). A Participant Repair is never held: a person chose what it sends.
 
 ## Statuses (per plan in `outcomes`; per participant in iJoin's synchronization status)
 - **Successful** / **Successful with warnings** (some participants synchronized with warnings).
@@ -53,7 +75,12 @@ from airflow.sdk import DAG, CronTriggerTimetable
 
 from benefits_hub.deadlines import finish_within
 from benefits_hub.operators.stages import IJOIN_API_POOL, fanned_out_stages, integration_default_args
-from benefits_hub.params import dry_run_param, integration_run_name_param, plan_ids_param
+from benefits_hub.params import (
+    dry_run_param,
+    hold_threshold_param,
+    integration_run_name_param,
+    plan_ids_param,
+)
 
 INTEGRATION = "benefits_hub.ijoin.participant_sync:ParticipantSync"
 
@@ -75,8 +102,13 @@ with DAG(
         "integration_run_name": integration_run_name_param(),
         "plan_ids": plan_ids_param(),
         "dry_run": dry_run_param(),
+        "hold_terminations_pct": hold_threshold_param("hold_terminations_pct", subject="participants"),
+        "hold_changing_pct": hold_threshold_param("hold_changing_pct", subject="participants"),
+        "hold_row_drop_pct": hold_threshold_param("hold_row_drop_pct", subject="participants"),
+        "hold_rate_changes_pct": hold_threshold_param("hold_rate_changes_pct", subject="participants"),
     },
 ) as dag:
-    validate, per_plan, summary = fanned_out_stages(INTEGRATION, vendor_pool=IJOIN_API_POOL)
+    # Per plan: extract → transform, then the run's one hold, then per plan: deliver.
+    validate, per_plan, summary = fanned_out_stages(INTEGRATION, vendor_pool=IJOIN_API_POOL, hold=True)
 
     validate >> per_plan >> summary

@@ -16,6 +16,10 @@ Everything here is a pure function of counts: each integration measures its own 
 | ``hold_row_drop_pct`` | 10 | how far a full run's employee count fell since the last successful one |
 | ``hold_amount_changes_pct`` | 20 | employees whose deduction amounts would change, of all with deductions |
 
+The iJoin Participant Sync measures against the participants iJoin holds (``PARTICIPANT_THRESHOLDS``):
+terminations of its active ones, participants changing, participants missing from the recordkeeper's
+read (``hold_row_drop_pct``), and ``hold_rate_changes_pct`` (20): new contribution rates.
+
 A threshold of 100 never holds (no share exceeds all of them).
 """
 
@@ -25,6 +29,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, Field
+
+# Records the approver sees in a held run's request (ids, kinds of change and field names only).
+SAMPLE_SIZE = 10
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,39 @@ THRESHOLDS: dict[str, Threshold] = {
         ),
     )
 }  # fmt: skip
+# The iJoin Participant Sync's thresholds: measured against the participants iJoin holds.
+PARTICIPANT_THRESHOLDS: dict[str, Threshold] = {
+    t.param: t
+    for t in (
+        Threshold(
+            "hold_terminations_pct", "Hold if Terminations Exceed (%)", 2.0,
+            "Hold delivery for approval when more than this share of the participants iJoin holds as "
+            "active would be terminated by this run. 100: never hold.",
+            "{part} of {whole} active participants in iJoin would be terminated",
+        ),
+        Threshold(
+            "hold_changing_pct", "Hold if Changing Participants Exceed (%)", 20.0,
+            "Hold delivery for approval when more than this share of the participants iJoin holds would "
+            "change (census, pay, rates or allocations; balances and new participants not counted). "
+            "100: never hold.",
+            "{part} of {whole} participants in iJoin would change",
+        ),
+        Threshold(
+            "hold_row_drop_pct", "Hold if the Recordkeeper Misses Participants (%)", 10.0,
+            "Hold delivery for approval when the recordkeeper's read misses more than this share of the "
+            "participants iJoin holds (a truncated load). 100: never hold.",
+            "the recordkeeper gave {now} participants: {part} of the {whole} in iJoin are missing from it",
+        ),
+        Threshold(
+            "hold_rate_changes_pct", "Hold if Contribution Rates Change for More Than (%)", 20.0,
+            "Hold delivery for approval when this run would change the contribution rates of more than "
+            "this share of the participants iJoin holds. 100: never hold.",
+            "{part} of {whole} participants in iJoin would get new contribution rates",
+        ),
+    )
+}  # fmt: skip
+# Each kind of change set's thresholds, by who it changes (ChangeSet.subject).
+THRESHOLDS_BY_SUBJECT = {"employees": THRESHOLDS, "participants": PARTICIPANT_THRESHOLDS}
 
 
 class Share(BaseModel):
@@ -88,6 +128,26 @@ class ChangeSet(BaseModel):
     # A few records (employee number, change, fields): never values, so nothing personal is kept.
     sample: list[dict[str, str]] = Field(default_factory=list)
     sample_columns: tuple[str, ...] = ("Employee", "Change", "Fields")
+    subject: str = "employees"  # whose changes: the words of THRESHOLDS_BY_SUBJECT
+
+    @classmethod
+    def summed(cls, parts: list[ChangeSet], **fields: Any) -> ChangeSet:
+        """One change set of several (the plans of a run that fanned out): counts and shares added up,
+        samples joined up to ``SAMPLE_SIZE``."""
+        counts: dict[str, int] = {}
+        shares: dict[str, Share] = {}
+        sample: list[dict[str, str]] = []
+        for part in parts:
+            for kind, n in part.counts.items():
+                counts[kind] = counts.get(kind, 0) + n
+            for param, share in part.shares.items():
+                had = shares.get(param)
+                shares[param] = share if had is None else had.model_copy(update={
+                    "part": had.part + share.part, "whole": had.whole + share.whole,
+                    "now": None if had.now is None or share.now is None else had.now + share.now,
+                })  # fmt: skip
+            sample.extend(part.sample[: SAMPLE_SIZE - len(sample)])
+        return cls(counts=counts, shares=shares, sample=sample, **fields)
 
 
 class Trip(BaseModel):
@@ -104,7 +164,7 @@ def limit_of(param: str, params: dict[str, Any]) -> float:
     """The run's threshold for ``param``: the trigger's value, else the documented default."""
     value = params.get(param)
     if value is None or value == "":
-        return THRESHOLDS[param].default
+        return (THRESHOLDS.get(param) or PARTICIPANT_THRESHOLDS[param]).default
     return float(value)
 
 
@@ -116,7 +176,7 @@ def trips(change_set: ChangeSet, params: dict[str, Any]) -> list[Trip]:
     """Every threshold the change set goes over (strictly: exactly at the limit does not hold)."""
     found: list[Trip] = []
     for param, share in change_set.shares.items():
-        threshold = THRESHOLDS[param]
+        threshold = THRESHOLDS_BY_SUBJECT[change_set.subject][param]
         limit = limit_of(param, params)
         if share.whole <= 0 or share.pct <= limit:
             continue

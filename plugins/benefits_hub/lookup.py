@@ -95,6 +95,38 @@ def ascending(items: Iterable[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
         yield item
 
 
+def full_outer_join(
+    left: Iterable[tuple[str, Any]],
+    right: Iterable[tuple[str, Any]],
+    sides: tuple[str, str] = ("HCM", "PlanSource"),
+) -> Iterator[tuple[str, Any | None, Any | None]]:
+    """Two key-ordered streams walked together: each key once, with its value on each side (or None).
+    A side whose keys do not ascend raises :class:`OutOfOrder`: the comparison would be wrong."""
+    lefts, rights = _strictly_ascending(left, sides[0]), _strictly_ascending(right, sides[1])
+    lk, lv = next(lefts, (None, None))
+    rk, rv = next(rights, (None, None))
+    while lk is not None or rk is not None:
+        if rk is None or (lk is not None and lk < rk):
+            yield lk, lv, None  # type: ignore[misc]
+            lk, lv = next(lefts, (None, None))
+        elif lk is None or rk < lk:
+            yield rk, None, rv
+            rk, rv = next(rights, (None, None))
+        else:
+            yield lk, lv, rv
+            lk, lv = next(lefts, (None, None))
+            rk, rv = next(rights, (None, None))
+
+
+def _strictly_ascending(items: Iterable[tuple[str, Any]], side: str) -> Iterator[tuple[str, Any]]:
+    previous: str | None = None
+    for key, value in items:
+        if previous is not None and key <= previous:
+            raise OutOfOrder(f"{side} records are not in key (byte) order at {key!r}")
+        previous = key
+        yield key, value
+
+
 def merge_latest(streams: Sequence[Iterable[tuple[str, Any]]]) -> Iterator[tuple[str, Any]]:
     """One key-ordered stream from key-ordered ``streams``: each key once, with the value of the last
     stream (and, within a stream, the last item) that has it. Raises :class:`OutOfOrder` if an input is

@@ -113,11 +113,12 @@ def dry_run_param() -> Param:
     )
 
 
-def hold_threshold_param(name: str) -> Param:
-    """A circuit-breaker threshold (:data:`benefits_hub.breaker.THRESHOLDS`), a percentage."""
-    from benefits_hub.breaker import THRESHOLDS
+def hold_threshold_param(name: str, subject: str = "employees") -> Param:
+    """A circuit-breaker threshold (:data:`benefits_hub.breaker.THRESHOLDS_BY_SUBJECT`), a percentage,
+    in the words of whose changes it measures (``employees``, ``participants``)."""
+    from benefits_hub.breaker import THRESHOLDS_BY_SUBJECT
 
-    threshold = THRESHOLDS[name]
+    threshold = THRESHOLDS_BY_SUBJECT[subject][name]
     return Param(
         threshold.default,
         type="number",
@@ -195,31 +196,21 @@ def _run_name(value: Any) -> Any:
     return value
 
 
-class PlanSourceRunParams(BaseModel):
-    """The params every PlanSource integration takes, parsed and checked."""
+class HoldThresholds(BaseModel):
+    """The circuit breaker's thresholds (:mod:`benefits_hub.breaker`), percentages; None means the
+    documented default. Each integration's DAG offers those that measure its changes."""
 
     model_config = ConfigDict(extra="ignore")
 
-    integration_run_name: str | None = None
-    delta: bool = True
-    include_employees: tuple[str, ...] = ()
-    lookback_days: int | None = None
-    qualify_delta: bool = False
-    dry_run: bool = False
-    # The circuit breaker's thresholds (benefits_hub.breaker): None means the documented default.
     hold_terminations_pct: float | None = None
     hold_changing_pct: float | None = None
     hold_row_drop_pct: float | None = None
     hold_amount_changes_pct: float | None = None
-
-    @field_validator("integration_run_name", mode="before")
-    @classmethod
-    def _name(cls, value: Any) -> Any:
-        return _run_name(value)
+    hold_rate_changes_pct: float | None = None
 
     @field_validator(
         "hold_terminations_pct", "hold_changing_pct", "hold_row_drop_pct", "hold_amount_changes_pct",
-        mode="before",
+        "hold_rate_changes_pct", mode="before",
     )  # fmt: skip
     @classmethod
     def _percentage(cls, value: Any) -> Any:
@@ -233,6 +224,24 @@ class PlanSourceRunParams(BaseModel):
         if pct is None or not 0 <= pct <= 100:
             raise ValueError(f"must be a percentage from 0 to 100, got {str(value)[:20]}")
         return pct
+
+
+class PlanSourceRunParams(HoldThresholds):
+    """The params every PlanSource integration takes, parsed and checked."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    integration_run_name: str | None = None
+    delta: bool = True
+    include_employees: tuple[str, ...] = ()
+    lookback_days: int | None = None
+    qualify_delta: bool = False
+    dry_run: bool = False
+
+    @field_validator("integration_run_name", mode="before")
+    @classmethod
+    def _name(cls, value: Any) -> Any:
+        return _run_name(value)
 
     @field_validator("include_employees", mode="before")
     @classmethod
@@ -326,7 +335,7 @@ def _one_year_after(day: date) -> date:
         return day.replace(year=day.year + 1, day=28)
 
 
-class IJoinRunParams(BaseModel):
+class IJoinRunParams(HoldThresholds):
     """The iJoin syncs' params."""
 
     model_config = ConfigDict(extra="ignore")

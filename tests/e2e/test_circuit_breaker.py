@@ -222,3 +222,70 @@ def test_a_premium_change_for_every_employee_holds_the_import_reject_writes_noth
     for coverage in repriced:
         expected = float(coverage["subscriber_premium"]) + 7
         assert f"{float(after[coverage['id']]['employee_amount']):.2f}" == f"{expected:.2f}"
+
+
+PARTICIPANT_SYNC = "ijoin_participant_sync"
+
+
+def ijoin_participants(sandbox: Any, plan_id: str) -> set[tuple[Any, ...]]:
+    """Every row iJoin holds for the plan's participants (bodies, statuses, timestamps)."""
+    with sqlite3.connect(sandbox.ijoin_state_path) as conn:
+        return set(conn.execute("SELECT * FROM ij_participant WHERE plan_id = ?", (plan_id,)).fetchall())
+
+
+def test_a_mass_termination_in_the_recordkeeper_holds_the_participant_sync_reject_sends_nothing(
+    sandbox: Any, api_server: str
+) -> None:
+    """The same breaker on a sync that fans out per plan: one hold for the whole run, measured against
+    what iJoin holds, before any plan is delivered."""
+    plan = "P0001"
+    run_dag("ijoin_plan_sync", {"plan_ids": plan})
+    first = run_dag(PARTICIPANT_SYNC, {"plan_ids": plan})  # iJoin held nobody: never held
+    assert first.task_states["hold"] == "success" and first.summary["records_created"] == 30
+    with sqlite3.connect(sandbox.recordkeeper_db_path) as conn:
+        active = [p for (p,) in conn.execute(
+            "SELECT participant_id FROM rk_participant WHERE plan_id = ? AND status = 'A' "
+            "ORDER BY participant_id", (plan,))]  # fmt: skip
+        leavers = active[: max(int(len(active) * 0.3), 2)]  # a bad load: 30 % of the active terminated
+        conn.executemany(
+            "UPDATE rk_participant SET status = 'T', termination_date = '2026-12-04' "
+            "WHERE plan_id = ? AND participant_id = ?",
+            [(plan, p) for p in leavers],
+        )
+    held = ijoin_participants(sandbox, plan)
+
+    with answering(api_server, PARTICIPANT_SYNC, "Reject", "Wrong recordkeeper file") as shown:
+        rejected = run_dag(PARTICIPANT_SYNC, {"plan_ids": plan})
+
+    assert shown["subject"] == "Delivery held: iJoin Participant Sync"
+    assert "Hold if Terminations Exceed (%)" in shown["body"]
+    assert (
+        f"| Terminations (active in iJoin, terminated in the recordkeeper) | {len(leavers)} |"
+        in shown["body"]
+    )
+    assert f"{plan}/{leavers[0]}" in shown["body"] and "2026-12-04" not in shown["body"]
+    summary = rejected.summary
+    assert rejected.state == "failed" and summary["status"] == "Failed", summary
+    assert rejected.task_states["hold"] == "failed"
+    assert rejected.task_states["per_item.deliver"] == "upstream_failed"
+    assert (
+        f"{len(leavers)} of " in summary["failure_reason"]
+        and "active participants in iJoin" in (summary["failure_reason"])
+    )
+    assert "Wrong recordkeeper file" in summary["failure_reason"]
+    assert ijoin_participants(sandbox, plan) == held  # nothing sent
+
+    with answering(api_server, PARTICIPANT_SYNC, "Approve") as shown:
+        approved = run_dag(PARTICIPANT_SYNC, {"plan_ids": plan})
+
+    assert shown, "the second run was not held"
+    assert approved.task_states["per_item.deliver"] == "success", approved.summary
+    assert approved.summary["records_updated"] == len(leavers)  # each terminated once, nobody else
+    assert approved.summary["warnings"][0].startswith("Delivery held for approval:")
+    with sqlite3.connect(sandbox.ijoin_state_path) as conn:
+        statuses = dict(conn.execute(
+            "SELECT participant_id, json_extract(body, '$.status') FROM ij_participant WHERE plan_id = ?",
+            (plan,)))  # fmt: skip
+    assert {p for p, status in statuses.items() if status == "T"} >= set(leavers)
+    again = run_dag(PARTICIPANT_SYNC, {"plan_ids": plan})  # in step now: nothing to hold, nothing new
+    assert again.task_states["hold"] == "success" and again.summary["records_updated"] == 0

@@ -67,3 +67,36 @@ def test_a_threshold_param_outside_0_to_100_is_refused_in_words(value: object) -
 def test_a_threshold_param_in_range_or_blank_is_taken() -> None:
     params = PlanSourceRunParams.parse({"hold_changing_pct": "35", "hold_terminations_pct": ""})
     assert params.hold_changing_pct == 35.0 and params.hold_terminations_pct is None
+
+
+def test_the_plans_of_a_run_add_up_to_one_change_set_in_participants_words() -> None:
+    """A sync that fans out per plan holds once, on the whole run: each plan's counts and shares are
+    added up, the samples joined (up to the sample size), and the reasons speak of participants."""
+    plans = [
+        ChangeSet(
+            counts={"Terminations": n},
+            shares={"hold_terminations_pct": Share(part=n, whole=100), "hold_row_drop_pct": Share(
+                part=0, whole=100, now=100)},
+            sample=[{"Participant": f"P{k}/{i}"} for i in range(8)],
+            subject="participants",
+        )
+        for k, n in enumerate((1, 5))
+    ]  # fmt: skip
+    run = ChangeSet.summed(plans, sample_columns=("Participant",), subject="participants")
+    assert run.counts == {"Terminations": 6}
+    assert run.shares["hold_terminations_pct"] == Share(part=6, whole=200)
+    assert run.shares["hold_row_drop_pct"] == Share(part=0, whole=200, now=200)
+    assert len(run.sample) == 10 and run.sample[-1] == {"Participant": "P1/1"}
+    [tripped] = trips(run, {})  # 3 %: one plan alone (1 %) would not have held
+    assert (
+        tripped.reason == "6 of 200 active participants in iJoin would be terminated (3%, above the 2% limit)"
+    )
+    assert "Participant" in hold_body("iJoin Participant Sync", "run", run, [tripped])
+
+
+def test_the_participant_syncs_own_threshold_names_contribution_rates() -> None:
+    rates = ChangeSet(shares={"hold_rate_changes_pct": Share(part=50, whole=200)}, subject="participants")
+    [tripped] = trips(rates, {})
+    assert tripped.title == "Hold if Contribution Rates Change for More Than (%)"
+    assert tripped.reason.startswith("50 of 200 participants in iJoin would get new contribution rates")
+    assert trips(rates, {"hold_rate_changes_pct": 25}) == []

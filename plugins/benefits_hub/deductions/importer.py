@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, timedelta
 from typing import Any, ClassVar
 
-from benefits_hub.breaker import ChangeSet, Share, limit_of
+from benefits_hub.breaker import SAMPLE_SIZE, ChangeSet, Share, limit_of
 from benefits_hub.deductions.rules import (
     DEDUCTION_COLUMNS,
     deduction_codes,
@@ -43,7 +43,6 @@ CHUNK = 500  # records per HCM lookup of person numbers
 # 5,000 rather than 500: a tenth of the commits (each an fsync on PostgreSQL) and journal entries; on the
 # SQLite sandbox the two measure the same (docs/performance.md).
 WRITE_CHUNK = 5_000
-SAMPLE_SIZE = 10  # records the circuit breaker's approver is shown
 # The money columns in a payroll clerk's words (as the preview's headings name them).
 FIELD_WORDS = {
     "employee_amount": "Employee premium", "employer_amount": "Employer premium",

@@ -20,7 +20,7 @@ from datetime import UTC
 from typing import Any, ClassVar, TypeVar
 
 from benefits_hub import codec
-from benefits_hub.breaker import ChangeSet, Share
+from benefits_hub.breaker import SAMPLE_SIZE, ChangeSet, Share
 from benefits_hub.demographics.rules import (
     CENSUS_COLUMNS,
     TERMINATED_STATUSES,
@@ -68,7 +68,6 @@ CHANGE_KIND_WORDS = {
     "terminate": "Terminations",
     "rehire": "Rehires",
 }
-SAMPLE_SIZE = 10
 FULL_RUN_ROWS_KEY = "full_run_rows"
 PREVIEW_COUNTERS = {
     "create": "would_create",

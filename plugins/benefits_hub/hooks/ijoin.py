@@ -11,6 +11,10 @@ from benefits_hub.hooks.vendor_api import VendorApiHook
 MAX_BATCH = 500
 
 
+# The most participants iJoin's API returns in one page.
+PARTICIPANTS_PER_PAGE = 500
+
+
 class IJoinHook(VendorApiHook):
     conn_name_attr = "ijoin_conn_id"
     default_conn_name = "ijoin_api"
@@ -51,10 +55,12 @@ class IJoinHook(VendorApiHook):
         ]
 
     def list_participants(self, plan_id: str, limit: int = 1000) -> Iterator[dict[str, Any]]:
-        """The plan's participants as iJoin holds them (with their sync status), page by page."""
+        """The plan's participants as iJoin holds them (with their sync status), in participant-id order,
+        page by page (the most a page may hold: a whole plan is read in the fewest calls)."""
         page, seen = 1, 0
+        per_page = min(PARTICIPANTS_PER_PAGE, limit)  # the same on every page: pages are offsets
         while seen < limit:
-            params = {"page": page, "per_page": 100}
+            params = {"page": page, "per_page": per_page}
             answer = self.call("GET", f"/plans/{plan_id}/participants", params=params)
             for participant in answer["participants"][: limit - seen]:
                 seen += 1

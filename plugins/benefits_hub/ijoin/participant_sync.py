@@ -4,24 +4,38 @@ validate  - which plans (``plan_ids``); one item per plan.
 extract   - per plan: iJoin must have the plan ("run Plan Sync first" otherwise); the recordkeeper's
             participants with their balances, allocations, contribution rates and last-3-months payroll,
             streamed in chunks to the staging area (SSNs dropped once payroll is matched).
+            With them, the plan's participants as iJoin holds them (what the circuit breaker measures).
 transform - per participant: pay frequency (plan code; 'V' = most frequent of the last 3 months),
-            salary fallback, allocations checked (must add up to 100%), a synchronization status.
+            salary fallback, allocations checked (must add up to 100%), a synchronization status; and
+            what it would change in iJoin (added, changed, terminated, new contribution rates).
+hold      - the circuit breaker (benefits_hub.operators.hold): the whole run's changes against its
+            thresholds; over one, delivery waits for a person's approval.
 deliver   - upserted into iJoin 500 at a time, on (plan, participant); the plan's outcome goes to
             iJoin's activity log.
 """
 
 from __future__ import annotations
 
+import sys
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from benefits_hub import codec
+from benefits_hub.breaker import SAMPLE_SIZE, ChangeSet, Share
 from benefits_hub.ijoin.plan_sync import FAILED, SUCCESSFUL, WITH_WARNINGS, IJoinSync
-from benefits_hub.ijoin.rules import allocation_problem, annual_salary, months_before, pay_frequency
+from benefits_hub.ijoin.rules import (
+    PARTICIPANT_FIELDS,
+    allocation_problem,
+    annual_salary,
+    months_before,
+    participant_changes,
+    pay_frequency,
+)
 from benefits_hub.integration import record_error
 from benefits_hub.journal import DeliveryJournal
-from benefits_hub.lookup import ascending
+from benefits_hub.lookup import ascending, full_outer_join
 from benefits_hub.models import ErrorRow, StagedFile, StageResult
 from benefits_hub.pii import mask_field, redact
 from benefits_hub.staging import SafeCsvWriter
@@ -33,6 +47,17 @@ SYNCHRONIZED_WITH_WARNINGS = "Synchronized with warnings"
 # and each is listed on the plan's page (a summary in XCom must stay small at millions of participants).
 WARNING_LINES = 50
 CENSUS_FIELDS = ("first_name", "last_name", "birth_date", "hire_date", "termination_date", "status", "email")
+# What the circuit breaker compares of iJoin's record (participant_changes), staged per plan.
+COMPARED = ("participant_id", *PARTICIPANT_FIELDS, "contribution_rates", "allocations")
+TERMINATED = "T"
+# The circuit breaker's counts, by kind of change, in a plan administrator's words.
+CHANGE_KIND_WORDS = {
+    "add": "Participants new to iJoin",
+    "change": "Participants iJoin holds that would change",
+    "terminate": "Terminations (active in iJoin, terminated in the recordkeeper)",
+    "rates": "New contribution rates",
+    "missing": "In iJoin, missing from the recordkeeper's read",
+}
 
 
 def _text(value: Any) -> Any:
@@ -127,6 +152,9 @@ def participant_payload(
 class ParticipantSync(IJoinSync):
     integration_name = "iJoin Participant Sync"
     activity_type = "Participant Sync"
+    #: Reads iJoin's participants to measure what the run would change (its circuit breaker). A repair
+    #: has no hold (a person chose exactly what it sends), so it reads nothing more.
+    measures_changes: ClassVar[bool] = True
 
     @property
     def as_of(self) -> date:
@@ -150,10 +178,16 @@ class ParticipantSync(IJoinSync):
         ):
             for record in source_records(rk, conn, self.plan_id, since):
                 source.write(record)
+        files = {"source": source.manifest}
+        if self.measures_changes:
+            with staging.records(f"plans/{self.plan_id}/ijoin_participants.jsonl") as held:
+                for participant in self._ijoin().list_participants(self.plan_id, limit=sys.maxsize):
+                    held.write({name: participant.get(name) for name in COMPARED})
+            files["ijoin_held"] = held.manifest
         return StageResult(
             stage="extract",
             counters={"source_records": source.rows},
-            files={"source": source.manifest},
+            files=files,
             details={
                 "plan_id": self.plan_id,
                 "status": "Ready",
@@ -182,11 +216,25 @@ class ParticipantSync(IJoinSync):
         plan_code = extract.details.get("pay_frequency_code")
         counters = {"records_processed": 0, "employees_processed": 0, "participants_with_warnings": 0}
         warned: list[str] = []  # one line per participant synced with warnings, for the Run Summary
+        changes = _ChangeTally(self.plan_id) if "ijoin_held" in extract.files else None
+        ours = (
+            (r["participant"]["participant_id"], r) for r in staging.read_records(extract.files["source"])
+        )
+        theirs = (
+            ((p["participant_id"], p) for p in staging.read_records(extract.files["ijoin_held"]))
+            if changes is not None
+            else iter(())
+        )
         with (
             self.run.error_file(f"transform-{self.plan_id}") as errors,
             staging.records(f"plans/{self.plan_id}/payload.jsonl") as payload,
         ):
-            for record in staging.read_records(extract.files["source"]):
+            # Both in participant-id order: a merge, neither side held in memory.
+            for _pid, record, held in full_outer_join(ours, theirs, ("recordkeeper", "iJoin")):
+                if record is None:
+                    assert changes is not None
+                    changes.missing(held)
+                    continue
                 person = record["participant"]
                 key = f"{self.plan_id}/{person['participant_id']}"
                 participant, problem = participant_payload(record, plan_code, self.as_of)
@@ -199,6 +247,8 @@ class ParticipantSync(IJoinSync):
                         "transform",
                     )
                 payload.write(participant)
+                if changes is not None:
+                    changes.add(participant, held)
                 messages = participant["sync_messages"]
                 counters["records_processed"] += 1
                 counters["employees_processed"] += 1
@@ -218,8 +268,27 @@ class ParticipantSync(IJoinSync):
             stage="transform",
             counters=counters,
             files={"payload": payload.manifest, "errors": errors.manifest},
-            details={"plan_id": self.plan_id, "status": "Ready"},
+            details={
+                "plan_id": self.plan_id,
+                "status": "Ready",
+                **({"changes": changes.as_details()} if changes is not None else {}),
+            },
             warnings=[redact(w) for w in warned],
+        )
+
+    def change_set(self) -> ChangeSet | None:
+        """The whole run's changes to iJoin (every plan's), measured against what iJoin holds: active
+        participants terminated, participants changing, new contribution rates, and participants iJoin
+        holds that the recordkeeper's read no longer has (a truncated load)."""
+        transform = self.run.result("transform")
+        items = transform.details.get("items") or [transform.details]
+        measured = [item["changes"] for item in items if item.get("changes")]
+        if not measured:
+            return None
+        return ChangeSet.summed(
+            [_ChangeTally.change_set(m) for m in measured],
+            sample_columns=("Participant", "Change", "Fields"),
+            subject="participants",
         )
 
     def deliver(self) -> StageResult:
@@ -324,6 +393,67 @@ class ParticipantSync(IJoinSync):
         journal.once(
             f"activity-{self.plan_id}", {"status": status, "messages": messages, "payload_url": payload}, log
         )
+
+
+class _ChangeTally:
+    """What one plan's run would change in iJoin, participant by participant (counts, and the first few
+    participants by id and field names: never values)."""
+
+    def __init__(self, plan_id: str) -> None:
+        self.plan_id = plan_id
+        self.kinds: Counter[str] = Counter()
+        self.held = self.held_active = self.read = 0
+        self.sample: list[dict[str, str]] = []
+
+    def missing(self, held: dict[str, Any]) -> None:
+        """iJoin holds the participant; the recordkeeper's read did not have them."""
+        self._held(held)
+        self.kinds["missing"] += 1
+
+    def add(self, payload: dict[str, Any], held: dict[str, Any] | None) -> None:
+        self.read += 1
+        if held is None:
+            self.kinds["add"] += 1
+            return
+        self._held(held)
+        changed = participant_changes(payload, held)
+        if not changed:
+            return
+        self.kinds["change"] += 1
+        change = "change"
+        if payload.get("status") == TERMINATED and held.get("status") != TERMINATED:
+            self.kinds["terminate"] += 1
+            change = "terminate"
+        if "contribution_rates" in changed:
+            self.kinds["rates"] += 1
+        if len(self.sample) < SAMPLE_SIZE:
+            self.sample.append({"Participant": f"{self.plan_id}/{payload['participant_id']}",
+                                "Change": CHANGE_KIND_WORDS[change].split(" (")[0],
+                                "Fields": ", ".join(changed)})  # fmt: skip
+
+    def _held(self, held: dict[str, Any]) -> None:
+        self.held += 1
+        self.held_active += held.get("status") != TERMINATED
+
+    def as_details(self) -> dict[str, Any]:
+        return {"kinds": dict(self.kinds), "held": self.held, "held_active": self.held_active,
+                "read": self.read, "sample": self.sample}  # fmt: skip
+
+    @staticmethod
+    def change_set(details: dict[str, Any]) -> ChangeSet:
+        """One plan's measured changes as the circuit breaker's shares (in a plan administrator's words)."""
+        kinds, held = details["kinds"], details["held"]
+        return ChangeSet(
+            counts={words: kinds[kind] for kind, words in CHANGE_KIND_WORDS.items() if kinds.get(kind)},
+            shares={
+                "hold_terminations_pct": Share(part=kinds.get("terminate", 0), whole=details["held_active"]),
+                "hold_changing_pct": Share(part=kinds.get("change", 0), whole=held),
+                "hold_rate_changes_pct": Share(part=kinds.get("rates", 0), whole=held),
+                "hold_row_drop_pct": Share(part=kinds.get("missing", 0), whole=held, now=details["read"]),
+            },
+            sample=details["sample"],
+            subject="participants",
+        )  # fmt: skip
 
 
 def _answers(results: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from datetime import date
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from benefits_hub.values import ValueProblem, calendar_date, money, number
@@ -229,3 +229,65 @@ def lineup(version: dict[str, Any] | None) -> set[tuple[str, str | None, bool]]:
     if not version:
         return set()
     return {(f["fund_id"], f.get("ticker"), bool(f.get("is_open"))) for f in version.get("funds") or []}
+
+
+# What the Participant Sync sends of a participant and iJoin keeps, compared one by one (balances move
+# every day and are iJoin's copy of a statement, not a setting: they are not compared).
+PARTICIPANT_FIELDS = (
+    "first_name", "last_name", "birth_date", "hire_date", "termination_date", "status", "email",
+    "pay_frequency", "annual_salary",
+)  # fmt: skip
+RATE_FIELDS = ("pretax_pct", "roth_pct", "aftertax_pct")
+
+
+def comparable(value: Any) -> Any:
+    """A value as both systems mean it: numbers by amount (iJoin keeps floats, the recordkeeper
+    decimals), blanks alike, mappings and lists recursively."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float | Decimal):
+        return Decimal(str(value)).normalize()
+    if isinstance(value, str):
+        try:
+            if value.strip() and value.strip()[0] in "-0123456789" and not _looks_like_date(value):
+                return Decimal(value.strip()).normalize()
+        except InvalidOperation:
+            pass
+        return value.strip()
+    if isinstance(value, dict):
+        return {k: comparable(v) for k, v in sorted(value.items())}
+    if isinstance(value, list | tuple):
+        return [comparable(v) for v in value]
+    return value
+
+
+def _looks_like_date(value: str) -> bool:
+    return len(value) >= 8 and value[4:5] == "-"
+
+
+def _allocations(rows: Any) -> dict[str, Any]:
+    return {str(a.get("fund_id")): comparable(a.get("pct")) for a in rows or []}
+
+
+def rates_of(participant: dict[str, Any]) -> dict[str, Any]:
+    """A participant's contribution rates, a missing rate as 0 (both systems mean "none")."""
+    rates = participant.get("contribution_rates") or {}
+    return {k: rates.get(k) or 0 for k in RATE_FIELDS}
+
+
+def participant_changes(expected: dict[str, Any], held: dict[str, Any]) -> list[str]:
+    """The fields the Participant Sync would change in iJoin's record ``held`` by sending ``expected``
+    (its payload): census fields, ``contribution_rates``, ``allocations`` (only when it sends them).
+    Balances are not counted: they move every day and are iJoin's copy of a statement."""
+    changed = [
+        name for name in PARTICIPANT_FIELDS if comparable(expected.get(name)) != comparable(held.get(name))
+    ]
+    if comparable(rates_of(expected)) != comparable(rates_of(held)):
+        changed.append("contribution_rates")
+    if "allocations" in expected and _allocations(expected["allocations"]) != _allocations(
+        held.get("allocations")
+    ):
+        changed.append("allocations")
+    return changed

@@ -78,7 +78,8 @@ def _hold_class() -> type:
         ui_color = "#fbe3c2"
 
         def __init__(self, *, integration: str, integration_id: str | None = None,
-                     params_key: str | None = None, **kwargs: Any) -> None:  # fmt: skip
+                     params_key: str | None = None, stage_task_ids: dict[str, str] | None = None,
+                     **kwargs: Any) -> None:  # fmt: skip
             kwargs.setdefault("subject", "Delivery held for approval")
             kwargs.setdefault("execution_timeout", NO_TIMEOUT)
             kwargs.setdefault("retries", 0)  # a retry would ask the same question twice
@@ -90,7 +91,7 @@ def _hold_class() -> type:
             self.integration = integration
             self.integration_id = integration_id
             self.params_key = params_key
-            self.stage_task_ids = None
+            self.stage_task_ids = stage_task_ids  # the stages' task ids, when they fan out
 
         def execute(self, context: Context) -> Any:
             run = build_run_context(

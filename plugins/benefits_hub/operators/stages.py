@@ -562,7 +562,7 @@ def _pool(stage: str, vendor_pool: str | None) -> dict[str, str]:
 
 
 def fanned_out_stages(
-    integration: str, group_id: str = FAN_OUT_GROUP, *, vendor_pool: str | None = None
+    integration: str, group_id: str = FAN_OUT_GROUP, *, vendor_pool: str | None = None, hold: bool = False
 ) -> tuple[Any, Any, Any]:
     """validate; extract → transform → deliver once per item validate chose; summary.
 
@@ -570,11 +570,21 @@ def fanned_out_stages(
     fan_out_tasks`` items (plans) each run their own three tasks; more are grouped evenly over that
     many (each task works through its group's items, one failing never holding the others), so 100
     plans cost 48 task processes rather than 300. Returns (validate, the mapped group, summary).
+
+    With ``hold``, the circuit breaker's one ``hold`` task (:mod:`benefits_hub.operators.hold`) sits
+    between every item's transform and every item's deliver: it measures the whole run's changes, so
+    no plan is delivered before the run's change set has passed (or been approved).
     """
     from airflow.sdk import task, task_group
 
     task_ids = {"validate": "validate", **{s: f"{group_id}.{s}" for s in ("extract", "transform", "deliver")}}
     validate = IntegrationStageOperator(task_id="validate", integration=integration)
+    breaker = None
+    if hold:
+        from benefits_hub.operators.hold import HOLD_TASK, delivery_hold
+
+        task_ids["hold"] = HOLD_TASK
+        breaker = delivery_hold(integration, stage_task_ids=task_ids)
 
     @task_group(group_id=group_id)
     def per_item(item: str) -> None:
@@ -593,7 +603,10 @@ def fanned_out_stages(
             )
             for stage in ("extract", "transform", "deliver")
         )
-        extract >> transform >> deliver
+        if breaker is None:
+            extract >> transform >> deliver
+        else:  # outside the mapped group: it waits for every item's transform, every deliver for it
+            extract >> transform >> breaker >> deliver
 
     # Airflow maps only over a task's return value: this step hands validate's chosen items on.
     @task(task_id="fan_out")

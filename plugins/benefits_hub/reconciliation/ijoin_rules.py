@@ -11,11 +11,19 @@ what a person must do.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from benefits_hub import codec
-from benefits_hub.ijoin.rules import lineup, plan_problems, plan_version, without_protected
+from benefits_hub.ijoin.rules import (
+    PARTICIPANT_FIELDS,
+    comparable,
+    lineup,
+    participant_changes,
+    plan_problems,
+    plan_version,
+    rates_of,
+    without_protected,
+)
 from benefits_hub.pii import mask_field
 from benefits_hub.reconciliation.rules import KIND_TITLES, Discrepancy
 
@@ -56,13 +64,6 @@ KIND_TITLES.update(
 REPAIR_BY_PLAN_SYNC = "Repairable: run the iJoin Plan Sync for this plan."
 DRAFT_NOTE = " On an active plan iJoin keeps the new line-up as a draft, for a plan administrator's review."
 REPAIR_BY_PARTICIPANT_SYNC = "Repairable: run the iJoin Participant Sync for this plan."
-# What the Participant Sync sends of a participant and iJoin keeps, compared one by one (balances move
-# every day and are iJoin's copy of a statement, not a setting: they are not compared).
-PARTICIPANT_FIELDS = (
-    "first_name", "last_name", "birth_date", "hire_date", "termination_date", "status", "email",
-    "pay_frequency", "annual_salary",
-)  # fmt: skip
-RATE_FIELDS = ("pretax_pct", "roth_pct", "aftertax_pct")
 
 
 def plan_key(plan_id: str) -> str:
@@ -76,33 +77,6 @@ def participant_key(plan_id: str, participant_id: str) -> str:
 
 def plan_of(record_key: str) -> str:
     return record_key.split("/", 1)[0]
-
-
-def comparable(value: Any) -> Any:
-    """A value as both systems mean it: numbers by amount (iJoin keeps floats, the recordkeeper
-    decimals), blanks alike, mappings and lists recursively."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float | Decimal):
-        return Decimal(str(value)).normalize()
-    if isinstance(value, str):
-        try:
-            if value.strip() and value.strip()[0] in "-0123456789" and not _looks_like_date(value):
-                return Decimal(value.strip()).normalize()
-        except InvalidOperation:
-            pass
-        return value.strip()
-    if isinstance(value, dict):
-        return {k: comparable(v) for k, v in sorted(value.items())}
-    if isinstance(value, list | tuple):
-        return [comparable(v) for v in value]
-    return value
-
-
-def _looks_like_date(value: str) -> bool:
-    return len(value) >= 8 and value[4:5] == "-"
 
 
 def shown(value: Any) -> str:
@@ -229,27 +203,24 @@ def participant_discrepancies(
     if held is None:
         return [Discrepancy(pair, PARTICIPANT_MISSING_IN_IJOIN, key, repair_by=PARTICIPANT_SYNC_DAG_ID,
                             what_to_do=REPAIR_BY_PARTICIPANT_SYNC)]  # fmt: skip
-    found: list[Discrepancy] = []
-    for name in PARTICIPANT_FIELDS:
-        want, have = expected.get(name), held.get(name)
-        if comparable(want) == comparable(have):
-            continue
-        found.append(Discrepancy(
+    changed = participant_changes(expected, held)
+    found: list[Discrepancy] = [
+        Discrepancy(
             pair, PARTICIPANT_FIELD_DIFFERS, key, field=name,
-            hcm_value=mask_field(name, shown(want)), other_value=mask_field(name, shown(have)),
+            hcm_value=mask_field(name, shown(expected.get(name))),
+            other_value=mask_field(name, shown(held.get(name))),
             repair_by=PARTICIPANT_SYNC_DAG_ID, what_to_do=REPAIR_BY_PARTICIPANT_SYNC,
-        ))  # fmt: skip
-    want_rates = {k: (expected.get("contribution_rates") or {}).get(k) or 0 for k in RATE_FIELDS}
-    have_rates = {k: (held.get("contribution_rates") or {}).get(k) or 0 for k in RATE_FIELDS}
-    if comparable(want_rates) != comparable(have_rates):
+        )
+        for name in changed if name in PARTICIPANT_FIELDS
+    ]  # fmt: skip
+    if "contribution_rates" in changed:
+        want_rates, have_rates = rates_of(expected), rates_of(held)
         found.append(_elected_or(
             "contribution_rate" in pending_elections, key, "contribution_rates", want_rates, have_rates,
             Discrepancy(pair, RATES_DIFFER, key, field="contribution_rates", hcm_value=shown(want_rates),
                         other_value=shown(have_rates), repair_by=PARTICIPANT_SYNC_DAG_ID,
                         what_to_do=REPAIR_BY_PARTICIPANT_SYNC),
         ))  # fmt: skip
-    want_allocations = _allocations(expected.get("allocations"))
-    have_allocations = _allocations(held.get("allocations"))
     if "allocations" not in expected:
         # The sync never sends allocations that do not add up: iJoin keeps its own, and says so.
         found.append(Discrepancy(
@@ -258,7 +229,7 @@ def participant_discrepancies(
             what_to_do=("; ".join(expected.get("sync_messages") or []) or
                         "The recordkeeper's allocations do not add up to 100%: correct them there."),
         ))  # fmt: skip
-    elif want_allocations != have_allocations:
+    elif "allocations" in changed:
         found.append(_elected_or(
             "allocation" in pending_elections, key, "allocations", expected.get("allocations"),
             held.get("allocations"),
@@ -268,10 +239,6 @@ def participant_discrepancies(
                         repair_by=PARTICIPANT_SYNC_DAG_ID, what_to_do=REPAIR_BY_PARTICIPANT_SYNC),
         ))  # fmt: skip
     return found
-
-
-def _allocations(rows: Any) -> dict[str, Any]:
-    return {str(a.get("fund_id")): comparable(a.get("pct")) for a in rows or []}
 
 
 def _elected_or(

@@ -36,7 +36,7 @@ from benefits_hub.demographics.rules import CrossReferences
 from benefits_hub.hooks.hcm import HcmHook
 from benefits_hub.hooks.plansource import PlanSourceHook
 from benefits_hub.integration import Integration, StageRefused
-from benefits_hub.lookup import DiskLookup, OutOfOrder
+from benefits_hub.lookup import DiskLookup, OutOfOrder, full_outer_join
 from benefits_hub.models import IntegrationType, StagedFile, StageResult
 from benefits_hub.params import ReconciliationParams
 from benefits_hub.readahead import read_ahead
@@ -58,7 +58,6 @@ from benefits_hub.reconciliation.rules import (
     deduction_discrepancies,
     deduction_key,
     demographic_discrepancies,
-    full_outer_join,
     refused_coverage,
 )
 from benefits_hub.staging import SafeCsvWriter

@@ -109,3 +109,4 @@ class PlanRepair(_NamesItsPlans, PlanSync):
 
 class ParticipantRepair(_NamesItsPlans, ParticipantSync):
     integration_name = "iJoin Participant Repair"
+    measures_changes = False  # no hold: the person who chose the repair saw what it changes

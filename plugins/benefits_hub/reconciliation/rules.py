@@ -12,7 +12,6 @@ masked), says whether an integration can repair it, and if not, what a person mu
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +22,6 @@ from benefits_hub.demographics.rules import (
     map_subscriber,
     plan_changes,
 )
-from benefits_hub.lookup import OutOfOrder
 from benefits_hub.params import RECONCILIATION_PAIRS as PAIR_TITLES
 from benefits_hub.pii import mask_field
 
@@ -91,38 +89,6 @@ class Discrepancy:
         repair = self.repair_by or "none"
         return [self.pair, self.kind, self.record_key, self.field, self.hcm_value, self.other_value, repair,
                 self.what_to_do]  # fmt: skip
-
-
-def full_outer_join(
-    left: Iterable[tuple[str, Any]],
-    right: Iterable[tuple[str, Any]],
-    sides: tuple[str, str] = ("HCM", "PlanSource"),
-) -> Iterator[tuple[str, Any | None, Any | None]]:
-    """Two key-ordered streams walked together: each key once, with its value on each side (or None).
-    A side whose keys do not ascend raises :class:`OutOfOrder`: the comparison would be wrong."""
-    lefts, rights = _ascending(left, sides[0]), _ascending(right, sides[1])
-    lk, lv = next(lefts, (None, None))
-    rk, rv = next(rights, (None, None))
-    while lk is not None or rk is not None:
-        if rk is None or (lk is not None and lk < rk):
-            yield lk, lv, None  # type: ignore[misc]
-            lk, lv = next(lefts, (None, None))
-        elif lk is None or rk < lk:
-            yield rk, None, rv
-            rk, rv = next(rights, (None, None))
-        else:
-            yield lk, lv, rv
-            lk, lv = next(lefts, (None, None))
-            rk, rv = next(rights, (None, None))
-
-
-def _ascending(items: Iterable[tuple[str, Any]], side: str) -> Iterator[tuple[str, Any]]:
-    previous: str | None = None
-    for key, value in items:
-        if previous is not None and key <= previous:
-            raise OutOfOrder(f"{side} records are not in key (byte) order at {key!r}")
-        previous = key
-        yield key, value
 
 
 def demographic_discrepancies(

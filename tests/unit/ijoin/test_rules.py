@@ -177,3 +177,23 @@ def test_a_lineup_closing_ijoins_locked_default_could_never_be_activated() -> No
     assert never_activatable("P0004", {"funds": reopened}, locked) is None
     unlocked = {**locked, "default_investment_never_from_recordkeeper": False}
     assert never_activatable("P0004", {"funds": funds}, unlocked) is None  # the payload's default rules
+
+
+def test_participant_changes_names_what_a_sync_would_change_in_ijoin() -> None:
+    from benefits_hub.ijoin.rules import participant_changes
+
+    held = {
+        "participant_id": "P0001-000001", "first_name": "Ann", "status": "A", "annual_salary": 52000.0,
+        "contribution_rates": {"pretax_pct": 6.0}, "allocations": [{"fund_id": "F1", "pct": 100.0}],
+    }  # fmt: skip
+    same = {**held, "annual_salary": "52000.00", "contribution_rates": {"pretax_pct": "6", "roth_pct": None},
+            "allocations": [{"fund_id": "F1", "pct": "100.00"}]}  # fmt: skip
+    assert participant_changes(same, held) == []  # amounts by value, a missing rate as 0
+    leaving = {**same, "status": "T", "contribution_rates": {"pretax_pct": "0"}}
+    assert participant_changes(leaving, held) == ["status", "contribution_rates"]
+    unsendable = {
+        k: v for k, v in same.items() if k != "allocations"
+    }  # allocations not sent: iJoin keeps its
+    assert participant_changes(unsendable, held) == []
+    moved = {**same, "allocations": [{"fund_id": "F2", "pct": "100"}]}
+    assert participant_changes(moved, held) == ["allocations"]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from benefits_hub.lookup import full_outer_join
 from benefits_hub.models import ErrorRow
 from benefits_hub.reconciliation.rules import (
     IMPORT_DAG_ID,
     counter_label,
     deduction_discrepancies,
     deduction_key,
-    full_outer_join,
     refused_coverage,
 )
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from benefits_hub.demographics.rules import CrossReferences, map_subscriber
-from benefits_hub.lookup import OutOfOrder
+from benefits_hub.lookup import OutOfOrder, full_outer_join
 from benefits_hub.reconciliation.rules import (
     EXPORT_DAG_ID,
     FIELD_DIFFERS,
@@ -19,7 +19,6 @@ from benefits_hub.reconciliation.rules import (
     TERMINATED_IN_PLANSOURCE_ONLY,
     counter_label,
     demographic_discrepancies,
-    full_outer_join,
 )
 from tests.unit.demographics.test_rules import employee
 
