@@ -117,6 +117,26 @@ def test_five_stages_in_order(dag_bag, dag_file: Path) -> None:
     assert not dag.get_task("summary").downstream_task_ids, "nothing may run after summary"
 
 
+# The integrations a mass change could hurt (terminations, payroll deductions, participants' rates) hold
+# it for a person; the Plan Sync's line-up changes wait as drafts for review instead, and a repair sends
+# what a person chose.
+HELD = {
+    "plansource_hcm_demographic_export", "plansource_deductions_import", "plansource_benefits_set",
+    "ijoin_participant_sync",
+}  # fmt: skip
+
+
+def test_the_circuit_breaker_holds_every_transform_before_any_deliver(dag_bag) -> None:
+    for dag_id, dag in dag_bag.dags.items():
+        holds = [t for t in dag.tasks if t.task_id.split(".")[-1] == "hold"]
+        assert bool(holds) == (dag_id in HELD), dag_id
+        for prefix in _stage_groups(dag) if holds else []:
+            hold = dag.get_task(prefix + "hold")
+            assert isinstance(hold, HITLOperator) and hold.retries == 0
+            assert _stage_task(dag, prefix, "transform").task_id in hold.upstream_task_ids
+            assert _stage_task(dag, prefix, "deliver").task_id in hold.downstream_task_ids
+
+
 def test_sets_abort_on_failure(dag_bag) -> None:
     for dag in dag_bag.dags.values():
         groups = _stage_groups(dag) if "integration-set" in dag.tags else []
