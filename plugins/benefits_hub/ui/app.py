@@ -637,12 +637,11 @@ def create_app() -> Any:
         plan_syncs, participant_syncs = by_dag[plans.PLAN_SYNC_DAG_ID], by_dag[plans.PARTICIPANT_SYNC_DAG_ID]
         if not ijoin_plans:
             ijoin_plans = [{"plan_id": p} for p in sorted(set(plan_syncs) | set(participant_syncs))]
-        busy = plans.running_per_plan(
-            [run for run, _ in recent], {(run.dag_id, run.run_id): conf for run, conf in recent}
-        )
+        runs, conf_of = [run for run, _ in recent], {(run.dag_id, run.run_id): conf for run, conf in recent}
         rows = plans.plan_rows(
-            ijoin_plans, plan_syncs, participant_syncs, records.waiting_reviews(session), busy
-        )
+            ijoin_plans, plan_syncs, participant_syncs, records.waiting_reviews(session),
+            plans.running_per_plan(runs, conf_of), plans.held_per_plan(runs, conf_of),
+        )  # fmt: skip
         return rows, problem
 
     @app.get("/plans", response_class=HTMLResponse)

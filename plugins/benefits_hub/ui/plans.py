@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from benefits_hub.ui import urls
 from benefits_hub.ui.activity import RunFacts, run_status
 
 PLAN_SYNC_DAG_ID = "ijoin_plan_sync"
@@ -43,6 +44,7 @@ class PlanRow:
     participant_sync: PlanSyncFacts | None = None
     review_run_id: str | None = None  # a draft review still waiting for a person
     in_progress: tuple[str, ...] = field(default_factory=tuple)  # dag ids of syncs of it running now
+    held_path: str | None = None  # a sync of it held for approval: its request in Required Actions
 
 
 @dataclass(frozen=True)
@@ -96,11 +98,30 @@ def running_per_plan(
     for run in runs:
         if run.state not in ("queued", "running"):
             continue
-        conf = conf_of.get((run.dag_id, run.run_id)) or {}
-        wanted = str(conf.get("plan_ids") or "").strip()
-        for plan_id in [p.strip() for p in wanted.split(",") if p.strip()] or ["*"]:
+        for plan_id in _plans_of(conf_of.get((run.dag_id, run.run_id))):
             busy.setdefault(plan_id, set()).add(run.dag_id)
     return busy
+
+
+def held_per_plan(
+    runs: Iterable[RunFacts], conf_of: Mapping[tuple[str, str], Mapping[str, Any]]
+) -> dict[str, str]:
+    """Plans whose sync waits for a person's answer (its circuit breaker held the delivery): {plan_id:
+    the Airflow UI's Required Actions path of that request} (``*``: a run for every plan)."""
+    held: dict[str, str] = {}
+    for run in runs:
+        if run.awaiting is None or run.state not in ("queued", "running"):
+            continue
+        path = urls.airflow_required_action_path(run.dag_id, run.run_id, *run.awaiting)
+        for plan_id in _plans_of(conf_of.get((run.dag_id, run.run_id))):
+            held.setdefault(plan_id, path)
+    return held
+
+
+def _plans_of(conf: Mapping[str, Any] | None) -> list[str]:
+    """The plans a sync's conf names (``plan_ids``), or ``["*"]``: every plan."""
+    wanted = str((conf or {}).get("plan_ids") or "").strip()
+    return [p.strip() for p in wanted.split(",") if p.strip()] or ["*"]
 
 
 def plan_rows(
@@ -109,8 +130,9 @@ def plan_rows(
     participant_syncs: Mapping[str, PlanSyncFacts],
     waiting_reviews: Mapping[str, str],
     busy: Mapping[str, set[str]] | None = None,
+    held: Mapping[str, str] | None = None,
 ) -> list[PlanRow]:
-    busy = busy or {}
+    busy, held = busy or {}, held or {}
     rows = []
     for plan in sorted(ijoin_plans, key=lambda p: str(p.get("plan_id"))):
         plan_id = str(plan.get("plan_id") or "")
@@ -125,6 +147,7 @@ def plan_rows(
                 participant_sync=participant_syncs.get(plan_id),
                 review_run_id=waiting_reviews.get(plan_id),
                 in_progress=tuple(sorted(running)),
+                held_path=held.get(plan_id) or held.get("*"),
             )
         )
     return rows

@@ -449,8 +449,13 @@ def recent_runs(
         query = select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).limit(limit)
         found += session.scalars(query)
     summaries = _summaries(session, [run.id for run in found])
+    answers = awaiting_answers(session, found)  # a sync held by its circuit breaker
     return [
-        (_facts(run, summaries.get(run.id)), run.conf if isinstance(run.conf, dict) else {}) for run in found
+        (
+            _facts(run, summaries.get(run.id), answers.get((run.dag_id, run.run_id))),
+            run.conf if isinstance(run.conf, dict) else {},
+        )
+        for run in found
     ]
 
 

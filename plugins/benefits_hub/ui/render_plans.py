@@ -49,11 +49,16 @@ def _status_cells(row: PlanRow, root: str, may_sync: bool) -> str:
         draft = '<span class="muted">Being set up in iJoin (not active yet)</span>'
     elif row.has_draft:
         draft = '<span class="draft-waiting">Draft in iJoin (no review waiting)</span>'
-    syncing = (
-        '<div class="syncing">Sync in progress; this page reloads until it ends.</div>'
-        if row.in_progress
-        else ""
-    )
+    syncing = ""
+    if row.held_path:  # a person must answer: the page says where, not "in progress"
+        syncing = (
+            f'<div class="syncing"><a class="sync-held" href="{esc(root + row.held_path)}">Held for '
+            "approval: the change is larger than the sync's thresholds allow. Approve or reject it in "
+            "Required Actions.</a></div>"
+        )
+    elif row.in_progress:
+        syncing = '<div class="syncing">Sync in progress; this page reloads until it ends.</div>'
+
     return (
         f'<td class="last-plan-sync">{_sync_cell(row.plan_sync, root)}</td>'
         f'<td class="last-participant-sync">{_sync_cell(row.participant_sync, root)}</td>'

@@ -5,7 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from benefits_hub.ui.activity import RunFacts
-from benefits_hub.ui.plans import latest_per_plan, participant_rows, plan_rows, running_per_plan
+from benefits_hub.ui.plans import (
+    held_per_plan,
+    latest_per_plan,
+    participant_rows,
+    plan_rows,
+    running_per_plan,
+)
 from benefits_hub.ui.render_plans import plan_page, plans_page
 
 SYNC = "ijoin_plan_sync"
@@ -52,6 +58,23 @@ def test_rows_follow_ijoins_plans_with_drafts_reviews_and_syncs_in_progress() ->
     assert rows[1].review_run_id == "review__P2__P2-v2" and rows[1].has_draft
     assert rows[0].in_progress == (SYNC,)  # the run for every plan
     assert rows[1].in_progress == (SYNC,)
+
+
+def test_a_sync_held_for_approval_links_its_request_instead_of_saying_in_progress() -> None:
+    from dataclasses import replace
+
+    held = replace(run("held", 10, [], state="running"), awaiting=("hold", -1))
+    conf = {(SYNC, "held"): {"plan_ids": "P2"}}
+    rows = plan_rows(
+        [{"plan_id": "P1"}, {"plan_id": "P2"}], {}, {}, {},
+        running_per_plan([held], conf), held_per_plan([held], conf),
+    )  # fmt: skip
+    assert rows[0].held_path is None
+    assert rows[1].held_path == f"/dags/{SYNC}/runs/held/tasks/hold/required_actions"
+    html = plans_page(rows, root="/airflow", may_sync=True)
+    assert 'href="/airflow/dags/ijoin_plan_sync/runs/held/tasks/hold/required_actions"' in html
+    assert "Held for approval" in html and html.count("Sync in progress") == 0
+    assert held_per_plan([replace(held, state="failed")], conf) == {}  # answered and over
 
 
 def test_participants_with_ijoins_status_and_those_the_sync_could_not_deliver() -> None:
