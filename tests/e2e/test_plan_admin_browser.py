@@ -417,6 +417,64 @@ REVIEW_PLAN = PLANS["lineup_changed"]
 FINISHED = {"success", "failed"}
 
 
+def ijoin_statuses(box: Any, plan_id: str) -> dict[str, str]:
+    listed = ijoin(box, "GET", f"/api/v1/plans/{plan_id}/participants", params={"per_page": 100})
+    return {p["participant_id"]: p["status"] for p in listed["participants"]}
+
+
+def test_7_a_mass_termination_holds_the_participant_sync_and_the_plan_summary_links_the_approval(
+    hub: tuple[AirflowServices, Any], page: Any
+) -> None:
+    """A bad recordkeeper load terminates 30 % of a plan's active participants: Sync participants now
+    holds before anything reaches iJoin, the Plan Summary says so and links the request, the plan
+    administrator reads the counts in Required Actions and approves, and iJoin then has each one once."""
+    from playwright.sync_api import expect
+
+    services, box = hub
+    plan = PLAN
+    with sqlite3.connect(box.recordkeeper_db_path) as conn:
+        active = [
+            p
+            for (p,) in conn.execute(
+                "SELECT participant_id FROM rk_participant WHERE plan_id = ? AND status = 'A' ORDER BY 1",
+                (plan,),
+            )
+        ]
+        leavers = active[: max(len(active) * 3 // 10, 2)]
+        conn.executemany(
+            "UPDATE rk_participant SET status = 'T', termination_date = '2026-12-04' "
+            "WHERE plan_id = ? AND participant_id = ?", [(plan, p) for p in leavers])  # fmt: skip
+    before = ijoin_statuses(box, plan)
+
+    frame = open_plan_summary(page, services)
+    row = frame.locator(f'tr.plan[data-plan-id="{plan}"]')
+    row.get_by_role("button", name="Sync participants now").click()
+    held = frame.locator(f'tr.plan[data-plan-id="{plan}"] a.sync-held')
+    expect(held).to_contain_text("Held for approval", timeout=RUN_MS)
+    run_id = unquote(held.get_attribute("href").split("/runs/")[1].split("/")[0])
+    after = ijoin_statuses(box, plan)
+    assert after == before  # nothing reached iJoin while it waits
+    assert wait_for(lambda: services.parked(PARTICIPANT_SYNC, "hold", run_id), timeout=60)
+
+    held.click()  # Airflow's Required Actions page, in the frame
+    approval = page.frame_locator("iframe")
+    expect(approval.get_by_text("Delivery held: iJoin Participant Sync").first).to_be_visible(timeout=30_000)
+    terminations = "Terminations (active in iJoin, terminated in the recordkeeper)"
+    expect(approval.get_by_role("cell", name=terminations, exact=True)).to_be_visible()
+    approval.get_by_role("button", name="Approve").click()
+    expect(approval.get_by_role("status").filter(has_text="response successful")).to_be_visible()
+
+    frame = open_plan_summary(page, services)
+    row = frame.locator(f'tr.plan[data-plan-id="{plan}"]')
+    # The page reloads until the sync ends: then it is the plan's last participant sync, held no more.
+    expect(row.locator(".last-participant-sync a.sync-run")).to_have_attribute(
+        "href", re.compile(re.escape(run_id) + "$"), timeout=RUN_MS
+    )
+    expect(row.locator("a.sync-held")).to_have_count(0)
+    now = ijoin_statuses(box, plan)
+    assert {p for p in leavers if now[p] == "T"} == set(leavers)
+
+
 def run(services: AirflowServices, dag_id: str, conf: dict[str, Any]) -> str:
     answer = services.api("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
     answer.raise_for_status()
