@@ -15,7 +15,7 @@ Run it, or **Re-Run** a past run with the same params, from the **Activity Monit
 | Dry Run | On: send nothing to iJoin; the run's page shows a preview of every participant each plan would send, SSNs and birth dates masked. |
 | Hold if Terminations Exceed (%) | Default 2. The circuit breaker (below): active participants in iJoin the run would terminate. 100: never hold. |
 | Hold if Changing Participants Exceed (%) | Default 20. Participants iJoin holds whose census, pay, rates or allocations would change. |
-| Hold if the Recordkeeper Misses Participants (%) | Default 10. Participants iJoin holds that the recordkeeper's read no longer has. |
+| Hold if the Recordkeeper Gives Fewer Participants (%) | Default 10. Against how many each plan's last delivered sync read. |
 | Hold if Contribution Rates Change for More Than (%) | Default 20. Participants iJoin holds who would get new contribution rates. |
 
 ## Rules applied
@@ -36,9 +36,9 @@ activity log) → `summary` (the Run Summary, in XCom).
 ## Circuit breaker: a large change waits for approval
 After every plan's `transform`, the `hold` task measures what the whole run would change in iJoin,
 against the participants iJoin holds. When terminations exceed **2 %** of its active participants, more
-than **20 %** would change, more than **10 %** are missing from the recordkeeper's read (a truncated
-load), or more than **20 %** would get new contribution rates, no plan is sent and the run waits in
-Airflow's **Required Actions** ("Delivery held"; the Activity Monitor says *Waiting for approval*). The
+than **20 %** would change, the recordkeeper gives **10 %** fewer participants than the plans' last
+delivered syncs read (a truncated load), or more than **20 %** would get new contribution rates, no
+plan is sent and the run waits in Airflow's **Required Actions** ("Delivery held"; the Activity Monitor says *Waiting for approval*). The
 approver sees the counts by kind of change, the threshold that tripped and the first participants (ids
 and field names, no values). **Approve** sends every plan; **Reject** ends the run Failed with the
 reason and sends nothing, so correct the recordkeeper first. Who may answer: the users in the Variable

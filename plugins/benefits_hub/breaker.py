@@ -17,8 +17,8 @@ Everything here is a pure function of counts: each integration measures its own 
 | ``hold_amount_changes_pct`` | 20 | employees whose deduction amounts would change, of all with deductions |
 
 The iJoin Participant Sync measures against the participants iJoin holds (``PARTICIPANT_THRESHOLDS``):
-terminations of its active ones, participants changing, participants missing from the recordkeeper's
-read (``hold_row_drop_pct``), and ``hold_rate_changes_pct`` (20): new contribution rates.
+terminations of its active ones, participants changing, the recordkeeper's count against each plan's
+last delivered sync (``hold_row_drop_pct``), and ``hold_rate_changes_pct`` (20): new contribution rates.
 
 A threshold of 100 never holds (no share exceeds all of them).
 """
@@ -90,10 +90,10 @@ PARTICIPANT_THRESHOLDS: dict[str, Threshold] = {
             "{part} of {whole} participants in iJoin would change",
         ),
         Threshold(
-            "hold_row_drop_pct", "Hold if the Recordkeeper Misses Participants (%)", 10.0,
-            "Hold delivery for approval when the recordkeeper's read misses more than this share of the "
-            "participants iJoin holds (a truncated load). 100: never hold.",
-            "the recordkeeper gave {now} participants: {part} of the {whole} in iJoin are missing from it",
+            "hold_row_drop_pct", "Hold if the Recordkeeper Gives Fewer Participants (%)", 10.0,
+            "Hold delivery for approval when the recordkeeper gives this much fewer participants for the "
+            "plans than their last delivered sync read (a truncated load). 100: never hold.",
+            "the recordkeeper gave {now} participants, {part} fewer than its last syncs read ({whole})",
         ),
         Threshold(
             "hold_rate_changes_pct", "Hold if Contribution Rates Change for More Than (%)", 20.0,

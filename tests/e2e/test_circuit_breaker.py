@@ -289,3 +289,29 @@ def test_a_mass_termination_in_the_recordkeeper_holds_the_participant_sync_rejec
     assert {p for p, status in statuses.items() if status == "T"} >= set(leavers)
     again = run_dag(PARTICIPANT_SYNC, {"plan_ids": plan})  # in step now: nothing to hold, nothing new
     assert again.task_states["hold"] == "success" and again.summary["records_updated"] == 0
+
+
+def test_a_plan_read_with_far_fewer_participants_than_its_last_sync_is_held(
+    sandbox: Any, api_server: str
+) -> None:
+    """A truncated recordkeeper load: nobody is terminated, a fifth of the plan is just missing."""
+    plan = "P0001"
+    run_dag("ijoin_plan_sync", {"plan_ids": plan})
+    first = run_dag(PARTICIPANT_SYNC, {"plan_ids": plan})
+    read = first.summary["records_processed"]
+    with sqlite3.connect(sandbox.recordkeeper_db_path) as conn:
+        ids = conn.execute("SELECT participant_id FROM rk_participant WHERE plan_id = ? ORDER BY 1", (plan,))
+        gone = [p for (p,) in ids][-(read // 5) :]
+        conn.executemany("DELETE FROM rk_participant WHERE plan_id = ? AND participant_id = ?",
+                         [(plan, p) for p in gone])  # fmt: skip
+    held = ijoin_participants(sandbox, plan)
+
+    with answering(api_server, PARTICIPANT_SYNC, "Reject", "Load incomplete") as shown:
+        outcome = run_dag(PARTICIPANT_SYNC, {"plan_ids": plan})
+
+    assert "Hold if the Recordkeeper Gives Fewer Participants (%)" in shown["body"]
+    reason = outcome.summary["failure_reason"]
+    assert (
+        f"gave {read - len(gone)} participants, {len(gone)} fewer than its last syncs read ({read})" in reason
+    )
+    assert ijoin_participants(sandbox, plan) == held

@@ -50,6 +50,8 @@ CENSUS_FIELDS = ("first_name", "last_name", "birth_date", "hire_date", "terminat
 # What the circuit breaker compares of iJoin's record (participant_changes), staged per plan.
 COMPARED = ("participant_id", *PARTICIPANT_FIELDS, "contribution_rates", "allocations")
 TERMINATED = "T"
+# The per-DAG state of how many participants each plan's last delivered sync read (the breaker's row drop).
+READ_KEY = "participants_read"
 # The circuit breaker's counts, by kind of change, in a plan administrator's words.
 CHANGE_KIND_WORDS = {
     "add": "Participants new to iJoin",
@@ -278,15 +280,14 @@ class ParticipantSync(IJoinSync):
 
     def change_set(self) -> ChangeSet | None:
         """The whole run's changes to iJoin (every plan's), measured against what iJoin holds: active
-        participants terminated, participants changing, new contribution rates, and participants iJoin
-        holds that the recordkeeper's read no longer has (a truncated load)."""
-        transform = self.run.result("transform")
-        items = transform.details.get("items") or [transform.details]
-        measured = [item["changes"] for item in items if item.get("changes")]
+        participants terminated, participants changing, new contribution rates, and each plan's count
+        against its last delivered sync's (a truncated load)."""
+        measured = [item for item in _items(self.run.result("transform")) if item.get("changes")]
         if not measured:
             return None
+        last_read = self._last_read()
         return ChangeSet.summed(
-            [_ChangeTally.change_set(m) for m in measured],
+            [_ChangeTally.change_set(item["changes"], last_read.get(item["plan_id"])) for item in measured],
             sample_columns=("Participant", "Change", "Fields"),
             subject="participants",
         )
@@ -381,6 +382,30 @@ class ParticipantSync(IJoinSync):
             },
         )
 
+    def _last_read(self) -> dict[str, int]:
+        """How many participants each plan's last delivered sync read (``{}`` before any)."""
+        try:
+            known = codec.loads(self.run.state_get(READ_KEY) or "{}")
+        except ValueError:
+            return {}
+        return known if isinstance(known, dict) else {}
+
+    def after_summary(self, summary: Any) -> None:
+        """Each plan delivered by this run: how many participants it read, what the next sync of that plan
+        is held against (a dry run and a plan that failed leave the count where it was)."""
+        if self.is_dry_run or "deliver" not in self.run.results or not self.measures_changes:
+            return
+        delivered = {
+            d.get("plan_id") for d in _items(self.run.result("deliver")) if d.get("status") != FAILED
+        }
+        read = {
+            item["plan_id"]: item["changes"]["read"]
+            for item in _items(self.run.results.get("transform"))
+            if item.get("changes") and item.get("plan_id") in delivered
+        }
+        if read:
+            self.run.state_set(READ_KEY, codec.dumps({**self._last_read(), **read}).decode())
+
     def _log_activity_once(
         self, journal: DeliveryJournal, status: str, started: str, messages: list[str], payload: str | None
     ) -> None:
@@ -440,20 +465,32 @@ class _ChangeTally:
                 "read": self.read, "sample": self.sample}  # fmt: skip
 
     @staticmethod
-    def change_set(details: dict[str, Any]) -> ChangeSet:
-        """One plan's measured changes as the circuit breaker's shares (in a plan administrator's words)."""
-        kinds, held = details["kinds"], details["held"]
+    def change_set(details: dict[str, Any], last_read: int | None) -> ChangeSet:
+        """One plan's measured changes as the circuit breaker's shares (in a plan administrator's words);
+        ``last_read``: the participants its last delivered sync read (None: never synced)."""
+        kinds, held, read = details["kinds"], details["held"], details["read"]
+        shares = {
+            "hold_terminations_pct": Share(part=kinds.get("terminate", 0), whole=details["held_active"]),
+            "hold_changing_pct": Share(part=kinds.get("change", 0), whole=held),
+            "hold_rate_changes_pct": Share(part=kinds.get("rates", 0), whole=held),
+        }
+        if last_read:
+            shares["hold_row_drop_pct"] = Share(
+                part=max(int(last_read) - read, 0), whole=int(last_read), now=read
+            )
         return ChangeSet(
             counts={words: kinds[kind] for kind, words in CHANGE_KIND_WORDS.items() if kinds.get(kind)},
-            shares={
-                "hold_terminations_pct": Share(part=kinds.get("terminate", 0), whole=details["held_active"]),
-                "hold_changing_pct": Share(part=kinds.get("change", 0), whole=held),
-                "hold_rate_changes_pct": Share(part=kinds.get("rates", 0), whole=held),
-                "hold_row_drop_pct": Share(part=kinds.get("missing", 0), whole=held, now=details["read"]),
-            },
+            shares=shares,
             sample=details["sample"],
             subject="participants",
         )  # fmt: skip
+
+
+def _items(result: StageResult | None) -> list[dict[str, Any]]:
+    """Each plan's details of a per-plan stage (a single plan's result comes uncombined)."""
+    if result is None:
+        return []
+    return list(result.details.get("items") or [result.details])
 
 
 def _answers(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
