@@ -30,6 +30,13 @@ def calendar_date(value: Any) -> date | None:
         return None
     if isinstance(value, date):
         return value
+    if type(value) is str and len(value) == 10 and value[4] == "-" == value[7] and value.isascii():
+        # The usual YYYY-MM-DD, parsed in C (a census has three dates per employee); anything it refuses
+        # goes the general way below, which says why.
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
     text = str(value).strip()
     if not text:
         return None

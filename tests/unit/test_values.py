@@ -103,3 +103,29 @@ def test_the_quick_look_at_free_text_never_passes_what_the_full_check_refuses(
     assert text_problem("city", value, limit, formula=formula) == _text_problem(
         "city", value, limit, formula=formula
     )
+
+
+def _outcome(raw: str) -> object:
+    try:
+        return calendar_date(raw)
+    except ValueProblem as problem:
+        return str(problem)
+
+
+@settings(max_examples=500)
+@given(
+    st.one_of(
+        st.from_regex(r"\A[0-9\u0663]{4}-[0-9x ]{2}-[0-9T ]{2}\Z", fullmatch=True),  # the quick path's shape
+        st.text(alphabet="0123456789-/T:+Z x\u0663", min_size=10, max_size=10),
+    )
+)
+def test_the_quick_yyyy_mm_dd_path_answers_as_the_general_one(raw: str) -> None:
+    # A leading space takes the general path (stripped there): both must say the same.
+    assert _outcome(raw) == _outcome(" " + raw)
+
+
+@pytest.mark.parametrize(
+    "raw", ["2026-01-04", "2024-02-29", "2026-02-29", "2026-13-01", "2026-00-10", "0000-01-01"]
+)
+def test_the_quick_path_on_the_edges(raw: str) -> None:
+    assert _outcome(raw) == _outcome(" " + raw)
