@@ -59,9 +59,6 @@ _TEXT_CHECKS = tuple((name, limit, name.replace("_", " ")) for name, limit in TE
 
 def ssn_problem(ssn: str | None) -> str | None:
     """``None`` if ``ssn`` is a valid SSN by the SSA's rules, else a plain-language reason."""
-    from stdnum import exceptions
-    from stdnum.us import ssn as us_ssn
-
     if not ssn or not str(ssn).strip():
         return "The HCM has no SSN for this employee."
     compact = str(ssn).replace("-", "")
@@ -73,6 +70,10 @@ def ssn_problem(ssn: str | None) -> str | None:
         return "The SSN does not have 9 digits."
     if _issued(compact):
         return None
+    # Only an SSN the quick check refused gets here: python-stdnum says which rule it breaks.
+    from stdnum import exceptions
+    from stdnum.us import ssn as us_ssn
+
     try:
         us_ssn.validate(compact)
     except exceptions.InvalidComponent:
