@@ -35,15 +35,17 @@ if not os.environ.get("AIRFLOW__CORE__FERNET_KEY"):
 
 # The modules that start a whole Airflow or cluster (a minute or more each): first, so that parallel
 # workers take them while the many short tests fill the gaps, rather than one worker ending on them.
+# The third worker starts on in-process runs (test_ijoin) rather than a third start-up at once: three
+# Airflows starting together on two cores took twice as long each (a browser module's set-up 62 s -> 118 s).
 SLOW_FIRST = (
-    "tests/topology/test_celery_cluster.py",
     "tests/e2e/test_plan_admin_browser.py",
     "tests/e2e/test_clerk_journeys_browser.py",
+    "tests/e2e/test_ijoin.py",
+    "tests/topology/test_celery_cluster.py",
     "tests/e2e/test_make_airflow.py",
     "tests/e2e/test_deadline_alert.py",
     "tests/e2e/test_activity_monitor.py",
     "tests/faults/test_concurrency.py",
-    "tests/e2e/test_ijoin.py",
 )
 
 
