@@ -58,6 +58,23 @@ def wait_finished(frame: Any, statuses: str) -> None:
     expect(frame.locator("#run-name .badge")).to_have_text(statuses, timeout=RUN_MS)
 
 
+def reconcile_from_the_monitor(page: Any, services: AirflowServices, run_name: str, **params: str) -> Any:
+    """Activity Monitor → Run an Integration → Hub Reconciliation with ``params`` (field ids), then its
+    run page until it ends Completed: the frame, on that page."""
+    from playwright.sync_api import expect
+
+    frame = open_activity_monitor(page, services)
+    frame.locator("#run-an-integration summary").click()
+    frame.locator('a.run-link[data-dag-id="hub_reconciliation"]').click()
+    for name, value in params.items():
+        frame.locator(f"#param-{name}").fill(value)
+    frame.locator("#param-integration_run_name").fill(run_name)
+    frame.locator("#run").click()
+    expect(frame.locator("#run-name")).to_contain_text(run_name)
+    wait_finished(frame, "Completed")
+    return frame
+
+
 def open_run(frame: Any, run_id: str) -> None:
     from urllib.parse import quote
 
@@ -290,15 +307,10 @@ def test_5_the_clerk_reconciles_and_repairs_a_discrepancy(
             (payee, *key),
         )
 
-    frame = open_activity_monitor(page, services)
-    frame.locator("#run-an-integration summary").click()
-    frame.locator('a.run-link[data-dag-id="hub_reconciliation"]').click()
-    frame.locator("#param-pairs").fill("hcm_plansource_demographics,plansource_hcm_deductions")
-    frame.locator("#param-include_employees").fill(person)
-    frame.locator("#param-integration_run_name").fill("Clerk reconciliation")
-    frame.locator("#run").click()
-    expect(frame.locator("#run-name")).to_contain_text("Clerk reconciliation")
-    wait_finished(frame, "Completed")
+    frame = reconcile_from_the_monitor(
+        page, services, "Clerk reconciliation",
+        pairs="hcm_plansource_demographics,plansource_hcm_deductions", include_employees=person,
+    )  # fmt: skip
     expect(frame.locator("#discrepancies-found")).to_contain_text("Discrepancies found: 2.")
 
     frame.locator("#discrepancies-link").click()

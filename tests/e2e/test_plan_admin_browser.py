@@ -371,7 +371,10 @@ def test_6_a_reconciliation_finds_a_plan_changed_in_ijoin_and_repair_syncs_that_
     the discrepancy page runs the Plan Sync for that plan only (its own DAG, never paused)."""
     from playwright.sync_api import expect
 
-    from tests.e2e.test_clerk_journeys_browser import open_activity_monitor, wait_finished
+    from tests.e2e.test_clerk_journeys_browser import (
+        reconcile_from_the_monitor,
+        wait_finished,
+    )
 
     services, box = hub
     plan = PLANS["variable_pay"]  # active, in step, and not one the review tests above change
@@ -388,15 +391,9 @@ def test_6_a_reconciliation_finds_a_plan_changed_in_ijoin_and_repair_syncs_that_
             "UPDATE ij_plan_version SET body = ? WHERE version_id = ?", (json.dumps(edited), version_id)
         )
 
-    frame = open_activity_monitor(page, services)
-    frame.locator("#run-an-integration summary").click()
-    frame.locator('a.run-link[data-dag-id="hub_reconciliation"]').click()
-    frame.locator("#param-pairs").fill("recordkeeper_ijoin")
-    frame.locator("#param-plan_ids").fill(plan)
-    frame.locator("#param-integration_run_name").fill("Admin reconciliation")
-    frame.locator("#run").click()
-    expect(frame.locator("#run-name")).to_contain_text("Admin reconciliation")
-    wait_finished(frame, "Completed")
+    frame = reconcile_from_the_monitor(
+        page, services, "Admin reconciliation", pairs="recordkeeper_ijoin", plan_ids=plan
+    )
     frame.locator("#discrepancies-link").click()
     row = frame.locator('#discrepancies tr[data-kind="plan_field_differs"]')
     expect(row).to_have_count(1)
