@@ -34,38 +34,51 @@ from pydantic import BaseModel, Field
 SAMPLE_SIZE = 10
 
 
+# Each threshold's documented default, whoever's changes it measures (one place: the tables below word them).
+DEFAULT_PCT: dict[str, float] = {
+    "hold_terminations_pct": 2.0,
+    "hold_changing_pct": 20.0,
+    "hold_row_drop_pct": 10.0,
+    "hold_amount_changes_pct": 20.0,
+    "hold_rate_changes_pct": 20.0,
+}
+
+
 @dataclass(frozen=True)
 class Threshold:
     param: str
     title: str  # the trigger form's label
-    default: float
     description: str
     said: str  # "{part} ... {whole}" words for a measured share
+
+    @property
+    def default(self) -> float:
+        return DEFAULT_PCT[self.param]
 
 
 THRESHOLDS: dict[str, Threshold] = {
     t.param: t
     for t in (
         Threshold(
-            "hold_terminations_pct", "Hold if Terminations Exceed (%)", 2.0,
+            "hold_terminations_pct", "Hold if Terminations Exceed (%)",
             "Hold delivery for approval when more than this share of the active employees would be "
             "terminated in PlanSource by this run. 100: never hold.",
             "{part} of {whole} active employees would be terminated",
         ),
         Threshold(
-            "hold_changing_pct", "Hold if Changing Employees Exceed (%)", 20.0,
+            "hold_changing_pct", "Hold if Changing Employees Exceed (%)",
             "Hold delivery for approval when more than this share of all employees would change in "
             "PlanSource (new hires not counted). 100: never hold.",
             "{part} of {whole} employees would change in PlanSource",
         ),
         Threshold(
-            "hold_row_drop_pct", "Hold if a Full Run Reads Fewer Employees (%)", 10.0,
+            "hold_row_drop_pct", "Hold if a Full Run Reads Fewer Employees (%)",
             "On a full run (Delta off): hold delivery for approval when the HCM gave this much fewer "
             "employees than at the last successful full run. 100: never hold.",
             "the HCM gave {now} employees, {part} fewer than the {whole} of the last successful full run",
         ),
         Threshold(
-            "hold_amount_changes_pct", "Hold if Deduction Amounts Change for More Than (%)", 20.0,
+            "hold_amount_changes_pct", "Hold if Deduction Amounts Change for More Than (%)",
             "Hold delivery for approval when this run would change the deduction amounts of more than "
             "this share of the employees who have deductions in the HCM. 100: never hold.",
             "{part} of {whole} employees with deductions would get new amounts",
@@ -77,26 +90,27 @@ PARTICIPANT_THRESHOLDS: dict[str, Threshold] = {
     t.param: t
     for t in (
         Threshold(
-            "hold_terminations_pct", "Hold if Terminations Exceed (%)", 2.0,
+            "hold_terminations_pct", "Hold if Terminations Exceed (%)",
             "Hold delivery for approval when more than this share of the participants iJoin holds as "
             "active would be terminated by this run. 100: never hold.",
             "{part} of {whole} active participants in iJoin would be terminated",
         ),
         Threshold(
-            "hold_changing_pct", "Hold if Changing Participants Exceed (%)", 20.0,
+            "hold_changing_pct", "Hold if Changing Participants Exceed (%)",
             "Hold delivery for approval when more than this share of the participants iJoin holds would "
             "change (census, pay, rates or allocations; balances and new participants not counted). "
             "100: never hold.",
             "{part} of {whole} participants in iJoin would change",
         ),
         Threshold(
-            "hold_row_drop_pct", "Hold if the Recordkeeper Gives Fewer Participants (%)", 10.0,
+            "hold_row_drop_pct", "Hold if the Recordkeeper Gives Fewer Participants (%)",
             "Hold delivery for approval when the recordkeeper gives this much fewer participants for the "
             "plans than their last delivered sync read (a truncated load). 100: never hold.",
-            "the recordkeeper gave {now} participants, {part} fewer than its last syncs read ({whole})",
+            "the recordkeeper gave {now} participants, {part} fewer than the plans' last syncs read "
+            "({whole})",
         ),
         Threshold(
-            "hold_rate_changes_pct", "Hold if Contribution Rates Change for More Than (%)", 20.0,
+            "hold_rate_changes_pct", "Hold if Contribution Rates Change for More Than (%)",
             "Hold delivery for approval when this run would change the contribution rates of more than "
             "this share of the participants iJoin holds. 100: never hold.",
             "{part} of {whole} participants in iJoin would get new contribution rates",
@@ -164,7 +178,7 @@ def limit_of(param: str, params: dict[str, Any]) -> float:
     """The run's threshold for ``param``: the trigger's value, else the documented default."""
     value = params.get(param)
     if value is None or value == "":
-        return (THRESHOLDS.get(param) or PARTICIPANT_THRESHOLDS[param]).default
+        return DEFAULT_PCT[param]
     return float(value)
 
 

@@ -312,6 +312,7 @@ def test_a_plan_read_with_far_fewer_participants_than_its_last_sync_is_held(
     assert "Hold if the Recordkeeper Gives Fewer Participants (%)" in shown["body"]
     reason = outcome.summary["failure_reason"]
     assert (
-        f"gave {read - len(gone)} participants, {len(gone)} fewer than its last syncs read ({read})" in reason
+        f"gave {read - len(gone)} participants, {len(gone)} fewer than the plans' last syncs read ({read})"
+        in reason
     )
     assert ijoin_participants(sandbox, plan) == held

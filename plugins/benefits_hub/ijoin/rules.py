@@ -286,8 +286,7 @@ def participant_changes(expected: dict[str, Any], held: dict[str, Any]) -> list[
     ]
     if comparable(rates_of(expected)) != comparable(rates_of(held)):
         changed.append("contribution_rates")
-    if "allocations" in expected and _allocations(expected["allocations"]) != _allocations(
-        held.get("allocations")
-    ):
+    sent = expected.get("allocations")  # absent: the sync leaves iJoin's own allocations alone
+    if "allocations" in expected and _allocations(sent) != _allocations(held.get("allocations")):
         changed.append("allocations")
     return changed
