@@ -17,6 +17,7 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
+ACTION_MS = 30_000  # what a click or an assertion may wait for a page
 # The hub's DAGs (one per file): the services are ready once the dag-processor parsed them all.
 DAG_COUNT = len(list((Path(__file__).resolve().parents[2] / "dags").glob("*.py")))
 
@@ -44,14 +45,17 @@ def chromium_tab(shots: Path) -> Iterator[Any]:
     """One tab of Debian's Chromium (never a downloaded browser; missing it fails, not skips)."""
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: run `make system-deps`.", pytrace=False)
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # A page's assertions wait as long as its actions (Playwright's own default is 5 s): on two busy
+    # cores a run page can take longer than that to load after a trigger, and a person would wait.
+    expect.set_options(timeout=ACTION_MS)
     shots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             tab = browser.new_page(viewport={"width": 1280, "height": 900})
-            tab.set_default_timeout(30_000)
+            tab.set_default_timeout(ACTION_MS)
             yield tab
         finally:
             browser.close()
