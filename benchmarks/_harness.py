@@ -68,6 +68,9 @@ class RunFigures:
 def run_dag(dag_id: str, conf: dict[str, Any], connections: dict[str, str], log: Path) -> RunFigures:
     env = {**os.environ, **connections}
     command = [sys.executable, "-m", "airflow", "dags", "test", dag_id, "-c", json.dumps(conf)]
+    if os.environ.get("BENCH_PROFILE"):  # a folder: each run's cProfile there, named as its log (slower)
+        profile = Path(os.environ["BENCH_PROFILE"], log.stem + ".prof")
+        command[1:1] = ["-m", "cProfile", "-o", str(profile)]
     started = time.perf_counter()
     with log.open("w") as sink:
         proc = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)

@@ -3,23 +3,32 @@
 Prints figures, asserts nothing. Run with ``make bench`` (or ``--sizes 200k`` for a quick look). The
 real DAG (one mapped task group per plan) runs with ``airflow dags test`` against the sandbox's
 recordkeeper database and iJoin API. The floor: the recordkeeper's participant, balance, allocation and
-contribution-rate rows read with the bare sqlite3 driver, the same iJoin requests replayed with a bare
-HTTP client, the same staged bytes written.
+contribution-rate rows, and each plan's last 3 months of payroll, read with the bare sqlite3 driver; the
+same iJoin requests replayed with a bare HTTP client; the same staged bytes written.
 """
 
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks import floor as fl
 from benchmarks._harness import RunFigures, parse_sizes, print_floor, print_scaling, record, run_dag
+from benefits_hub.ijoin.rules import months_before
 from hub_sandbox import Sandbox
 from hub_sandbox.demo import forget_hub_state
 
 SOURCE_TABLES = ("rk_participant", "rk_balance", "rk_allocation", "rk_contribution_rate")
+# The hub's payroll scan (RecordkeeperHook.participant_scans), as SQLite runs it.
+PAYROLL_SQL = (
+    "SELECT r.participant_id, y.pay_date, y.pay_frequency_code FROM rk_participant r "
+    "JOIN rk_payroll y ON y.plan_id = r.plan_id AND y.ssn = r.ssn "
+    "WHERE r.plan_id = ? AND r.ssn <> '' AND y.pay_date >= ? ORDER BY r.participant_id, y.pay_date"
+)
 
 
 def main() -> int:
@@ -51,7 +60,8 @@ def main() -> int:
                 floor = fl.Floor()
                 floor.timed(
                     "read recordkeeper",
-                    fl.read_rows, sandbox.recordkeeper_db_path, [f"SELECT * FROM {t}" for t in SOURCE_TABLES],
+                    fl.read_rows, sandbox.recordkeeper_db_path,
+                    [f"SELECT * FROM {t}" for t in SOURCE_TABLES] + payroll_reads(sandbox),
                 )  # fmt: skip
                 floor.timed("HTTP (same requests)", fl.replay_http, recording, sandbox)
                 floor.timed(
@@ -69,6 +79,16 @@ def main() -> int:
             rows.append((size, figures, floor))
     print_scaling("iJoin Participant Sync", rows)
     return 0
+
+
+def payroll_reads(sandbox: Sandbox) -> list[tuple[str, tuple[str, ...]]]:
+    """The last 3 months of payroll, matched to each plan's participants by SSN (Relius keys payroll by
+    SSN): the hub's payroll read, plan by plan in participant order, which a plain script must do too to
+    tell each participant's pay frequency."""
+    since = months_before(datetime.now(UTC).date(), 3).isoformat()
+    with sqlite3.connect(sandbox.recordkeeper_db_path) as conn:
+        plans = [plan_id for (plan_id,) in conn.execute("SELECT plan_id FROM rk_plan ORDER BY plan_id")]
+    return [(PAYROLL_SQL, (plan_id, since)) for plan_id in plans]
 
 
 if __name__ == "__main__":

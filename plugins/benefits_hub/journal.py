@@ -74,13 +74,14 @@ class DeliveryJournal:
             stream.write(codec.dumps({"answer": answer}))
         self.recorded.add(key)
 
-    def once(self, kind: str, payload: Any, send: Callable[[], T]) -> T:
+    def once(self, kind: str, payload: Any, send: Callable[[], T], *, key: str | None = None) -> T:
         """``send()``'s answer, sent at most once per run for this payload once acknowledged.
 
         ``send`` must return what is safe to keep (no PII): the answer is stored as JSON and given
-        back as such on a replay.
+        back as such on a replay. ``key``: :meth:`key` of ``kind`` and ``payload``, when the caller
+        worked it out already (while the previous batch was being sent, say).
         """
-        key = self.key(kind, payload)
+        key = key or self.key(kind, payload)
         entry = self.lookup(key)
         if entry is not None:
             self.replayed += 1

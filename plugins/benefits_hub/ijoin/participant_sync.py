@@ -35,9 +35,10 @@ from benefits_hub.ijoin.rules import (
 )
 from benefits_hub.integration import record_error
 from benefits_hub.journal import DeliveryJournal
-from benefits_hub.lookup import ascending, full_outer_join
+from benefits_hub.lookup import OutOfOrder, full_outer_join
 from benefits_hub.models import ErrorRow, StagedFile, StageResult
 from benefits_hub.pii import mask_field, redact
+from benefits_hub.readahead import read_ahead
 from benefits_hub.staging import SafeCsvWriter
 
 CHUNK = 500
@@ -68,19 +69,27 @@ def _text(value: Any) -> Any:
 
 class _Related:
     """Rows of one scan ordered by participant id, taken a participant at a time (a merge join with the
-    participants' own scan, which has the same order)."""
+    participants' own scan, which has the same order). A scan out of order raises :class:`OutOfOrder`:
+    its rows would be given to the wrong participants, or to none."""
 
     def __init__(self, rows: Iterator[dict[str, Any]]) -> None:
-        self._rows = ascending((row["participant_id"], row) for row in rows)
+        self._rows = iter(rows)
         self._head = next(self._rows, None)
 
     def take(self, participant_id: str) -> list[dict[str, Any]]:
         """The rows of ``participant_id``; rows of an id before it (no such participant) are passed over."""
         taken = []
-        while self._head is not None and self._head[0] <= participant_id:
-            if self._head[0] == participant_id:
-                taken.append(self._head[1])
-            self._head = next(self._rows, None)
+        head, rows = self._head, self._rows
+        while head is not None:
+            key = head["participant_id"]
+            if key > participant_id:
+                break
+            if key == participant_id:
+                taken.append(head)
+            head = next(rows, None)
+            if head is not None and head["participant_id"] < key:
+                raise OutOfOrder(f"key order broken after {len(key)}-character key")
+        self._head = head
         return taken
 
 
@@ -298,7 +307,8 @@ class ParticipantSync(IJoinSync):
         staging = self.run.staging
         assert staging is not None
         # A batch (or activity entry) iJoin acknowledged in an earlier attempt of this run is not sent again.
-        journal = DeliveryJournal(staging)
+        # A journal per plan: each plan's deliver lists only its own entries, not every plan's so far.
+        journal = DeliveryJournal(staging, stage=f"deliver/{self.plan_id}")
         if transform.details["status"] == FAILED:
             if not self.is_dry_run:  # a dry run writes nothing to iJoin, its activity log included
                 self._log_activity_once(journal, FAILED, started, transform.details["messages"], None)
@@ -307,15 +317,15 @@ class ParticipantSync(IJoinSync):
             return self.preview(transform)
         ijoin = self._ijoin()
         counters = {"records_created": 0, "records_updated": 0, "records_skipped": 0}
+        kind = f"participants-{self.plan_id}"
         with self.run.error_file(f"deliver-{self.plan_id}") as errors:
-            batch: list[dict[str, Any]] = []
-
-            def flush() -> None:
+            # The next batch is read and keyed while iJoin works on this one (the two wait on each other
+            # otherwise: a 2M-participant sync sends 4,000 batches).
+            for batch, key in read_ahead(self._batches(transform, kind), name=f"payload-{self.plan_id}"):
                 results = journal.once(
-                    f"participants-{self.plan_id}",
-                    batch,
-                    lambda: _answers(ijoin.upsert_participants(self.plan_id, batch)),
-                )
+                    kind, batch, lambda batch=batch: _answers(ijoin.upsert_participants(self.plan_id, batch)),
+                    key=key,
+                )  # fmt: skip
                 for result in results:
                     status = result.get("status")
                     if status == "created":
@@ -332,14 +342,6 @@ class ParticipantSync(IJoinSync):
                             reason=f"iJoin refused the participant: {redact(str(result.get('message')))}",
                         )
                         record_error(errors, refused, "deliver")
-                batch.clear()
-
-            for participant in staging.read_records(transform.files["payload"]):
-                batch.append(participant)
-                if len(batch) >= CHUNK:
-                    flush()
-            if batch:
-                flush()
         warned = transform.counters.get("participants_with_warnings", 0)
         status = WITH_WARNINGS if warned or errors.records else SUCCESSFUL
         messages = [f"{warned} participant(s) synchronized with warnings"] if warned else []
@@ -351,6 +353,18 @@ class ParticipantSync(IJoinSync):
             files={"errors": errors.manifest, "output": transform.files["payload"]},
             details={"plan_id": self.plan_id, "status": status, "messages": messages, **counters},
         )
+
+    def _batches(self, transform: StageResult, kind: str) -> Iterator[tuple[list[dict[str, Any]], str]]:
+        """The staged payload, CHUNK participants at a time, each batch with its journal key."""
+        assert self.run.staging is not None
+        batch: list[dict[str, Any]] = []
+        for participant in self.run.staging.read_records(transform.files["payload"]):
+            batch.append(participant)
+            if len(batch) >= CHUNK:
+                yield batch, DeliveryJournal.key(kind, batch)
+                batch = []
+        if batch:
+            yield batch, DeliveryJournal.key(kind, batch)
 
     def preview(self, transform: StageResult) -> StageResult:
         """Dry Run: each participant this plan would send iJoin, with the fields and their values (SSNs

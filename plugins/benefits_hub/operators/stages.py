@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -70,11 +70,13 @@ def build_run_context(
     params_key: str | None = None,
     item: str | None = None,
     group_index: int | None = None,
+    pull: Callable[..., Any] | None = None,
 ) -> RunContext:
     """The stage's view of its run, from Airflow's task context and the upstream stages' XComs.
 
     ``group_index``: the item's place in its mapped task's group of items (:func:`fan_out_groups`),
-    whose upstream results come as one :data:`GROUP_KEY` value with an entry per item.
+    whose upstream results come as one :data:`GROUP_KEY` value with an entry per item. ``pull``: how
+    XComs are read (:func:`remembered_pulls` for a group, whose items read the same values).
 
     ``task_ids`` names each stage's task (a set's member sits in a task group; a fanned-out stage in a
     mapped group). In an integration set the member's stages run as the member
@@ -94,13 +96,14 @@ def build_run_context(
     triggered_by = dag_run.triggering_user_name or ("scheduler" if run_type == "scheduled" else "unknown")
     results: dict[str, StageResult] = {}
     failures: dict[str, str] = {}
+    pull = pull or ti.xcom_pull
     map_index = getattr(ti, "map_index", -1)
     mapped = map_index is not None and map_index >= 0
     for stage in upstream:
         # A mapped stage reads its own item's upstream results; validate never fans out.
         same_item = {"map_indexes": map_index} if mapped and stage != "validate" else {}
         task_id = (task_ids or {}).get(stage, stage)
-        value = ti.xcom_pull(task_ids=task_id, **same_item)
+        value = pull(task_ids=task_id, **same_item)
         if isinstance(value, dict) and GROUP_KEY in value:  # this task's own group: its item's entry
             entries = value[GROUP_KEY]
             value = entries[group_index or 0] if 0 <= (group_index or 0) < len(entries) else None
@@ -111,16 +114,16 @@ def build_run_context(
             if items:
                 results[stage] = StageResult.combine(stage, items)
         if stage not in results:
-            reason = ti.xcom_pull(task_ids=task_id, key=FAILURE_XCOM_KEY, **same_item)
+            reason = pull(task_ids=task_id, key=FAILURE_XCOM_KEY, **same_item)
             if isinstance(reason, str):
                 failures[stage] = reason
             elif reason:
                 failures[stage] = "; ".join(str(r) for r in reason if r)
     if "deliver" in upstream:  # the circuit breaker's answer, when the run has a hold before deliver
         hold_id = (task_ids or {}).get("hold", "hold")
-        hold = ti.xcom_pull(task_ids=hold_id) or ti.xcom_pull(task_ids=hold_id, key="hold")
+        hold = pull(task_ids=hold_id) or pull(task_ids=hold_id, key="hold")
         if "deliver" not in results and "deliver" not in failures:
-            refused = ti.xcom_pull(task_ids=hold_id, key=FAILURE_XCOM_KEY)
+            refused = pull(task_ids=hold_id, key=FAILURE_XCOM_KEY)
             if isinstance(refused, str):
                 failures["deliver"] = refused
     else:
@@ -143,6 +146,20 @@ def build_run_context(
         hold=hold if isinstance(hold, dict) else None,
         **({"log": log} if log is not None else {}),
     )
+
+
+def remembered_pulls(ti: Any) -> Callable[..., Any]:
+    """``ti.xcom_pull``, each value read once: a grouped task's items read the same upstream values (one
+    group value per stage), and each read is a round trip to Airflow's API (some 10 ms)."""
+    seen: dict[tuple[tuple[str, Any], ...], Any] = {}
+
+    def pull(**kwargs: Any) -> Any:
+        key = tuple(sorted(kwargs.items()))
+        if key not in seen:
+            seen[key] = ti.xcom_pull(**kwargs)
+        return seen[key]
+
+    return pull
 
 
 def _ungrouped(values: Sequence[Any]) -> list[Any]:
@@ -297,11 +314,12 @@ class IntegrationStageOperator(BaseOperator):
         entries: list[dict[str, Any] | None] = []
         retry: BaseException | None = None
         ti = context["ti"]
+        pull = remembered_pulls(ti)
         for index, item in enumerate(items):
             log = _ItemLog(self.log, {"item": item})
             log.info("%s stage of %s (%d of %d in this task)", self.stage, item, index + 1, len(items))
             try:
-                result = self._run_item(context, item, log, group_index=index)
+                result = self._run_item(context, item, log, group_index=index, pull=pull)
             except _ItemCarried as carried:
                 result = carried.result
             except Exception as exc:
@@ -309,18 +327,22 @@ class IntegrationStageOperator(BaseOperator):
                 log.error("%s stage failed: %s", self.stage, message)
                 if not isinstance(exc, _NOT_RETRIED) and ti.try_number <= getattr(ti, "max_tries", 0):
                     retry = retry or exc
-                result = self._failed_item(context, item, message, index)
+                result = self._failed_item(context, item, message, index, pull)
             entries.append(result.model_dump(mode="json"))
         if retry is not None:
             raise retry
         return {GROUP_KEY: entries}
 
-    def _failed_item(self, context: Context, item: str, message: str, index: int) -> StageResult:
+    def _failed_item(
+        self, context: Context, item: str, message: str, index: int, pull: Callable[..., Any]
+    ) -> StageResult:
         """An item whose stage failed: one error row naming it and why, its outcome Failed."""
         from benefits_hub.integration import record_error
         from benefits_hub.models import ErrorRow
 
-        run = build_run_context(context, (), self.log, item=item, group_index=index, **member_args(self))
+        run = build_run_context(
+            context, (), self.log, item=item, group_index=index, pull=pull, **member_args(self)
+        )
         assert run.staging is not None
         with run.error_file(f"{self.stage}-{item}") as errors:
             reason = f"The {self.stage} stage of {item} failed: {message}"
@@ -337,11 +359,16 @@ class IntegrationStageOperator(BaseOperator):
         )
 
     def _run_item(
-        self, context: Context, item: str | None, log: Any, group_index: int | None = None
+        self,
+        context: Context,
+        item: str | None,
+        log: Any,
+        group_index: int | None = None,
+        pull: Callable[..., Any] | None = None,
     ) -> StageResult:
         upstream = STAGES[: STAGES.index(self.stage)]
         run = build_run_context(
-            context, upstream, log, item=item, group_index=group_index, **member_args(self)
+            context, upstream, log, item=item, group_index=group_index, pull=pull, **member_args(self)
         )
         if group_index is not None:
             carried = [r for r in run.results.values() if r.details.get("carried")]
