@@ -182,6 +182,20 @@ def csv_safe(value: object) -> str:
     return text
 
 
+# A cell, after the NUL that joins a row's cells for the look below, that starts with a formula's sign.
+_MAYBE_FORMULA = re.compile("\x00[" + re.escape(FORMULA_STARTS) + "]")
+
+
+def safe_row(row: list[Any]) -> list[Any]:
+    """``row`` with every cell through :func:`csv_safe`, as csv writes it. One look at the whole row
+    first (a census has 31 cells a row and a million rows): only a row with a cell that starts with a
+    formula's sign goes cell by cell. csv writes None as "" and any other value as str(), as csv_safe
+    does, so a row with nothing to defuse is written as it is."""
+    if _MAYBE_FORMULA.search("\x00" + "\x00".join(map(str, row))) is None:
+        return row
+    return list(map(csv_safe, row))
+
+
 class SafeCsvWriter:
     """``csv.writer`` whose every cell goes through :func:`csv_safe`: the one way the hub writes a CSV
     (error files, the census, delivered lists, the Activity Monitor's export)."""
@@ -190,7 +204,7 @@ class SafeCsvWriter:
         self._writer = csv.writer(stream, **kwargs)
 
     def writerow(self, row: Iterable[object]) -> Any:
-        return self._writer.writerow([csv_safe(cell) for cell in row])
+        return self._writer.writerow(safe_row(list(row)))
 
     def writerows(self, rows: Iterable[Iterable[object]]) -> None:
         for row in rows:
@@ -203,7 +217,7 @@ class SafeDictWriter(csv.DictWriter):
     def writerow(self, rowdict: Any) -> Any:
         if self.extrasaction == "ignore" and self.restval == "":  # straight to the row, as DictWriter would
             # make it (csv_safe writes a missing key's None as the "" of restval)
-            return self.writer.writerow(list(map(csv_safe, map(rowdict.get, self.fieldnames))))
+            return self.writer.writerow(safe_row(list(map(rowdict.get, self.fieldnames))))
         return super().writerow({key: csv_safe(value) for key, value in rowdict.items()})
 
     def writerows(self, rowdicts: Iterable[Any]) -> None:

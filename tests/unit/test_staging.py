@@ -2,10 +2,14 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 from pathlib import Path
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from benefits_hub.models import ErrorRow
-from benefits_hub.staging import StagingArea
+from benefits_hub.staging import SafeCsvWriter, SafeDictWriter, StagingArea, csv_safe
 
 
 def test_records_round_trip_with_manifest(tmp_path: Path) -> None:
@@ -57,3 +61,24 @@ def test_a_full_disk_says_where_and_how_much_and_leaves_no_half_file(tmp_path: P
     assert "run-1" in message and "after this stage wrote " in message and " MB" in message
     assert "Errno" not in message and "staging_url" in message and "retry starts over" in message
     assert not Path(str(target).removeprefix("file://")).exists()  # the half-written file is gone
+
+
+_CELLS = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
+    st.text(alphabet="=@+-\t\r\x00 1a(", max_size=6), st.text(max_size=4),
+)  # fmt: skip
+
+
+@given(st.lists(_CELLS, min_size=1, max_size=6))
+def test_the_csv_writers_defuse_every_formula_as_cell_by_cell_does(cells: list[object]) -> None:
+    # The writers look at a whole row at once; they must write exactly what csv_safe per cell writes.
+    fields = [f"c{i}" for i in range(len(cells))]
+    quick, expected = io.StringIO(), io.StringIO()
+    SafeDictWriter(quick, fieldnames=fields, extrasaction="ignore").writerow(
+        dict(zip(fields, cells, strict=True))
+    )
+    csv.writer(expected).writerow([csv_safe(cell) for cell in cells])
+    assert quick.getvalue() == expected.getvalue()
+    quick = io.StringIO()
+    SafeCsvWriter(quick).writerow(cells)
+    assert quick.getvalue() == expected.getvalue()

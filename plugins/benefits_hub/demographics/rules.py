@@ -239,11 +239,15 @@ def map_subscriber(employee: dict[str, Any], xref: CrossReferences) -> MappedEmp
             )
         )
 
+    # Each free-text field checked and taken (stripped; blank is None) in one pass.
+    text: dict[str, str | None] = {}
     for hcm_field, limit, label in _TEXT_CHECKS:
-        found = text_problem(label, employee.get(hcm_field), limit)
+        value = employee.get(hcm_field)
+        found = text_problem(label, value, limit)
         if found:
             rule, reason = found
-            problem(hcm_field, employee.get(hcm_field), rule, f"{reason} Correct it in the HCM.")
+            problem(hcm_field, value, rule, f"{reason} Correct it in the HCM.")
+        text[hcm_field] = (value.strip() or None) if type(value) is str else _text(value)
 
     def date_of(hcm_field: str, required: bool) -> str | None:
         raw = employee.get(hcm_field)
@@ -295,31 +299,31 @@ def map_subscriber(employee: dict[str, Any], xref: CrossReferences) -> MappedEmp
 
     mapped.fields = {
         "employee_number": person_number,
-        "user_name": _text(employee.get("plansource_username")),
+        "user_name": text["plansource_username"],
         "ssn": normalise_ssn(employee.get("ssn")),
-        "first_name": _text(employee.get("first_name")),
-        "middle_name": _text(employee.get("middle_name")),
-        "last_name": _text(employee.get("last_name")),
+        "first_name": text["first_name"],
+        "middle_name": text["middle_name"],
+        "last_name": text["last_name"],
         "birthdate": birthdate,
         "gender": through(xref.gender, "gender_code"),
         "marital_status": through(xref.marital_status, "marital_status_code", required=False),
-        "address_1": _text(employee.get("address_1")),
-        "address_2": _text(employee.get("address_2")),
-        "city": _text(employee.get("city")),
-        "state": _text(employee.get("state")),
-        "zip_code": _text(employee.get("zip_code")),
-        "country": _text(employee.get("country")),
-        "home_phone": _text(employee.get("home_phone")),
-        "email": _text(employee.get("work_email")),
+        "address_1": text["address_1"],
+        "address_2": text["address_2"],
+        "city": text["city"],
+        "state": text["state"],
+        "zip_code": text["zip_code"],
+        "country": text["country"],
+        "home_phone": text["home_phone"],
+        "email": text["work_email"],
         "hire_date": hire_date,
         "original_hire_date": original_hire_date,
         "union_code": through(xref.union_code, "union_code", required=False),
         "org_payroll_id": through(xref.pay_group, "pay_group_code"),
         "org_class": through(xref.pay_type, "pay_type_code"),
         "employment_level": through(xref.employment_type, "employment_type_code"),
-        "division": _text(employee.get("division")),
-        "location": _text(employee.get("location")),
-        "business_title": _text(employee.get("job_title")),
+        "division": text["division"],
+        "location": text["location"],
+        "business_title": text["job_title"],
         "current_salary": salary,
         "subscriber_status": status,
         "termination_date": date_of("termination_date", required=False) if terminated else None,
@@ -426,12 +430,14 @@ def _comparable(field_name: str, value: Any) -> str:
 
 def changed_fields(desired: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
     """The updatable fields whose HCM value differs from PlanSource's (PUT sends only these)."""
+    wanted, held = list(map(desired.get, UPDATABLE_FIELDS)), list(map(current.get, UPDATABLE_FIELDS))
+    if wanted == held:  # the usual case, told at C speed: no field changed
+        return {}
     changed = {}
-    for name in UPDATABLE_FIELDS:
-        wanted, held = desired.get(name), current.get(name)
+    for name, want, have in zip(UPDATABLE_FIELDS, wanted, held, strict=True):
         # Equal values compare equal whatever their kind: most fields, checked without normalising.
-        if wanted != held and _comparable(name, wanted) != _comparable(name, held):
-            changed[name] = wanted
+        if want != have and _comparable(name, want) != _comparable(name, have):
+            changed[name] = want
     return changed
 
 
