@@ -120,7 +120,7 @@ def chart_svg(rows: list[dict[str, Any]], width: int = 900, height: int = 380) -
     parts.append(
         f'<line x1="{left}" x2="{width - right}" y1="{y(TARGET):.1f}" y2="{y(TARGET):.1f}" '
         'stroke="#cf222e" stroke-dasharray="6 4"/>'
-        f'<text x="{width - right + 6}" y="{y(TARGET) + 4:.1f}" fill="#cf222e">target {TARGET:g}x</text>'
+        f'<text x="{width - right + 6}" y="{y(TARGET) + 18:.1f}" fill="#cf222e">target {TARGET:g}x</text>'
     )
     for size in sizes:
         label = size_label(size)
@@ -129,6 +129,13 @@ def chart_svg(rows: list[dict[str, Any]], width: int = 900, height: int = 380) -
     parts.append(
         f'<text x="{(width - right + left) / 2}" y="{height - 12}" text-anchor="middle">records</text>'
     )
+    # Value labels at the same size sit at least a line apart, so that close ratios stay readable.
+    label_y: dict[tuple[int, str], float] = {}
+    for size in sizes:
+        placed = -math.inf
+        for row in sorted((r for r in rows if r["size"] == size), key=lambda r: -r["hub_over_floor"]):
+            placed = max(y(row["hub_over_floor"]) + 4, placed + 14)
+            label_y[(size, row["integration"])] = placed
     for legend, name in enumerate(dict.fromkeys(r["integration"] for r in rows)):
         points = sorted((r["size"], r["hub_over_floor"]) for r in rows if r["integration"] == name)
         colour = PALETTE[legend % len(PALETTE)]
@@ -137,7 +144,7 @@ def chart_svg(rows: list[dict[str, Any]], width: int = 900, height: int = 380) -
         for s, v in points:
             parts.append(
                 f'<circle cx="{x(s):.1f}" cy="{y(v):.1f}" r="4" fill="{colour}"/>'
-                f'<text x="{x(s) + 8:.1f}" y="{y(v) + 4:.1f}" fill="{colour}">{v:.2f}x</text>'
+                f'<text x="{x(s) + 8:.1f}" y="{label_y[(s, name)]:.1f}" fill="{colour}">{v:.2f}x</text>'
             )
         ly = top + 10 + 20 * legend
         parts.append(
