@@ -118,3 +118,19 @@ def test_a_single_plans_failure_is_raised_with_its_reason_kept_for_the_run_summa
     with pytest.raises(RuntimeError):
         operator.execute({"ti": ti, "dag_run": _DagRun(), "params": {}})  # type: ignore[arg-type]
     assert ti.pushed[FAILURE_XCOM_KEY] == "RuntimeError: the vendor answered 503"
+
+
+def test_a_group_reads_each_upstream_xcom_once() -> None:
+    from benefits_hub.operators.stages import remembered_pulls
+
+    reads: list[dict[str, object]] = []
+
+    class TaskInstance:
+        def xcom_pull(self, **kwargs: object) -> object:
+            reads.append(kwargs)
+            return {"read": len(reads)}
+
+    pull = remembered_pulls(TaskInstance())
+    assert pull(task_ids="extract", map_indexes=3) == pull(map_indexes=3, task_ids="extract") == {"read": 1}
+    assert pull(task_ids="extract", map_indexes=3, key="failure") == {"read": 2}
+    assert len(reads) == 2
