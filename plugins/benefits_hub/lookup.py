@@ -9,6 +9,7 @@ task through it) and answers lookups by key.
 from __future__ import annotations
 
 import heapq
+import itertools
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -18,6 +19,7 @@ from typing import Any
 from benefits_hub import codec
 
 BATCH = 5000
+_PRESENT = codec.dumps(1)  # the value of a key added alone
 
 
 class DiskLookup:
@@ -53,6 +55,12 @@ class DiskLookup:
     def add(self, key: str, value: Any = 1) -> None:
         """Buffered single insert (a later value wins); for counting distinct keys as they stream by."""
         self._pending.append((key, codec.dumps(value)))
+        if len(self._pending) >= BATCH:
+            self._flush(self._pending, "INSERT OR REPLACE")
+
+    def add_keys(self, keys: Iterable[str]) -> None:
+        """Buffered inserts of keys alone, as ``add(key)`` each (a key already there stays)."""
+        self._pending.extend(zip(keys, itertools.repeat(_PRESENT)))
         if len(self._pending) >= BATCH:
             self._flush(self._pending, "INSERT OR REPLACE")
 
@@ -175,6 +183,12 @@ class OrderedLookup:
             self._fallback = DiskLookup()
             self._fallback.load(self._stream())
         return self._fallback
+
+    def add_keys(self, keys: Iterable[str]) -> None:
+        """Buffered inserts of keys alone, as ``add(key)`` each (a key already there stays)."""
+        self._pending.extend(zip(keys, itertools.repeat(_PRESENT)))
+        if len(self._pending) >= BATCH:
+            self._flush(self._pending, "INSERT OR REPLACE")
 
     def get(self, key: str) -> Any | None:
         if self._fallback is not None:

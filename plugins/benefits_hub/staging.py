@@ -137,6 +137,18 @@ class RecordWriter:
         self._out.write(codec.dumps_line(record))
         self.rows += 1
 
+    def write_received(self, record: dict[str, Any]) -> None:
+        """A vendor's object as it came (:class:`codec.Received`): its bytes, not encoded again; any
+        other record as :meth:`write` writes it."""
+        raw = getattr(record, "raw", None)
+        if raw is None:
+            self.write(record)
+            return
+        if self.ordered:
+            self._check_order(record)
+        self._out.write(raw + b"\n")
+        self.rows += 1
+
     def write_many(self, records: Iterable[dict[str, Any]]) -> None:
         if self.order_key is not None:
             for record in records:

@@ -75,3 +75,23 @@ def test_every_value_reads_back_as_it_was_written(value: object) -> None:
     for encode in (codec.dumps, codec.dumps_line):
         assert _same(value, codec.loads(encode(value)))
     assert codec._nones(value) <= codec.dumps(value).count(b"null")
+
+
+def test_a_vendor_page_keeps_the_bytes_it_came_as_on_one_line() -> None:
+    # Pretty-printed, with a line break escaped inside a value: the object stays one JSON line.
+    answer = (
+        b'{"data": {"payroll_coverages": [\n {"id": 1, "note": "a\\nb", "end": null}\n],\r\n "links": {}}}'
+    )
+    page = codec.received_data(answer)
+    assert page == {"payroll_coverages": [{"id": 1, "note": "a\nb", "end": None}], "links": {}}
+    assert b"\n" not in page.raw and b"\r" not in page.raw
+    assert codec.loads(page.raw) == page
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [b"[1]", b'{"data": [1]}', b'{"data": null}', b'{"other": {}}', b'{"data": {"x": 1e400}}', b"not json"],
+)
+def test_any_other_answer_is_left_to_the_usual_decoding(answer: bytes) -> None:
+    # Not an object under "data", or a number msgspec refuses (1e400): the caller decodes it as before.
+    assert codec.received_data(answer) is None

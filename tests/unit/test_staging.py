@@ -8,6 +8,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
+from benefits_hub import codec
 from benefits_hub.models import ErrorRow
 from benefits_hub.staging import SafeCsvWriter, SafeDictWriter, StagingArea, csv_safe
 
@@ -25,6 +26,18 @@ def test_records_round_trip_with_manifest(tmp_path: Path) -> None:
     assert "manual__2026-11-25T10_00_00_00_00" in str(path)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == manifest.sha256
     assert [r["n"] for r in StagingArea.read_records(manifest)] == [0, 1, 2]
+
+
+def test_a_received_page_is_staged_as_the_bytes_it_came_as(tmp_path: Path) -> None:
+    staging = StagingArea("dag", "run", base_url=tmp_path.as_uri())
+    page = codec.received_data(b'{"data": {"b": 1, "a": [null, "x"]}}')
+    with staging.records("source/pages.jsonl") as writer:
+        writer.write_received(page)
+        writer.write_received({"plain": True})  # any other record: encoded as write() does
+    path = Path(writer.manifest.path.removeprefix("file://"))
+    assert path.read_bytes() == b'{"b": 1, "a": [null, "x"]}\n{"plain":true}\n'
+    assert list(staging.read_records(writer.manifest)) == [{"b": 1, "a": [None, "x"]}, {"plain": True}]
+    assert writer.manifest.rows == 2
 
 
 def test_error_file_counts_records_and_defuses_formulas(tmp_path: Path) -> None:

@@ -91,19 +91,20 @@ class DeductionWriter:
 
     def apply(self, rows: Sequence[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
         """Upsert one chunk in one transaction; returns (created|updated|unchanged, row) for each row."""
-        outcomes, to_write = self._outcomes(rows)
+        loaded_at = self._bind(datetime.now(UTC).replace(tzinfo=None, microsecond=0))
+        outcomes, to_write = self._outcomes(rows, (loaded_at, self.run_id))
         if to_write:
-            bound_at = self._bind(datetime.now(UTC).replace(tzinfo=None, microsecond=0))
             cursor = self.conn.cursor()
-            cursor.executemany(self.upsert_sql, [(*values, bound_at, self.run_id) for values in to_write])
+            cursor.executemany(self.upsert_sql, to_write)
             cursor.close()
         self.conn.commit()
         return outcomes
 
     def _outcomes(
-        self, rows: Sequence[dict[str, Any]]
+        self, rows: Sequence[dict[str, Any]], load: tuple[Any, ...] = ()
     ) -> tuple[list[tuple[str, dict[str, Any]]], list[list[Any]]]:
-        """Each row's outcome against what the HCM holds, and the values of the rows to write."""
+        """Each row's outcome against what the HCM holds, and the values of the rows to write (each
+        row's, then ``load``'s: the load's own columns, bound once)."""
         existing = self.existing(sorted({r["person_number"] for r in rows}))
         outcomes: list[tuple[str, dict[str, Any]]] = []
         to_write: list[list[Any]] = []
@@ -123,5 +124,6 @@ class DeductionWriter:
             # speed; only a row that still holds a date or Decimal (SQLite binds neither) is converted.
             if self.is_sqlite and not _PLAIN.issuperset(map(type, values)):
                 values = [self._bind(value) for value in values]
+            values += load
             to_write.append(values)
         return outcomes, to_write

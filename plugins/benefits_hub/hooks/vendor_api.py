@@ -247,7 +247,11 @@ class VendorApiHook(HttpHook):
             raise VendorUnreachable(message) from None
 
     def _data(self, response: requests.Response, path: str) -> Any:
-        """The envelope's ``data``; an answer that is not a whole JSON envelope says so plainly."""
+        """The envelope's ``data``; an answer that is not a whole JSON envelope says so plainly. An object
+        comes as :class:`codec.Received`, with the bytes it came as (staged as they are)."""
+        received = codec.received_data(response.content)
+        if received is not None:
+            return received
         try:
             body = codec.loads(response.content)
         except ValueError:
