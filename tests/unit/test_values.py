@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from benefits_hub.values import ValueProblem, calendar_date, money
+from benefits_hub.values import ValueProblem, calendar_date, money, utc_timestamp
 
 
 @pytest.mark.parametrize(
@@ -129,3 +129,19 @@ def test_the_quick_yyyy_mm_dd_path_answers_as_the_general_one(raw: str) -> None:
 )
 def test_the_quick_path_on_the_edges(raw: str) -> None:
     assert _outcome(raw) == _outcome(" " + raw)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-03-04T05:06:07.123Z", "2026-03-04 05:06:07"),  # to the second, as the HCM column holds it
+        ("2026-03-04T00:30:00-05:00", "2026-03-04 05:30:00"),  # in UTC
+        ("2026-03-04 05:06:07", "2026-03-04 05:06:07"),  # no zone: as written
+        ("0999-01-02T03:04:05Z", "0999-01-02 03:04:05"),  # four digits: the text sorts as the time does
+        ("  ", None),
+        ("yesterday", None),
+        (None, None),
+    ],
+)
+def test_vendor_timestamps_become_utc_text_that_sorts_as_time(value: object, expected: str | None) -> None:
+    assert utc_timestamp(value) == expected
