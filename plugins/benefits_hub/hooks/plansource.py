@@ -153,7 +153,8 @@ class PlanSourceHook(VendorApiHook):
                 "per_page": min(per_page, MAX_PAGE_SIZE),
                 "include_test": str(include_test).lower(),
             }
-            data = self.call("GET", "/payroll_coverages_subscribers", params=params)
+            # Kept as the bytes received: the import stages each page as PlanSource sent it.
+            data = self.call("GET", "/payroll_coverages_subscribers", params=params, keep_bytes=True)
             records = self._page_records(data, "payroll_coverages", "/payroll_coverages_subscribers")
             yield data
             if not data.get("links", {}).get("next") or not records:

@@ -198,8 +198,11 @@ class VendorApiHook(HttpHook):
         params: dict[str, Any] | None = None,
         json: Any | None = None,
         not_found_ok: bool = False,
+        keep_bytes: bool = False,
     ) -> Any:
-        """Call ``{api_path}{path}`` and return the envelope's ``data``; retries 429/5xx with backoff."""
+        """Call ``{api_path}{path}`` and return the envelope's ``data``; retries 429/5xx with backoff.
+        ``keep_bytes``: an object comes as :class:`codec.Received`, with the bytes it came as (a page
+        staged as it is); a little slower to decode, so only where the bytes are staged."""
 
         def attempt() -> Any:
             response = self._send_once(method, path, params, json)
@@ -207,7 +210,7 @@ class VendorApiHook(HttpHook):
                 return None
             if response.status_code >= 400:
                 self._raise_for(response, path)
-            return self._data(response, path)
+            return self._data(response, path, keep_bytes)
 
         bound = unreachable_seconds()
 
@@ -246,10 +249,9 @@ class VendorApiHook(HttpHook):
             message = unreachable_message(self.vendor_name, self.http_conn_id, self.base_url, waited, exc)
             raise VendorUnreachable(message) from None
 
-    def _data(self, response: requests.Response, path: str) -> Any:
-        """The envelope's ``data``; an answer that is not a whole JSON envelope says so plainly. An object
-        comes as :class:`codec.Received`, with the bytes it came as (staged as they are)."""
-        received = codec.received_data(response.content)
+    def _data(self, response: requests.Response, path: str, keep_bytes: bool = False) -> Any:
+        """The envelope's ``data``; an answer that is not a whole JSON envelope says so plainly."""
+        received = codec.received_data(response.content) if keep_bytes else None
         if received is not None:
             return received
         try:

@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 
+from benefits_hub import codec
 from benefits_hub.hooks.plansource import PlanSourceError, PlanSourceHook, PlanSourceTransientError
 from tests.unit.conftest import status_counts
 
@@ -19,6 +20,13 @@ def test_lookup_by_employee_number(sandbox: Any) -> None:
 def test_pages_through_every_subscriber(sandbox: Any) -> None:
     numbers = [s["employee_number"] for s in PlanSourceHook().iter_subscribers(per_page=50)]
     assert len(numbers) == len(set(numbers)) == 199  # everyone but the seeded new hire
+
+
+def test_coverage_pages_come_with_the_bytes_received(sandbox: Any) -> None:
+    # The import stages each page as these bytes: they must decode to exactly the page it was given.
+    pages = list(PlanSourceHook().iter_payroll_coverage_pages("2020-01-01", "2030-12-31", per_page=100))
+    assert len(pages) > 1 and all(isinstance(page, codec.Received) for page in pages)
+    assert all(codec.loads(page.raw) == page and b"\n" not in page.raw for page in pages)
 
 
 def test_retries_5xx_bursts_with_backoff(sandbox: Any, faults: Any) -> None:
