@@ -178,6 +178,10 @@ def record(integration: str, size: int, figures: RunFigures, floor: Floor, **ext
     """One row of the benchmark's results (benchmarks/results.py writes them to JSON and the chart)."""
     from benchmarks.results import add_row
 
+    if os.environ.get("BENCH_PROFILE"):  # under cProfile the hub runs about twice as slow: not a figure
+        print(f"  (profiled run: {integration} at {size:,} not recorded in the results)")
+        return
+
     add_row(
         {
             "integration": integration,

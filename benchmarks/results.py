@@ -92,7 +92,8 @@ def chart_svg(rows: list[dict[str, Any]], width: int = 900, height: int = 380) -
     """hub/floor against records (log scale), a line per integration, the 2x target dashed."""
     import math
 
-    left, right, top, bottom = 60, 290, 30, 50
+    left, right, top, bottom = 60, 340, 30, 50
+    key_x = width - right + 60  # the legend, clear of the last size's value labels
     sizes = sorted({r["size"] for r in rows}) or [1]
     lo, hi = math.log10(min(sizes)), math.log10(max(sizes))
     hi = hi if hi > lo else lo + 1
@@ -120,7 +121,7 @@ def chart_svg(rows: list[dict[str, Any]], width: int = 900, height: int = 380) -
     parts.append(
         f'<line x1="{left}" x2="{width - right}" y1="{y(TARGET):.1f}" y2="{y(TARGET):.1f}" '
         'stroke="#cf222e" stroke-dasharray="6 4"/>'
-        f'<text x="{width - right + 6}" y="{y(TARGET) + 18:.1f}" fill="#cf222e">target {TARGET:g}x</text>'
+        f'<text x="{key_x}" y="{y(TARGET) + 18:.1f}" fill="#cf222e">target {TARGET:g}x</text>'
     )
     for size in sizes:
         label = size_label(size)
@@ -134,24 +135,26 @@ def chart_svg(rows: list[dict[str, Any]], width: int = 900, height: int = 380) -
     for size in sizes:
         placed = -math.inf
         for row in sorted((r for r in rows if r["size"] == size), key=lambda r: -r["hub_over_floor"]):
-            placed = max(y(row["hub_over_floor"]) + 4, placed + 14)
+            placed = max(y(row["hub_over_floor"]) - 7, placed + 14)  # just above its own line
             label_y[(size, row["integration"])] = placed
+    labels: list[str] = []
     for legend, name in enumerate(dict.fromkeys(r["integration"] for r in rows)):
         points = sorted((r["size"], r["hub_over_floor"]) for r in rows if r["integration"] == name)
         colour = PALETTE[legend % len(PALETTE)]
         path = " ".join(f"{x(s):.1f},{y(v):.1f}" for s, v in points)
         parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2.5"/>')
-        for s, v in points:
-            parts.append(
+        for s, v in points:  # value labels go on top of every line, after them
+            labels.append(
                 f'<circle cx="{x(s):.1f}" cy="{y(v):.1f}" r="4" fill="{colour}"/>'
-                f'<text x="{x(s) + 8:.1f}" y="{label_y[(s, name)]:.1f}" fill="{colour}">{v:.2f}x</text>'
+                f'<text x="{x(s) + 8:.1f}" y="{label_y[(s, name)]:.1f}" fill="{colour}" stroke="white" '
+                f'stroke-width="4" paint-order="stroke">{v:.2f}x</text>'
             )
         ly = top + 10 + 20 * legend
         parts.append(
-            f'<rect x="{width - right + 6}" y="{ly}" width="12" height="12" fill="{colour}"/>'
-            f'<text x="{width - right + 24}" y="{ly + 10}">{name}</text>'
+            f'<rect x="{key_x}" y="{ly}" width="12" height="12" fill="{colour}"/>'
+            f'<text x="{key_x + 18}" y="{ly + 10}">{name}</text>'
         )
-    parts.append("</svg>")
+    parts += [*labels, "</svg>"]
     return "".join(parts)
 
 
