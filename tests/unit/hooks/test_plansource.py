@@ -4,6 +4,7 @@ import time
 from typing import Any
 
 import pytest
+import requests
 
 from benefits_hub import codec
 from benefits_hub.hooks.plansource import PlanSourceError, PlanSourceHook, PlanSourceTransientError
@@ -22,11 +23,32 @@ def test_pages_through_every_subscriber(sandbox: Any) -> None:
     assert len(numbers) == len(set(numbers)) == 199  # everyone but the seeded new hire
 
 
-def test_coverage_pages_come_with_the_bytes_received(sandbox: Any) -> None:
-    # The import stages each page as these bytes: they must decode to exactly the page it was given.
+def test_coverage_pages_come_in_order_with_the_bytes_received_and_none_past_the_end(sandbox: Any) -> None:
+    asked_before = _coverage_requests(sandbox)
     pages = list(PlanSourceHook().iter_payroll_coverage_pages("2020-01-01", "2030-12-31", per_page=100))
-    assert len(pages) > 1 and all(isinstance(page, codec.Received) for page in pages)
+    # Fetched two at a time, handed on in order: every record once, each page the one it says it is.
+    assert [page["page"] for page in pages] == list(range(1, len(pages) + 1)) and len(pages) > 2
+    ids = [c["id"] for page in pages for c in page["payroll_coverages"]]
+    assert len(ids) == len(set(ids)) == pages[0]["total"]
+    assert _coverage_requests(sandbox) - asked_before == len(pages)  # no page past the end asked for
+    # The import stages each page as these bytes: they must decode to exactly the page it was given.
+    assert all(isinstance(page, codec.Received) for page in pages)
     assert all(codec.loads(page.raw) == page and b"\n" not in page.raw for page in pages)
+
+
+def test_a_page_that_fails_for_good_stops_the_pages_there(sandbox: Any, faults: Any) -> None:
+    hook = PlanSourceHook(request_attempts=1)
+    pages = hook.iter_payroll_coverage_pages("2020-01-01", "2030-12-31", per_page=100)
+    assert next(pages)["page"] == 1
+    faults(500, 5)  # pages 2 and 3 (already asked for) fail, and so would any retry
+    with pytest.raises(PlanSourceTransientError) as failed:
+        list(pages)
+    assert failed.value.status == 500
+
+
+def _coverage_requests(sandbox: Any) -> int:
+    stats = requests.get(f"{sandbox.plansource_url}/sandbox/stats", timeout=5).json()["data"]
+    return sum(n for path, n in stats["requests_by_path"].items() if "payroll_coverages" in path)
 
 
 def test_retries_5xx_bursts_with_backoff(sandbox: Any, faults: Any) -> None:
