@@ -184,12 +184,6 @@ class OrderedLookup:
             self._fallback.load(self._stream())
         return self._fallback
 
-    def add_keys(self, keys: Iterable[str]) -> None:
-        """Buffered inserts of keys alone, as ``add(key)`` each (a key already there stays)."""
-        self._pending.extend(zip(keys, itertools.repeat(_PRESENT)))
-        if len(self._pending) >= BATCH:
-            self._flush(self._pending, "INSERT OR REPLACE")
-
     def get(self, key: str) -> Any | None:
         if self._fallback is not None:
             return self._fallback.get(key)

@@ -75,3 +75,12 @@ def test_byte_order_is_the_order_of_the_disk_index_too() -> None:
     with DiskLookup() as index:
         index.load((k, 1) for k in keys)
         assert [k for k, _ in index.items()] == sorted(keys)
+
+
+def test_keys_added_alone_count_once_each_as_added_ones_do() -> None:
+    with DiskLookup() as people:
+        people.add_keys(["E1", "E2"])
+        people.add_keys({"E2", "E3"})
+        people.add("E4")
+        assert len(people) == 4
+        assert people.get("E1") == people.get("E4") == 1 and people.get("E5") is None
