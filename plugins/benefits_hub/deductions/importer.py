@@ -34,7 +34,6 @@ from benefits_hub.journal import DeliveryJournal
 from benefits_hub.lookup import DiskLookup
 from benefits_hub.models import IntegrationType, RunStatus, RunSummary, StagedFile, StageResult
 from benefits_hub.params import DeductionsRunParams
-from benefits_hub.readahead import read_ahead
 from benefits_hub.staging import SafeCsvWriter
 from benefits_hub.window import RunWindow, compute_window, configured_overlap, day_start, parse_instant
 
@@ -176,8 +175,8 @@ class DeductionsImport(Integration):
         with staging.records("source/payroll_coverages.pages.jsonl") as source:
             plansource = self._plansource()
             pages_in = plansource.iter_payroll_coverage_pages(first_day, last_day, include_test=True)
-            # The next page is on its way from PlanSource while this one is written.
-            for page in read_ahead(pages_in, name="plansource-pages"):
+            # The hook has the next pages on their way from PlanSource while this one is written.
+            for page in pages_in:
                 source.write_received(page)  # the page's bytes as PlanSource sent them
                 pages += 1
                 records += len(page.get("payroll_coverages") or [])

@@ -39,7 +39,6 @@ from benefits_hub.integration import Integration, StageRefused
 from benefits_hub.lookup import DiskLookup, OutOfOrder, full_outer_join
 from benefits_hub.models import IntegrationType, StagedFile, StageResult
 from benefits_hub.params import ReconciliationParams
-from benefits_hub.readahead import read_ahead
 from benefits_hub.reconciliation.ijoin_rules import (
     RECORDKEEPER_IJOIN,
     participant_discrepancies,
@@ -150,9 +149,9 @@ class Reconciliation(Integration):
         last_day = self.run.run_start.astimezone(UTC).date().isoformat()
         records = 0
         with staging.records("source/payroll_coverages.pages.jsonl") as source:
-            pages = PlanSourceHook().iter_payroll_coverage_pages(first_day, last_day, include_test=True)
-            for page in read_ahead(pages, name="plansource-pages"):
-                source.write(page)
+            # The hook has the next pages on their way while this one is written, as the import's extract.
+            for page in PlanSourceHook().iter_payroll_coverage_pages(first_day, last_day, include_test=True):
+                source.write_received(page)  # the page's bytes as PlanSource sent them
                 records += len(page.get("payroll_coverages") or [])
         with staging.records("source/payroll_deductions.jsonl") as payroll:
             for row in HcmHook().iter_payroll_deductions(plan_year.isoformat()):
