@@ -14,7 +14,7 @@ from benchmarks._harness import _HighWater
 pytestmark = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
 
 # Holds about 60 MiB of its own, touched page by page, for a moment.
-CHILD = "import time; block = bytearray(60 * 2**20); block[::4096] = b'x' * len(block[::4096]); time.sleep(0.3)"
+CHILD = "import time; b = bytearray(60 * 2**20); b[::4096] = b'x' * len(b[::4096]); time.sleep(0.3)"
 
 
 def test_a_child_peak_is_its_own_not_the_memory_of_the_process_that_started_it() -> None:
