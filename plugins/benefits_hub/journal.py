@@ -24,6 +24,7 @@ from functools import cached_property
 from typing import Any, TypeVar
 
 from benefits_hub import codec
+from benefits_hub.models import StagedFile
 from benefits_hub.staging import StagingArea
 
 T = TypeVar("T")
@@ -48,7 +49,19 @@ class DeliveryJournal:
     def key(kind: str, payload: Any) -> str:
         """``kind`` plus a digest of exactly what is sent (so a changed batch is a new one)."""
         digest = hashlib.sha256(codec.dumps_canonical(payload)).hexdigest()[:40]
-        return f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', kind)}-{digest}"
+        return f"{_safe(kind)}-{digest}"
+
+    @staticmethod
+    def staged_key(kind: str, staged: StagedFile, number: int, size: int) -> str:
+        """The key of batch ``number`` (from 0) when ``staged`` is read in order ``size`` records a batch.
+
+        The file's digest, taken as it was written, already names what every batch holds, so no batch
+        is encoded a second time to be keyed (a million-row import is 40 chunks of 25,000). A transform
+        run again writes a new file (a new digest unless it holds the same records); another batch size
+        makes other batches, so it is part of the key."""
+        if not staged.sha256:
+            raise ValueError(f"{staged.path} has no digest: key its batches with DeliveryJournal.key")
+        return f"{_safe(kind)}-{staged.sha256[:40]}-{size}x{number}"
 
     @cached_property
     def recorded(self) -> set[str]:
@@ -106,3 +119,8 @@ class DeliveryJournal:
                 "(%d sent now)",
                 self.replayed, what, self.sent,
             )  # fmt: skip
+
+
+def _safe(kind: str) -> str:
+    """``kind`` as a file name part."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", kind)

@@ -16,7 +16,7 @@ from benefits_hub.deductions.rules import deduction_codes, map_coverage
 from benefits_hub.demographics.export import _BatchSender
 from benefits_hub.integration import RunContext
 from benefits_hub.journal import DeliveryJournal
-from benefits_hub.models import StageResult
+from benefits_hub.models import StagedFile, StageResult
 from benefits_hub.staging import StagingArea
 
 SCHEMA = Path(__file__).resolve().parents[2] / "include" / "sql" / "hcm_schema.sql"
@@ -173,3 +173,39 @@ def test_a_retried_import_deliver_writes_nothing_twice_and_says_an_earlier_attem
     with sqlite3.connect(hcm) as conn:
         assert conn.execute("SELECT COUNT(*) FROM writes").fetchone()[0] == 0
         assert conn.execute("SELECT COUNT(*) FROM hcm_payroll_deduction").fetchone()[0] == 1200
+
+
+def test_a_chunk_is_keyed_by_its_staged_file_so_rows_staged_anew_are_written(
+    tmp_path: Path, hcm: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The keys come from the staged file's digest and the chunk's place in it, not from the chunk's
+    # rows encoded again: a transform that stages other rows (a person corrected one in PlanSource) is
+    # a new file, and its chunks are written, however the run's earlier deliver went.
+    monkeypatch.setattr("benefits_hub.deductions.importer.WRITE_CHUNK", 500)
+    rows = [map_coverage(_coverage(n), deduction_codes(), known_person=True).row for n in range(1, 1001)]
+    with _staging(tmp_path).records("changes/deductions.jsonl") as staged:
+        staged.write_many(rows)
+    _import_deliver(tmp_path, staged.manifest)
+    rows[999] = {**rows[999], "employee_amount": "75.00"}  # in the second chunk
+    with _staging(tmp_path).records("changes/deductions.jsonl") as restaged:
+        restaged.write_many(rows)
+
+    again = _import_deliver(tmp_path, restaged.manifest)
+
+    assert again.counters == {"records_created": 0, "records_updated": 1, "records_skipped": 999}
+
+
+def test_staged_keys_name_the_file_the_batch_and_its_size() -> None:
+    staged = StagedFile(path="file:///run/payload.jsonl", rows=1200, sha256="ab" * 32)
+    key = DeliveryJournal.staged_key("participants-P1", staged, 2, 500)
+    assert key == f"participants-P1-{'ab' * 20}-500x2"
+    restaged = staged.model_copy(update={"sha256": "cd" * 32})
+    others = {
+        DeliveryJournal.staged_key("participants-P1", staged, 1, 500),
+        DeliveryJournal.staged_key("participants-P1", staged, 2, 250),
+        DeliveryJournal.staged_key("participants-P2", staged, 2, 500),
+        DeliveryJournal.staged_key("participants-P1", restaged, 2, 500),
+    }
+    assert key not in others and len(others) == 4
+    with pytest.raises(ValueError, match="no digest"):
+        DeliveryJournal.staged_key("chunk", staged.model_copy(update={"sha256": ""}), 0, 500)

@@ -273,14 +273,18 @@ class DeductionsImport(Integration):
             output.writerow(["action", *DEDUCTION_COLUMNS])
             loaded = 0
             chunk: list[dict[str, Any]] = []
+            staged = transform.files["deductions"]
+            chunks = 0
 
             def flush() -> None:
-                nonlocal loaded
+                nonlocal loaded, chunks
                 # The journal keeps each outcome as (action, position in the chunk): no row values.
                 positions = {id(row): n for n, row in enumerate(chunk)}
                 outcomes = journal.once(
-                    "chunk", chunk, lambda: [(a, positions[id(row)]) for a, row in writer.apply(chunk)]
-                )
+                    "chunk", chunk, lambda: [(a, positions[id(row)]) for a, row in writer.apply(chunk)],
+                    key=DeliveryJournal.staged_key("chunk", staged, chunks, WRITE_CHUNK),
+                )  # fmt: skip
+                chunks += 1
                 for action, position in outcomes:
                     row = chunk[position]
                     if action == "unchanged":
@@ -291,7 +295,7 @@ class DeductionsImport(Integration):
                     loaded += 1
                 chunk.clear()
 
-            for row in staging.read_records(transform.files["deductions"]):
+            for row in staging.read_records(staged):
                 chunk.append(row)
                 if len(chunk) >= WRITE_CHUNK:
                     flush()

@@ -319,7 +319,7 @@ class ParticipantSync(IJoinSync):
         counters = {"records_created": 0, "records_updated": 0, "records_skipped": 0}
         kind = f"participants-{self.plan_id}"
         with self.run.error_file(f"deliver-{self.plan_id}") as errors:
-            # The next batch is read and keyed while iJoin works on this one (the two wait on each other
+            # The next batch is read while iJoin works on this one (the two wait on each other
             # otherwise: a 2M-participant sync sends 4,000 batches).
             for batch, key in read_ahead(self._batches(transform, kind), name=f"payload-{self.plan_id}"):
                 results = journal.once(
@@ -357,14 +357,16 @@ class ParticipantSync(IJoinSync):
     def _batches(self, transform: StageResult, kind: str) -> Iterator[tuple[list[dict[str, Any]], str]]:
         """The staged payload, CHUNK participants at a time, each batch with its journal key."""
         assert self.run.staging is not None
+        staged = transform.files["payload"]
         batch: list[dict[str, Any]] = []
-        for participant in self.run.staging.read_records(transform.files["payload"]):
+        number = 0
+        for participant in self.run.staging.read_records(staged):
             batch.append(participant)
             if len(batch) >= CHUNK:
-                yield batch, DeliveryJournal.key(kind, batch)
-                batch = []
+                yield batch, DeliveryJournal.staged_key(kind, staged, number, CHUNK)
+                batch, number = [], number + 1
         if batch:
-            yield batch, DeliveryJournal.key(kind, batch)
+            yield batch, DeliveryJournal.staged_key(kind, staged, number, CHUNK)
 
     def preview(self, transform: StageResult) -> StageResult:
         """Dry Run: each participant this plan would send iJoin, with the fields and their values (SSNs
