@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 _DATE_PREFIX = re.compile(r"^(\d{4})[-/](\d{2})[-/](\d{2})(?:$|[T ])")
@@ -26,18 +27,24 @@ class ValueProblem(ValueError):
 
 def calendar_date(value: Any) -> date | None:
     """``None`` for empty; a :class:`date` from the date part as written; else :class:`ValueProblem`."""
+    if type(value) is str:
+        return _date_text(value)
     if value is None:
         return None
     if isinstance(value, date):
         return value
-    if type(value) is str and len(value) == 10 and value[4] == "-" == value[7] and value.isascii():
+    return _parse_date(str(value))
+
+
+def _parse_date(text: str) -> date | None:
+    if len(text) == 10 and text[4] == "-" == text[7] and text.isascii():
         # The usual YYYY-MM-DD, parsed in C (a census has three dates per employee); anything it refuses
         # goes the general way below, which says why.
         try:
-            return date.fromisoformat(value)
+            return date.fromisoformat(text)
         except ValueError:
             pass
-    text = str(value).strip()
+    text = text.strip()
     if not text:
         return None
     match = _DATE_PREFIX.match(text)
@@ -51,6 +58,8 @@ def calendar_date(value: Any) -> date | None:
 
 def money(value: Any) -> Decimal | None:
     """``None`` for empty; a Decimal to the cent; else :class:`ValueProblem`."""
+    if type(value) is str:
+        return _money_text(value)
     amount = number(value)
     return None if amount is None else amount.quantize(CENT)
 
@@ -75,6 +84,19 @@ def number(value: Any) -> Decimal | None:
     if abs(amount) >= MONEY_LIMIT:
         raise ValueProblem(TOO_LARGE)
     return amount
+
+
+# The same few texts come again and again (a plan's premiums, its effective dates: a million coverage
+# records held 325 premiums and 9 dates), so each is parsed once. Dates and Decimals never change, so a
+# parsed one is shared safely; a text that fails is not kept and fails again with its reason. Bounded:
+# a column of distinct values (salaries, birth dates) only costs the cache's upkeep.
+_date_text = lru_cache(maxsize=1 << 14)(_parse_date)
+
+
+@lru_cache(maxsize=1 << 14)
+def _money_text(text: str) -> Decimal | None:
+    amount = number(text)
+    return None if amount is None else amount.quantize(CENT)
 
 
 # A cell starting with one of these runs as a formula when a person opens a CSV in a spreadsheet.

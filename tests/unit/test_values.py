@@ -145,3 +145,16 @@ def test_the_quick_path_on_the_edges(raw: str) -> None:
 )
 def test_vendor_timestamps_become_utc_text_that_sorts_as_time(value: object, expected: str | None) -> None:
     assert utc_timestamp(value) == expected
+
+
+def test_a_text_parsed_again_gives_the_same_answer_and_a_bad_one_its_reason_every_time() -> None:
+    # Texts are parsed once and remembered (a million records hold a few hundred premiums); a text
+    # that fails is not remembered as anything: it fails again, with its reason, the next time.
+    for _ in range(3):
+        assert money("50.00") == Decimal("50.00") and calendar_date("2026/01/04") == date(2026, 1, 4)
+        with pytest.raises(ValueProblem, match="decimal point"):
+            money("1,234.50")
+        with pytest.raises(ValueProblem, match="not a real"):
+            calendar_date("2026-02-30")
+    # Not a text: parsed as before, never remembered by a text of the same look.
+    assert money(50) == Decimal("50.00") and calendar_date(date(2026, 1, 4)) == date(2026, 1, 4)
