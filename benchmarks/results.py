@@ -121,7 +121,6 @@ def chart_svg(rows: list[dict[str, Any]], width: int = 900, height: int = 380) -
     parts.append(
         f'<line x1="{left}" x2="{width - right}" y1="{y(TARGET):.1f}" y2="{y(TARGET):.1f}" '
         'stroke="#cf222e" stroke-dasharray="6 4"/>'
-        f'<text x="{key_x}" y="{y(TARGET) + 18:.1f}" fill="#cf222e">target {TARGET:g}x</text>'
     )
     for size in sizes:
         label = size_label(size)
@@ -154,6 +153,13 @@ def chart_svg(rows: list[dict[str, Any]], width: int = 900, height: int = 380) -
             f'<rect x="{key_x}" y="{ly}" width="12" height="12" fill="{colour}"/>'
             f'<text x="{key_x + 18}" y="{ly + 10}">{name}</text>'
         )
+    # The target is the legend's last entry: a label beside its line could sit on a legend entry.
+    ly = top + 10 + 20 * len(dict.fromkeys(r["integration"] for r in rows))
+    parts.append(
+        f'<line x1="{key_x}" x2="{key_x + 12}" y1="{ly + 6}" y2="{ly + 6}" stroke="#cf222e" '
+        'stroke-width="2" stroke-dasharray="3 2"/>'
+        f'<text x="{key_x + 18}" y="{ly + 10}" fill="#cf222e">target {TARGET:g}x</text>'
+    )
     parts += [*labels, "</svg>"]
     return "".join(parts)
 
