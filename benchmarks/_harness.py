@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -26,6 +27,11 @@ class RunFigures:
     staging_root: Path
     stage_cpu: dict[str, float] = field(default_factory=dict)  # each stage's own CPU (its XCom)
     stage_own: dict[str, float] = field(default_factory=dict)  # each stage's own wall time (its XCom)
+
+    def drop_staging(self) -> None:
+        """Delete the run's staged files once its floor has read them: a 2M-participant run stages
+        gigabytes, and the runs of earlier benches had filled the disk (60 GB)."""
+        shutil.rmtree(self.staging_root, ignore_errors=True)
 
     @property
     def hub_seconds(self) -> float:

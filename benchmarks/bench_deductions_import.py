@@ -65,6 +65,7 @@ def main() -> int:
                 f"{seeded:.1f}s), {figures.summary.get('source_records', 0):,} coverage records read"
             )
             print(f"  records created        {figures.summary['records_created']:,}")
+            figures.drop_staging()
             print_floor(figures, floor)
             record("deductions (initial import)", size, figures, floor)
             rows.append((size, figures, floor))

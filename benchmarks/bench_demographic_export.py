@@ -52,6 +52,7 @@ def export_with_floor(sandbox: Sandbox, scratch: Path, conf: dict, label: str) -
     manifest = json.loads((figures.staging_root / "run_manifest.json").read_text())
     if manifest["stages"]["deliver"]["details"].get("census_file"):  # a full run delivered it
         floor.timed("SFTP census upload", fl.sftp_upload, sandbox, census, "inbound/floor-census.csv")
+    figures.drop_staging()
     return figures, floor
 
 
@@ -91,6 +92,7 @@ def reconcile(sandbox: Sandbox, scratch: Path, export: RunFigures, size: int) ->
         "hub_reconciliation", {"pairs": "hcm_plansource_demographics"}, sandbox.connection_env(),
         scratch / f"reconcile-{size}.log",
     )  # fmt: skip
+    figures.drop_staging()
     one_export = fl.Floor(parts={"one full export (its hub time)": export.hub_seconds})
     figures.print(f"\nHub Reconciliation (demographics), {size:,} employees, after that export")
     print_floor(figures, one_export)

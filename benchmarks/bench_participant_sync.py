@@ -68,6 +68,8 @@ def main() -> int:
                     "write staged bytes",
                     fl.write_bytes, scratch / "floor.bin", fl.staged_bytes(figures.staging_root),
                 )  # fmt: skip
+            figures.drop_staging()
+            plans.drop_staging()
             figures.print(
                 f"\niJoin Participant Sync, {args.plans} plans x {per_plan:,} participants "
                 f"(sandbox seeded in {seeded:.1f}s)"
