@@ -132,6 +132,18 @@ def _coverage(n: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _deduction_rows(count: int) -> list[dict[str, Any]]:
+    return [map_coverage(_coverage(n), deduction_codes(), known_person=True).row for n in range(1, count + 1)]
+
+
+def _stage_rows(tmp_path: Path, rows: list[dict[str, Any]]) -> StagedFile:
+    """``rows`` as the import's transform stages them (the file the deliver reads)."""
+    with _staging(tmp_path).records("changes/deductions.jsonl") as staged:
+        staged.write_many(rows)
+    assert staged.manifest is not None
+    return staged.manifest
+
+
 def _import_deliver(tmp_path: Path, staged: Any) -> StageResult:
     run = RunContext(
         dag_id="plansource_deductions_import",
@@ -150,11 +162,9 @@ def test_a_retried_import_deliver_writes_nothing_twice_and_says_an_earlier_attem
     tmp_path: Path, hcm: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("benefits_hub.deductions.importer.WRITE_CHUNK", 500)
-    rows = [map_coverage(_coverage(n), deduction_codes(), known_person=True).row for n in range(1, 1201)]
-    with _staging(tmp_path).records("changes/deductions.jsonl") as staged:
-        staged.write_many(rows)  # three chunks of up to 500
+    staged = _stage_rows(tmp_path, _deduction_rows(1200))  # three chunks of up to 500
 
-    first = _import_deliver(tmp_path, staged.manifest)
+    first = _import_deliver(tmp_path, staged)
     with sqlite3.connect(hcm) as conn:
         # From here on, every write to the deductions table is counted.
         conn.executescript(
@@ -164,7 +174,7 @@ def test_a_retried_import_deliver_writes_nothing_twice_and_says_an_earlier_attem
             "CREATE TRIGGER upd AFTER UPDATE ON hcm_payroll_deduction "
             " BEGIN INSERT INTO writes VALUES (1); END;"
         )
-    retried = _import_deliver(tmp_path, staged.manifest)
+    retried = _import_deliver(tmp_path, staged)
 
     assert first.counters == {"records_created": 1200, "records_updated": 0, "records_skipped": 0}
     assert retried.counters == {
@@ -182,15 +192,11 @@ def test_a_chunk_is_keyed_by_its_staged_file_so_rows_staged_anew_are_written(
     # rows encoded again: a transform that stages other rows (a person corrected one in PlanSource) is
     # a new file, and its chunks are written, however the run's earlier deliver went.
     monkeypatch.setattr("benefits_hub.deductions.importer.WRITE_CHUNK", 500)
-    rows = [map_coverage(_coverage(n), deduction_codes(), known_person=True).row for n in range(1, 1001)]
-    with _staging(tmp_path).records("changes/deductions.jsonl") as staged:
-        staged.write_many(rows)
-    _import_deliver(tmp_path, staged.manifest)
+    rows = _deduction_rows(1000)
+    _import_deliver(tmp_path, _stage_rows(tmp_path, rows))
     rows[999] = {**rows[999], "employee_amount": "75.00"}  # in the second chunk
-    with _staging(tmp_path).records("changes/deductions.jsonl") as restaged:
-        restaged.write_many(rows)
 
-    again = _import_deliver(tmp_path, restaged.manifest)
+    again = _import_deliver(tmp_path, _stage_rows(tmp_path, rows))
 
     assert again.counters == {"records_created": 0, "records_updated": 1, "records_skipped": 999}
 
