@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -51,25 +52,43 @@ def answering(api: str, dag_id: str, choice: str, reason: str = "") -> Iterator[
     errors: list[str] = []
     done = threading.Event()
 
-    def answer_once() -> bool:
-        pending = requests.get(
+    def pending() -> list[dict[str, Any]]:
+        answer = requests.get(
             f"{api}/api/v2/dags/{dag_id}/dagRuns/~/hitlDetails",
             params={"response_received": "false"},
             timeout=10,
         )
-        pending.raise_for_status()
-        details = pending.json()["hitl_details"]
-        if not details:
-            return False
-        ti = details[0]["task_instance"]
-        requests.patch(
-            f"{api}/api/v2/dags/{dag_id}/dagRuns/{ti['dag_run_id']}/taskInstances/"
-            f"{ti['task_id']}/{ti['map_index']}/hitlDetails",
-            json={"chosen_options": [choice], "params_input": {"reason": reason}},
-            timeout=10,
-        ).raise_for_status()
-        shown.update(details[0])
-        return True
+        answer.raise_for_status()
+        return list(answer.json()["hitl_details"])
+
+    def key(detail: dict[str, Any]) -> tuple[str, str, int]:
+        ti = detail["task_instance"]
+        return ti["dag_run_id"], ti["task_id"], ti["map_index"]
+
+    # A request left open before the block (an earlier test's run that nobody answered, failed by
+    # run_dag's limit) is never this block's to answer: only a run started inside it is.
+    stale: set[tuple[str, str, int]] = set()
+    for _attempt in range(20):
+        try:
+            stale = {key(detail) for detail in pending()}
+            break
+        except requests.RequestException as error:
+            errors.append(f"{type(error).__name__}: {error}")
+            time.sleep(0.5)
+
+    def answer_once() -> bool:
+        for detail in pending():
+            if key(detail) in stale:
+                continue
+            run_id, task_id, map_index = key(detail)
+            requests.patch(
+                f"{api}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/{map_index}/hitlDetails",
+                json={"chosen_options": [choice], "params_input": {"reason": reason}},
+                timeout=10,
+            ).raise_for_status()
+            shown.update(detail)
+            return True
+        return False
 
     def answer() -> None:
         while not done.is_set():
@@ -84,6 +103,10 @@ def answering(api: str, dag_id: str, choice: str, reason: str = "") -> Iterator[
     worker.start()
     try:
         yield shown
+    except AssertionError as failure:  # run_dag's limit: say what the api-server answered meanwhile
+        if not shown:
+            failure.add_note(f"the answer was never given; the api-server said: {errors[-3:]}")
+        raise
     finally:
         done.set()
         worker.join(timeout=15)
