@@ -72,6 +72,11 @@ test: install system-deps
 	HUB_TEST_HOMES_FILE=$(TEST_HOMES) $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
 		--deselect tests/e2e/test_zz_no_pii_in_logs.py
 	HUB_TEST_HOMES_FILE=$(TEST_HOMES) $(BIN)/pytest -p no:xdist tests/e2e/test_zz_no_pii_in_logs.py
+	@# Each home holds a whole Airflow's database, logs and staging (6 GB of /tmp after a day's runs).
+	@# A failed run stops before this line and keeps them to be read; a passed one leaves nothing behind.
+	@# Only the homes the suite made itself: one named by HUB_TEST_AIRFLOW_HOME is the developer's.
+	grep '/hub-airflow-home-' $(TEST_HOMES) | xargs rm -rf
+	rm -f $(TEST_HOMES)
 
 lint: install
 	$(BIN)/ruff check .

@@ -29,10 +29,11 @@ class CrossReference:
     table: str  # file stem, e.g. "pay_group": what an error row names
     rows: dict[str, dict[str, str]]
 
-    def lookup(self, code: str | None, column: str = "plansource_code") -> str | None:
+    def lookup(self, code: object, column: str = "plansource_code") -> str | None:
         if code is None:
             return None
-        row = self.rows.get(code.strip())
+        # A code column without a text type hands over 12 where the table holds "12".
+        row = self.rows.get((code if type(code) is str else str(code)).strip())
         return row.get(column) if row else None
 
     def __contains__(self, code: object) -> bool:

@@ -115,9 +115,11 @@ def _ssa_rule(compact: str) -> str:
     return "an advertising number (the SSA voided it after it was printed on sample cards)."
 
 
-def normalise_ssn(ssn: str | None) -> str:
+def normalise_ssn(ssn: Any) -> str:
     if not ssn:
         return ""
+    if type(ssn) is not str:  # an HCM column without a text type hands over 108010786 as a number
+        ssn = str(ssn)
     digits = ssn.replace("-", "")
     # isdecimal() is exactly what \d matches: most SSNs need no regex.
     return digits if digits.isdecimal() else re.sub(r"\D", "", ssn)

@@ -139,6 +139,20 @@ def test_unmapped_termination_reason() -> None:
     assert [e.rule for e in mapped.errors] == ["xref:termination_reason"]
 
 
+def test_numbers_from_an_untyped_hcm_column_map_as_their_text() -> None:
+    # SQLite hands over a column without a text type as numbers: one such row is mapped or becomes an
+    # error row, never the exception that failed the whole transform.
+    mapped = map_subscriber(
+        employee(ssn=123456789, employee_status_code="T", termination_reason_code=12, termination_date=None),
+        XREF,
+    )
+    assert mapped.fields["ssn"] == "123456789"
+    assert [(e.field, e.rule) for e in mapped.errors] == [
+        ("termination_reason_code", "xref:termination_reason")
+    ]
+    assert mapped.fields["is_voluntary_termination"] is None
+
+
 def test_invalid_ssn_error_is_masked() -> None:
     mapped = map_subscriber(employee(ssn="666-12-3456"), XREF)
     assert [e.field for e in mapped.errors] == ["ssn"]
