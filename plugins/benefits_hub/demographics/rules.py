@@ -430,10 +430,24 @@ def _comparable(field_name: str, value: Any) -> str:
     return str(value).strip()
 
 
+# The updatable fields whose value can be written more than one way, by position.
+_FORM_FIELDS = tuple(
+    (index, name) for index, name in enumerate(UPDATABLE_FIELDS) if name in MONEY_FIELDS | DATE_FIELDS
+)
+
+
 def changed_fields(desired: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
     """The updatable fields whose HCM value differs from PlanSource's (PUT sends only these)."""
     wanted, held = list(map(desired.get, UPDATABLE_FIELDS)), list(map(current.get, UPDATABLE_FIELDS))
     if wanted == held:  # the usual case, told at C speed: no field changed
+        return {}
+    # The next most usual: only a written form differs (PlanSource answers 86343.0 for 86343.00). The
+    # money and date fields settled first, the lists compare at C speed again.
+    for index, name in _FORM_FIELDS:
+        want, have = wanted[index], held[index]
+        if want != have and _comparable(name, want) == _comparable(name, have):
+            held[index] = want
+    if wanted == held:
         return {}
     changed = {}
     for name, want, have in zip(UPDATABLE_FIELDS, wanted, held, strict=True):
