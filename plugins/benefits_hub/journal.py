@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import cached_property
 from typing import Any, TypeVar
 
@@ -62,6 +62,20 @@ class DeliveryJournal:
         if not staged.sha256:
             raise ValueError(f"{staged.path} has no digest: key its batches with DeliveryJournal.key")
         return f"{_safe(kind)}-{staged.sha256[:40]}-{size}x{number}"
+
+    def staged_batches(
+        self, kind: str, staged: StagedFile, size: int
+    ) -> Iterator[tuple[list[dict[str, Any]], str]]:
+        """``staged``'s records ``size`` at a time, in file order, each batch with its :meth:`staged_key`."""
+        batch: list[dict[str, Any]] = []
+        number = 0
+        for record in self.staging.read_records(staged):
+            batch.append(record)
+            if len(batch) >= size:
+                yield batch, self.staged_key(kind, staged, number, size)
+                batch, number = [], number + 1
+        if batch:
+            yield batch, self.staged_key(kind, staged, number, size)
 
     @cached_property
     def recorded(self) -> set[str]:

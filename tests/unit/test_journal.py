@@ -215,3 +215,12 @@ def test_staged_keys_name_the_file_the_batch_and_its_size() -> None:
     assert key not in others and len(others) == 4
     with pytest.raises(ValueError, match="no digest"):
         DeliveryJournal.staged_key("chunk", staged.model_copy(update={"sha256": ""}), 0, 500)
+
+
+def test_staged_batches_cover_the_file_in_order_each_with_its_key(tmp_path: Path) -> None:
+    staged = _stage_rows(tmp_path, _deduction_rows(5))
+    rows = list(_staging(tmp_path).read_records(staged))
+    batches = list(DeliveryJournal(_staging(tmp_path)).staged_batches("chunk", staged, 2))
+    assert [batch for batch, _ in batches] == [rows[0:2], rows[2:4], rows[4:5]]
+    keys = [DeliveryJournal.staged_key("chunk", staged, number, 2) for number in range(3)]
+    assert [key for _, key in batches] == keys

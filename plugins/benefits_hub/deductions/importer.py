@@ -272,19 +272,16 @@ class DeductionsImport(Integration):
             output = SafeCsvWriter(output_stream)
             output.writerow(["action", *DEDUCTION_COLUMNS])
             loaded = 0
-            chunk: list[dict[str, Any]] = []
-            staged = transform.files["deductions"]
-            chunks = 0
-
-            def flush() -> None:
-                nonlocal loaded, chunks
+            for chunk, key in journal.staged_batches("chunk", transform.files["deductions"], WRITE_CHUNK):
                 # The journal keeps each outcome as (action, position in the chunk): no row values.
                 positions = {id(row): n for n, row in enumerate(chunk)}
                 outcomes = journal.once(
-                    "chunk", chunk, lambda: [(a, positions[id(row)]) for a, row in writer.apply(chunk)],
-                    key=DeliveryJournal.staged_key("chunk", staged, chunks, WRITE_CHUNK),
+                    "chunk", chunk,
+                    lambda chunk=chunk, positions=positions: [
+                        (action, positions[id(row)]) for action, row in writer.apply(chunk)
+                    ],
+                    key=key,
                 )  # fmt: skip
-                chunks += 1
                 for action, position in outcomes:
                     row = chunk[position]
                     if action == "unchanged":
@@ -293,14 +290,6 @@ class DeductionsImport(Integration):
                     journal.tally(counters, "records_created" if action == "created" else "records_updated")
                     output.writerow([action, *map(row.get, DEDUCTION_COLUMNS)])  # a blank for None
                     loaded += 1
-                chunk.clear()
-
-            for row in staging.read_records(staged):
-                chunk.append(row)
-                if len(chunk) >= WRITE_CHUNK:
-                    flush()
-            if chunk:
-                flush()
         journal.log_replays(self.run.log, "chunk(s) of deductions")
         return StageResult(
             stage="deliver",

@@ -321,7 +321,8 @@ class ParticipantSync(IJoinSync):
         with self.run.error_file(f"deliver-{self.plan_id}") as errors:
             # The next batch is read while iJoin works on this one (the two wait on each other
             # otherwise: a 2M-participant sync sends 4,000 batches).
-            for batch, key in read_ahead(self._batches(transform, kind), name=f"payload-{self.plan_id}"):
+            batches = journal.staged_batches(kind, transform.files["payload"], CHUNK)
+            for batch, key in read_ahead(batches, name=f"payload-{self.plan_id}"):
                 results = journal.once(
                     kind, batch, lambda batch=batch: _answers(ijoin.upsert_participants(self.plan_id, batch)),
                     key=key,
@@ -353,20 +354,6 @@ class ParticipantSync(IJoinSync):
             files={"errors": errors.manifest, "output": transform.files["payload"]},
             details={"plan_id": self.plan_id, "status": status, "messages": messages, **counters},
         )
-
-    def _batches(self, transform: StageResult, kind: str) -> Iterator[tuple[list[dict[str, Any]], str]]:
-        """The staged payload, CHUNK participants at a time, each batch with its journal key."""
-        assert self.run.staging is not None
-        staged = transform.files["payload"]
-        batch: list[dict[str, Any]] = []
-        number = 0
-        for participant in self.run.staging.read_records(staged):
-            batch.append(participant)
-            if len(batch) >= CHUNK:
-                yield batch, DeliveryJournal.staged_key(kind, staged, number, CHUNK)
-                batch, number = [], number + 1
-        if batch:
-            yield batch, DeliveryJournal.staged_key(kind, staged, number, CHUNK)
 
     def preview(self, transform: StageResult) -> StageResult:
         """Dry Run: each participant this plan would send iJoin, with the fields and their values (SSNs
