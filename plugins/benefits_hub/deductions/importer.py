@@ -209,6 +209,7 @@ class DeductionsImport(Integration):
         assert staging is not None
         counters = {"records_processed": 0, "other_plan_year": 0}
         with (
+            hcm.connection() as conn,  # one for the run's many lookups, not one each
             DiskLookup() as test_people,
             DiskLookup() as people,
             self.run.error_file("transform") as errors,
@@ -218,7 +219,7 @@ class DeductionsImport(Integration):
 
             def flush() -> None:
                 numbers = sorted({str(c.get("subscriber_code") or "") for c in chunk} - {""})
-                known = hcm.known_person_numbers(numbers) if numbers else set()
+                known = hcm.known_person_numbers(numbers, conn) if numbers else set()
                 loaded: set[str] = set()  # an employee's coverages mostly come together: counted once
                 for coverage in chunk:
                     mapped = map_coverage(coverage, codes, mapped_person(coverage) in known)

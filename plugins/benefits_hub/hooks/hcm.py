@@ -101,9 +101,10 @@ class HcmHook(SqlSourceHook):
             for row in self._stream(f"{sql} ORDER BY p.person_number", [*params, *chunk]):
                 yield row["person_number"]
 
-    def known_person_numbers(self, person_numbers: Sequence[str]) -> set[str]:
-        """Which of ``person_numbers`` the HCM has at all (any employment)."""
-        rows = self.in_chunks("SELECT person_number FROM hcm_person WHERE person_number IN", person_numbers)
+    def known_person_numbers(self, person_numbers: Sequence[str], conn: Any = None) -> set[str]:
+        """Which of ``person_numbers`` the HCM has at all (any employment); on ``conn`` when given."""
+        sql = "SELECT person_number FROM hcm_person WHERE person_number IN"
+        rows = self.in_chunks(sql, person_numbers, conn=conn)
         return {row["person_number"] for row in rows}
 
     def primary_status_counts(self) -> dict[str, int]:

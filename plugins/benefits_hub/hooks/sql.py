@@ -108,13 +108,14 @@ class SqlSourceHook(BaseHook):
         return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
     def in_chunks(
-        self, sql_before_in: str, values: Sequence[Any], sql_after_in: str = ""
+        self, sql_before_in: str, values: Sequence[Any], sql_after_in: str = "", conn: Any = None
     ) -> Iterator[dict[str, Any]]:
-        """``sql_before_in (?, ?, ...) sql_after_in`` over ``values``, a bounded number at a time."""
+        """``sql_before_in (?, ?, ...) sql_after_in`` over ``values``, a bounded number at a time; on
+        ``conn`` when given (a task that asks again and again keeps one), else on a connection of its own."""
         for start in range(0, len(values), MAX_BOUND_PARAMS):
             chunk = list(values[start : start + MAX_BOUND_PARAMS])
             marks = ", ".join([self.placeholder] * len(chunk))
-            yield from self._stream(f"{sql_before_in} ({marks}) {sql_after_in}", chunk)
+            yield from self._stream(f"{sql_before_in} ({marks}) {sql_after_in}", chunk, conn)
 
     def test_connection(self) -> tuple[bool, str]:
         try:

@@ -321,11 +321,11 @@ class Reconciliation(Integration):
         test_people: set[str] = set()
         refused: set[str] = set()  # PlanSource records the import refuses, by key and by id (a few)
         compared = 0
-        with DiskLookup() as expected:
+        with hcm.connection() as conn, DiskLookup() as expected:  # one connection for every lookup
             chunk: list[dict[str, Any]] = []
 
             def flush() -> None:
-                known = hcm.known_person_numbers(sorted({mapped_person(c) for c in chunk} - {""}))
+                known = hcm.known_person_numbers(sorted({mapped_person(c) for c in chunk} - {""}), conn)
                 for coverage in chunk:
                     mapped = map_coverage(coverage, codes, mapped_person(coverage) in known)
                     if mapped.errors:
