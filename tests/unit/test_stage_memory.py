@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import gc
 import weakref
+from collections.abc import Iterator
 
 import pytest
 
 from benefits_hub.operators.stages import long_lived_frozen
+
+
+@pytest.fixture(autouse=True)
+def _nothing_frozen_before() -> Iterator[None]:
+    # What the test process froze before (an executor's fork, say) is not these tests' to judge.
+    gc.unfreeze()
+    yield
+    gc.unfreeze()
 
 
 class _Node:
@@ -43,3 +52,12 @@ def test_a_stage_that_fails_gives_the_objects_back_too() -> None:
     with pytest.raises(RuntimeError), long_lived_frozen():
         raise RuntimeError("the stage failed")
     assert gc.get_freeze_count() == 0
+
+
+def test_a_process_that_froze_its_objects_already_keeps_them_frozen() -> None:
+    # Airflow's executors freeze before they fork a worker: the stage must not undo that.
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    with long_lived_frozen():
+        assert gc.get_freeze_count() == frozen
+    assert gc.get_freeze_count() == frozen

@@ -242,7 +242,13 @@ def long_lived_frozen() -> Iterator[None]:
     A stage that holds batches of records (25,000 deductions, a page of coverages) moves enough objects
     into the oldest generation to set off a full collection every few batches, and each one walked all
     of Airflow's objects as well as the stage's own: 0.4 s each, 14 of them (5.5 s) in the stages of a
-    million-record import. Frozen, a full collection walks only what the stage made (0.5 s in all)."""
+    million-record import. Frozen, a full collection walks only what the stage made (0.5 s in all).
+
+    A process that holds frozen objects already is left as it is: Airflow's Local and Celery executors
+    freeze before they fork a worker (copy-on-write), and unfreezing here would undo that for them."""
+    if gc.get_freeze_count():
+        yield
+        return
     gc.freeze()
     try:
         yield
