@@ -58,7 +58,7 @@ def test_a_process_that_froze_its_objects_already_keeps_them_frozen() -> None:
     # Airflow's executors freeze before they fork a worker: the stage must not undo that.
     gc.freeze()
     frozen = gc.get_freeze_count()
-    # Frozen objects can only leave by being freed (another thread's, meanwhile) or by an unfreeze.
+    # Frozen objects leave the set only when freed (a temporary alive at the freeze, say) or unfrozen.
     with long_lived_frozen():
         assert 0 < gc.get_freeze_count() <= frozen
     assert 0 < gc.get_freeze_count() <= frozen
