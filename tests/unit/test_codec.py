@@ -77,6 +77,21 @@ def test_every_value_reads_back_as_it_was_written(value: object) -> None:
     assert codec._nones(value) <= codec.dumps(value).count(b"null")
 
 
+def _nones_counted_one_by_one(value: object) -> int:
+    if value is None:
+        return 1
+    if type(value) is dict:
+        return sum(map(_nones_counted_one_by_one, value.values()))
+    if type(value) in (list, tuple):
+        return sum(map(_nones_counted_one_by_one, value))
+    return 0
+
+
+@given(_VALUES)
+def test_the_quick_count_of_nones_is_exact_at_every_depth(value: object) -> None:
+    assert codec._nones(value) == _nones_counted_one_by_one(value)
+
+
 def test_a_vendor_page_keeps_the_bytes_it_came_as_on_one_line() -> None:
     # Pretty-printed, with a line break escaped inside a value: the object stays one JSON line.
     answer = (
