@@ -9,6 +9,7 @@ Each part does one thing the hub must do, with nothing else (no validation, no m
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
@@ -107,6 +108,31 @@ def sftp_upload(sandbox: Sandbox, local: Path, remote: str) -> None:
         sftp.remove(remote)
     finally:
         transport.close()
+
+
+def snapshot_state(db_path: Path, copy_path: Path) -> None:
+    """A vendor sandbox's state as it is now, into ``copy_path`` (SQLite's online backup: safe while
+    its server holds the database open)."""
+    copy_path.unlink(missing_ok=True)
+    with (
+        contextlib.closing(sqlite3.connect(db_path)) as live,
+        contextlib.closing(sqlite3.connect(copy_path)) as copy,
+    ):
+        live.backup(copy)
+
+
+def restore_state(copy_path: Path, db_path: Path) -> None:
+    """The state :func:`snapshot_state` took, back into the live database (untimed): replayed requests
+    then meet the state the hub's met, so the vendor does the same work for the floor (a participant
+    created, not one found unchanged)."""
+    with (
+        contextlib.closing(sqlite3.connect(copy_path)) as copy,
+        contextlib.closing(sqlite3.connect(db_path)) as live,
+    ):
+        copy.backup(live)
+        # Checkpointed, as the hub's run found it: the replay does not pay for writing the restore back.
+        live.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    copy_path.unlink()
 
 
 def copy_table(db_path: Path, table: str, copy_path: Path) -> None:
