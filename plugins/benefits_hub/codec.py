@@ -125,6 +125,13 @@ def loads(data: bytes | str) -> Any:
         return json.loads(data)
 
 
+class Encoded(bytes):
+    """A request body :func:`dumps` encoded already, sent as it is (a stage encodes the next batch
+    while the vendor works on this one)."""
+
+    __slots__ = ()
+
+
 class Received(dict):  # type: ignore[type-arg]
     """A vendor's JSON object as decoded, keeping ``raw``: the bytes it was decoded from, so that a stage
     can stage what the vendor sent as it came instead of encoding it again (a page of 500 coverages

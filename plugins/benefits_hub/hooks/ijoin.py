@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from benefits_hub import codec
 from benefits_hub.hooks.vendor_api import VendorApiHook
 
 MAX_BATCH = 500
@@ -49,10 +50,21 @@ class IJoinHook(VendorApiHook):
         )
 
     # -- participants -----------------------------------------------------------------------------
-    def upsert_participants(self, plan_id: str, participants: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return self.call("PUT", f"/plans/{plan_id}/participants", json={"participants": participants})[
-            "results"
-        ]
+    @staticmethod
+    def participants_request(participants: list[dict[str, Any]]) -> codec.Encoded:
+        """The body of :meth:`upsert_participants`, encoded ahead of the call."""
+        return codec.Encoded(codec.dumps({"participants": participants}))
+
+    def upsert_participants(
+        self, plan_id: str, participants: list[dict[str, Any]] | codec.Encoded
+    ) -> list[dict[str, Any]]:
+        """iJoin's answer for each participant; ``participants`` or their :meth:`participants_request`."""
+        body = (
+            participants
+            if isinstance(participants, codec.Encoded)
+            else self.participants_request(participants)
+        )
+        return self.call("PUT", f"/plans/{plan_id}/participants", json=body)["results"]
 
     def list_participants(self, plan_id: str, limit: int = 1000) -> Iterator[dict[str, Any]]:
         """The plan's participants as iJoin holds them (with their sync status), in participant-id order,

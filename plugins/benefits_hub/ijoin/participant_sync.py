@@ -20,6 +20,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import Any, ClassVar
 
 from benefits_hub import codec
@@ -319,14 +320,13 @@ class ParticipantSync(IJoinSync):
         counters = {"records_created": 0, "records_updated": 0, "records_skipped": 0}
         kind = f"participants-{self.plan_id}"
         with self.run.error_file(f"deliver-{self.plan_id}") as errors:
-            # The next batch is read while iJoin works on this one (the two wait on each other
-            # otherwise: a 2M-participant sync sends 4,000 batches).
+            # The next batch is read and encoded while iJoin works on this one (the two wait on each
+            # other otherwise: a 2M-participant sync sends 4,000 batches).
             batches = journal.staged_batches(kind, transform.files["payload"], CHUNK)
-            for batch, key in read_ahead(batches, name=f"payload-{self.plan_id}"):
-                results = journal.once(
-                    kind, batch, lambda batch=batch: _answers(ijoin.upsert_participants(self.plan_id, batch)),
-                    key=key,
-                )  # fmt: skip
+            encoded = ((ijoin.participants_request(batch), key) for batch, key in batches)
+            for request, key in read_ahead(encoded, name=f"payload-{self.plan_id}"):
+                send = partial(ijoin.upsert_participants, self.plan_id, request)
+                results = journal.once(kind, request, lambda send=send: _answers(send()), key=key)
                 for result in results:
                     status = result.get("status")
                     if status == "created":
