@@ -34,9 +34,14 @@ DELTA_RUNS = 3
 
 def export_with_floor(sandbox: Sandbox, scratch: Path, conf: dict, label: str) -> tuple[RunFigures, fl.Floor]:
     recording = scratch / f"{label}.http.jsonl"
+    before = scratch / f"{label}-plansource-before.db"
+    fl.snapshot_state(sandbox.plansource_state_path, before)
     fl.start_recording(sandbox, recording)
     figures = run_dag(DAG_ID, conf, sandbox.connection_env(), scratch / f"{label}.log")
     fl.stop_recording(sandbox)
+    # The floor's requests meet PlanSource as the hub's did (a new employee created, not refused as one
+    # PlanSource already holds); replaying them leaves PlanSource as the run left it for the next run.
+    fl.restore_state(before, sandbox.plansource_state_path)
     floor = fl.Floor()
     if not conf.get("delta") or not figures.summary.get("window_start"):  # a full read
         floor.timed("read HCM rows", fl.read_rows, sandbox.hcm_db_path, [f"{PRIMARY_EMPLOYEES} ORDER BY 1"])

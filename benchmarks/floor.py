@@ -123,8 +123,8 @@ def snapshot_state(db_path: Path, copy_path: Path) -> None:
 
 def restore_state(copy_path: Path, db_path: Path) -> None:
     """The state :func:`snapshot_state` took, back into the live database (untimed): replayed requests
-    then meet the state the hub's met, so the vendor does the same work for the floor (a participant
-    created, not one found unchanged)."""
+    then meet the state the hub's met, so the vendor does the same work for the floor (a record
+    created, not one found unchanged or refused as a duplicate)."""
     with (
         contextlib.closing(sqlite3.connect(copy_path)) as copy,
         contextlib.closing(sqlite3.connect(db_path)) as live,
