@@ -124,7 +124,7 @@ def snapshot_state(db_path: Path, copy_path: Path) -> None:
 def restore_state(copy_path: Path, db_path: Path) -> None:
     """The state :func:`snapshot_state` took, back into the live database (untimed): replayed requests
     then meet the state the hub's met, so the vendor does the same work for the floor (a record
-    created, not one found unchanged or refused as a duplicate)."""
+    created, not one found unchanged or refused as a duplicate). The copy is used up: deleted here."""
     with (
         contextlib.closing(sqlite3.connect(copy_path)) as copy,
         contextlib.closing(sqlite3.connect(db_path)) as live,
