@@ -14,10 +14,11 @@ one orjson refuses (an integer past 64 bits, a lone surrogate). Nothing is lost 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from operator import countOf
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import orjson
@@ -165,3 +166,49 @@ def received_data(answer: bytes) -> Received | None:
     # whitespace: a space keeps the object on one JSON line.
     received.raw = raw.replace(b"\n", b" ").replace(b"\r", b" ") if b"\n" in raw or b"\r" in raw else raw
     return received
+
+
+class ReceivedItems(NamedTuple):
+    """A page's objects as the vendor sent them: each one's ``order_key`` value and its bytes (one JSON
+    line each), and whether the page links to a next one."""
+
+    items: list[tuple[Any, bytes]]
+    more: bool
+
+
+@functools.cache
+def _page_decoders(key: str, order_key: str) -> tuple[msgspec.json.Decoder, msgspec.json.Decoder]:
+    # Only the list's place and the links are decoded; each object stays bytes but for its order key.
+    item = msgspec.defstruct("Item", [("value", Any, None)], rename={"value": order_key})
+    data = msgspec.defstruct(
+        "Data",
+        [("items", list[msgspec.Raw] | None | msgspec.UnsetType, msgspec.UNSET), ("links", Any, None)],
+        rename={"items": key},
+    )
+    envelope = msgspec.defstruct("Envelope", [("data", data, None)])
+    return msgspec.json.Decoder(envelope), msgspec.json.Decoder(item)
+
+
+def received_items(answer: bytes, key: str, order_key: str) -> ReceivedItems | None:
+    """The objects listed under ``data.<key>`` of an API answer, each kept as the bytes it came as (staged
+    as they are, not decoded and encoded again: a subscriber in about 8 us instead of 25), with its
+    ``order_key`` value, which is all that is decoded of it. ``None`` for any other answer (no such list,
+    an item that is not an object, not JSON), which the caller decodes as before and which says what is
+    wrong with it. An explicit ``null`` list is an empty page."""
+    envelope, item = _page_decoders(key, order_key)
+    try:
+        data = envelope.decode(answer).data
+        if data is None or data.items is msgspec.UNSET:
+            return None
+        items = []
+        for raw in data.items or ():
+            line = bytes(raw)
+            if line[:1] != b"{":
+                return None
+            if b"\n" in line or b"\r" in line:  # whitespace between tokens (JSON text holds none raw)
+                line = line.replace(b"\n", b" ").replace(b"\r", b" ")
+            items.append((item.decode(line).value, line))
+    except msgspec.MsgspecError:
+        return None
+    links = data.links
+    return ReceivedItems(items, bool(links.get("next")) if isinstance(links, dict) else False)

@@ -126,7 +126,9 @@ class RecordWriter:
         self._last_key: Any = None
 
     def _check_order(self, record: dict[str, Any]) -> None:
-        key = record.get(self.order_key)  # type: ignore[arg-type]
+        self._check_key(record.get(self.order_key))  # type: ignore[arg-type]
+
+    def _check_key(self, key: Any) -> None:
         if not isinstance(key, str) or (self._last_key is not None and key < self._last_key):
             self.ordered = False
         self._last_key = key
@@ -148,6 +150,17 @@ class RecordWriter:
             self._check_order(record)
         self._out.write(raw + b"\n")
         self.rows += 1
+
+    def write_lines(self, lines: Iterable[tuple[Any, bytes]]) -> None:
+        """Records already encoded, one JSON object per line without its newline, each with its
+        ``order_key`` value (a vendor's objects as they came: ``PlanSourceHook.iter_subscriber_lines``)."""
+        write, rows = self._out.write, 0
+        for key, line in lines:
+            if self.ordered:
+                self._check_key(key)
+            write(line + b"\n")
+            rows += 1
+        self.rows += rows
 
     def write_many(self, records: Iterable[dict[str, Any]]) -> None:
         if self.order_key is not None:

@@ -272,6 +272,7 @@ def vendor_server(status: int, body: bytes) -> Iterator[int]:
 
 
 def observe_page(case: Case, folder: Path, set_env: Any) -> Observed:
+    from benefits_hub import codec
     from benefits_hub.hooks.plansource import PlanSourceHook
     from benefits_hub.hooks.vendor_api import VendorApiError
     from benefits_hub.staging import StagedFileDamaged, StagingArea
@@ -290,9 +291,17 @@ def observe_page(case: Case, folder: Path, set_env: Any) -> Observed:
         set_env("AIRFLOW_CONN_CORPUS_PLANSOURCE", json.dumps({**connection, "login": "id", "password": "pw"}))
         hook = PlanSourceHook("corpus_plansource", request_attempts=2, timeout=10)
         try:
-            pages = list(hook.iter_payroll_coverage_pages("2026-01-01", "2026-01-31"))
+            if case.data.get("listing") == "subscribers":  # the export's listing, staged as it came
+                lines = list(hook.iter_subscriber_lines())
+            else:
+                pages = list(hook.iter_payroll_coverage_pages("2026-01-01", "2026-01-31"))
         except VendorApiError as exc:
             return Observed("refused_run", message=str(exc))
+    if case.data.get("listing") == "subscribers":
+        # Each line one whole subscriber, the number it is staged under its own.
+        staged = [codec.loads(line) for _number, line in lines]
+        assert [s["employee_number"] for s in staged] == [number for number, _line in lines]
+        return Observed("accepted", values={"value": len(staged)})
     records = sum(len(p.get("payroll_coverages") or []) for p in pages)
     return Observed("accepted", values={"value": records})
 

@@ -110,3 +110,37 @@ def test_a_vendor_page_keeps_the_bytes_it_came_as_on_one_line() -> None:
 def test_any_other_answer_is_left_to_the_usual_decoding(answer: bytes) -> None:
     # Not an object under "data", or a number msgspec refuses (1e400): the caller decodes it as before.
     assert codec.received_data(answer) is None
+
+
+def test_a_listing_page_keeps_each_object_as_the_bytes_it_came_as_with_its_order_key() -> None:
+    answer = (
+        b'{"data": {"total": 2, "subscribers": [\n {"id": 1, "employee_number": "E1", "note": "a\\nb"},'
+        b'\r\n {"employee_number": "E2", "pay": 1e400, "x": {"employee_number": "inner"}}\n],'
+        b' "links": {"next": "/subscribers?page=2"}}}'
+    )
+    page = codec.received_items(answer, "subscribers", "employee_number")
+    assert page is not None and page.more
+    assert [key for key, _line in page.items] == ["E1", "E2"]
+    assert all(b"\n" not in line and b"\r" not in line for _key, line in page.items)
+    # Decoded later, each line is the object PlanSource sent (1e400 as the infinity the rules refuse).
+    first, second = (codec.loads(line) for _key, line in page.items)
+    assert first == {"id": 1, "employee_number": "E1", "note": "a\nb"}
+    assert second["pay"] == float("inf") and second["x"] == {"employee_number": "inner"}
+    last_page = b'{"data": {"subscribers": null, "links": {"next": null}}}'
+    last = codec.received_items(last_page, "subscribers", "employee_number")
+    assert last == ([], False)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b'{"data": {"records": []}}',  # no such list: the caller says so
+        b'{"data": {"subscribers": [{"employee_number": "E1"}, "E2"]}}',  # an item that is no object
+        b'{"data": {"subscribers": [], "links": {"weight": 1e400}}}',  # a number msgspec refuses
+        b'{"data": [1]}',
+        b'{"data": {"subscribers": [{"employee_number": "E1"',  # cut off
+        b"not json",
+    ],
+)
+def test_any_other_listing_answer_is_left_to_the_usual_decoding(answer: bytes) -> None:
+    assert codec.received_items(answer, "subscribers", "employee_number") is None

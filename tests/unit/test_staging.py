@@ -5,6 +5,7 @@ import hashlib
 import io
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -40,6 +41,23 @@ def test_a_received_page_is_staged_as_the_bytes_it_came_as(tmp_path: Path) -> No
     assert writer.manifest.rows == 2
 
 
+@pytest.mark.parametrize(
+    ("keys", "ordered"), [(["E1", "E2", "E2"], True), (["E2", "E1"], False), (["E1", None], False)]
+)
+def test_encoded_lines_are_staged_as_they_are_and_their_order_checked(
+    tmp_path: Path, keys: list[object], ordered: bool
+) -> None:
+    staging = StagingArea("dag", "run", base_url=tmp_path.as_uri())
+    lines = [(key, b'{"employee_number": %s}' % codec.dumps(key)) for key in keys]
+    with staging.records("source/subscribers.jsonl", order_key="employee_number") as writer:
+        writer.write_lines(lines)
+    path = Path(writer.manifest.path.removeprefix("file://"))
+    assert path.read_bytes() == b"".join(line + b"\n" for _key, line in lines)
+    assert [r["employee_number"] for r in staging.read_records(writer.manifest)] == keys
+    assert writer.manifest.rows == len(keys)
+    assert (writer.manifest.ordered_by == "employee_number") is ordered  # merge-joined only when it is
+
+
 def test_error_file_counts_records_and_defuses_formulas(tmp_path: Path) -> None:
     staging = StagingArea("dag_x", "run", base_url=tmp_path.as_uri(), conn_id="")
     with staging.errors("errors/x.csv") as errors:
@@ -55,8 +73,6 @@ def test_error_file_counts_records_and_defuses_formulas(tmp_path: Path) -> None:
 
 def test_a_full_disk_says_where_and_how_much_and_leaves_no_half_file(tmp_path: Path) -> None:
     """/dev/full answers every write with ENOSPC, as a full disk does: the file is linked to it."""
-    import pytest
-
     from benefits_hub.staging import StagingFull
 
     staging = StagingArea("dag", "run-1", base_url=f"file://{tmp_path}")

@@ -146,17 +146,18 @@ class DemographicExport(Integration):
         # large HCM it is the longest read of all.
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="extract") as pool:
             status_counts = pool.submit(hcm.primary_status_counts)
-            listing = pool.submit(self._stage_plansource, plansource.iter_subscribers) if full_run else None
+            listing = None
+            if full_run:
+                listing = pool.submit(self._stage_plansource, plansource.iter_subscriber_lines())
             hcm_file, errors = self._stage_hcm(hcm, window)
             if listing is not None:
                 ps_file = listing.result()
             elif hcm_file.rows <= PER_EMPLOYEE_LOOKUP_LIMIT:
                 numbers = (row["person_number"] for row in staging.read_records(hcm_file.manifest))
-                ps_file = self._stage_plansource(
-                    lambda: (found for _n, found in plansource.lookup_many(numbers) if found is not None)
-                )
+                found = (found for _n, found in plansource.lookup_many(numbers) if found is not None)
+                ps_file = self._stage_plansource((p.get("employee_number"), codec.dumps(p)) for p in found)
             else:
-                ps_file = self._stage_plansource(plansource.iter_subscribers)
+                ps_file = self._stage_plansource(plansource.iter_subscriber_lines())
         self.log_counts(hcm_file.rows, ps_file.rows, window)
         return StageResult(
             stage="extract",
@@ -221,12 +222,13 @@ class DemographicExport(Integration):
                 )
         return hcm_file, errors
 
-    def _stage_plansource(self, subscribers: Callable[[], Iterable[dict[str, Any]]]) -> Any:
+    def _stage_plansource(self, subscribers: Iterable[tuple[Any, bytes]]) -> Any:
+        """Subscribers as encoded lines (the listing's as PlanSource sent them: the transform decodes each
+        once), checked to ascend by employee number as they are written, for the transform's merge join."""
         staging = self.run.staging
         assert staging is not None
-        # Checked to ascend by employee number as it is written: the transform can then merge-join it.
         with staging.records("source/plansource_subscribers.jsonl", order_key="employee_number") as ps_file:
-            ps_file.write_many(subscribers())
+            ps_file.write_lines(subscribers)
         return ps_file
 
     def log_counts(self, hcm_rows: int, plansource_rows: int, window: RunWindow) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from benefits_hub import codec
 from benefits_hub.hooks.vendor_api import (
     VendorApiError,
     VendorApiHook,
@@ -101,19 +102,27 @@ class PlanSourceHook(VendorApiHook):
             "GET", f"/subscriber/{employee_number}", params={"is_custom_id": "true"}, not_found_ok=True
         )
 
-    def iter_subscribers(self, per_page: int = MAX_PAGE_SIZE) -> Iterator[dict[str, Any]]:
-        """Every subscriber, page by page (a page or two in memory at a time): the next page is on
-        its way while the caller works through this one."""
-        for records in read_ahead(self._subscriber_pages(per_page), name="plansource-subscribers"):
-            yield from records
+    def iter_subscriber_lines(self, per_page: int = MAX_PAGE_SIZE) -> Iterator[tuple[Any, bytes]]:
+        """Every subscriber as PlanSource sent it: its employee number and its JSON object's bytes (one
+        line), to be staged as they came; page by page, the next page on its way meanwhile. A page that
+        is not the shape PlanSource documents is refused, saying so."""
+        for lines in read_ahead(self._subscriber_line_pages(per_page), name="plansource-subscribers"):
+            yield from lines
 
-    def _subscriber_pages(self, per_page: int) -> Iterator[list[dict[str, Any]]]:
+    def _subscriber_line_pages(self, per_page: int) -> Iterator[list[tuple[Any, bytes]]]:
         page = 1
         while True:
-            data = self.call("GET", "/subscribers", params={"page": page, "per_page": per_page})
-            records = self._page_records(data, "subscribers", "/subscribers")
-            yield records
-            if not data.get("links", {}).get("next") or not records:
+            data = self.call(
+                "GET", "/subscribers", params={"page": page, "per_page": per_page}, received=_subscriber_lines
+            )
+            if isinstance(data, codec.ReceivedItems):
+                lines, more = data.items, data.more
+            else:  # not kept as bytes (a page msgspec cannot read): decoded as usual, refused if not a page
+                records = self._page_records(data, "subscribers", "/subscribers")
+                lines = [(record.get("employee_number"), codec.dumps(record)) for record in records]
+                more = bool(data.get("links", {}).get("next"))
+            yield lines
+            if not more or not lines:
                 return
             page += 1
 
@@ -167,7 +176,9 @@ class PlanSourceHook(VendorApiHook):
                 "include_test": str(include_test).lower(),
             }
             # Kept as the bytes received: the import stages each page as PlanSource sent it.
-            return self.call("GET", "/payroll_coverages_subscribers", params=params, keep_bytes=True)
+            return self.call(
+                "GET", "/payroll_coverages_subscribers", params=params, received=codec.received_data
+            )
 
         data = fetch(1)
         records = self._page_records(data, "payroll_coverages", "/payroll_coverages_subscribers")
@@ -233,3 +244,7 @@ class PlanSourceHook(VendorApiHook):
         except Exception as exc:
             return False, str(exc)
         return True, "Connection successfully tested"
+
+
+def _subscriber_lines(answer: bytes) -> codec.ReceivedItems | None:
+    return codec.received_items(answer, "subscribers", "employee_number")

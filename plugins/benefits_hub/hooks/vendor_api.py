@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any, ClassVar
 
@@ -200,11 +201,12 @@ class VendorApiHook(HttpHook):
         params: dict[str, Any] | None = None,
         json: Any | None = None,
         not_found_ok: bool = False,
-        keep_bytes: bool = False,
+        received: Callable[[bytes], Any] | None = None,
     ) -> Any:
         """Call ``{api_path}{path}`` and return the envelope's ``data``; retries 429/5xx with backoff.
-        ``keep_bytes``: an object comes as :class:`codec.Received`, with the bytes it came as (a page
-        staged as it is); a little slower to decode, so only where the bytes are staged."""
+        ``received``: reads the answer's bytes instead (:func:`codec.received_data`, a page kept as the
+        bytes it came as, to be staged as it is); an answer it returns ``None`` for is decoded as usual,
+        which says what is wrong with it."""
 
         def attempt() -> Any:
             response = self._send_once(method, path, params, json)
@@ -212,7 +214,7 @@ class VendorApiHook(HttpHook):
                 return None
             if response.status_code >= 400:
                 self._raise_for(response, path)
-            return self._data(response, path, keep_bytes)
+            return self._data(response, path, received)
 
         bound = unreachable_seconds()
 
@@ -251,11 +253,13 @@ class VendorApiHook(HttpHook):
             message = unreachable_message(self.vendor_name, self.http_conn_id, self.base_url, waited, exc)
             raise VendorUnreachable(message) from None
 
-    def _data(self, response: requests.Response, path: str, keep_bytes: bool = False) -> Any:
+    def _data(
+        self, response: requests.Response, path: str, received: Callable[[bytes], Any] | None = None
+    ) -> Any:
         """The envelope's ``data``; an answer that is not a whole JSON envelope says so plainly."""
-        received = codec.received_data(response.content) if keep_bytes else None
-        if received is not None:
-            return received
+        kept = received(response.content) if received is not None else None
+        if kept is not None:
+            return kept
         try:
             body = codec.loads(response.content)
         except ValueError:

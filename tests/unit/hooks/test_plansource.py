@@ -18,9 +18,15 @@ def test_lookup_by_employee_number(sandbox: Any) -> None:
     assert hook.get_subscriber("E999999") is None
 
 
-def test_pages_through_every_subscriber(sandbox: Any) -> None:
-    numbers = [s["employee_number"] for s in PlanSourceHook().iter_subscribers(per_page=50)]
+def test_pages_through_every_subscriber_each_as_the_bytes_it_came_as(sandbox: Any) -> None:
+    lines = list(PlanSourceHook().iter_subscriber_lines(per_page=50))
+    numbers = [number for number, _line in lines]
     assert len(numbers) == len(set(numbers)) == 199  # everyone but the seeded new hire
+    # Staged as they are: each line one whole subscriber, under its own number, as PlanSource holds it.
+    assert all(b"\n" not in line for _number, line in lines)
+    staged = {number: codec.loads(line) for number, line in lines}
+    assert all(subscriber["employee_number"] == number for number, subscriber in staged.items())
+    assert staged["E000010"] == PlanSourceHook().get_subscriber("E000010")
 
 
 def test_coverage_pages_come_in_order_with_the_bytes_received_and_none_past_the_end(sandbox: Any) -> None:
