@@ -170,10 +170,11 @@ def received_data(answer: bytes) -> Received | None:
 
 class ReceivedItems(NamedTuple):
     """A page's objects as the vendor sent them: each one's ``order_key`` value and its bytes (one JSON
-    line each), and whether the page links to a next one."""
+    line each), whether the page links to a next one, and the ``total`` it gives (``None``: none)."""
 
     items: list[tuple[Any, bytes]]
     more: bool
+    total: Any = None
 
 
 @functools.cache
@@ -182,7 +183,11 @@ def _page_decoders(key: str, order_key: str) -> tuple[msgspec.json.Decoder, msgs
     item = msgspec.defstruct("Item", [("value", Any, None)], rename={"value": order_key})
     data = msgspec.defstruct(
         "Data",
-        [("items", list[msgspec.Raw] | None | msgspec.UnsetType, msgspec.UNSET), ("links", Any, None)],
+        [
+            ("items", list[msgspec.Raw] | None | msgspec.UnsetType, msgspec.UNSET),
+            ("links", Any, None),
+            ("total", Any, None),
+        ],
         rename={"items": key},
     )
     envelope = msgspec.defstruct("Envelope", [("data", data, None)])
@@ -211,4 +216,5 @@ def received_items(answer: bytes, key: str, order_key: str) -> ReceivedItems | N
     except msgspec.MsgspecError:
         return None
     links = data.links
-    return ReceivedItems(items, bool(links.get("next")) if isinstance(links, dict) else False)
+    more = bool(links.get("next")) if isinstance(links, dict) else False
+    return ReceivedItems(items, more, data.total)

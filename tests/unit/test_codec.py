@@ -128,7 +128,7 @@ def test_a_listing_page_keeps_each_object_as_the_bytes_it_came_as_with_its_order
     assert second["pay"] == float("inf") and second["x"] == {"employee_number": "inner"}
     last_page = b'{"data": {"subscribers": null, "links": {"next": null}}}'
     last = codec.received_items(last_page, "subscribers", "employee_number")
-    assert last == ([], False)
+    assert last == ([], False, None)
 
 
 @pytest.mark.parametrize(

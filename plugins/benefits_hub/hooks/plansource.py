@@ -11,9 +11,9 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from benefits_hub import codec
 from benefits_hub.hooks.vendor_api import (
@@ -22,12 +22,12 @@ from benefits_hub.hooks.vendor_api import (
     VendorApiTransientError,
     no_auth,
 )
-from benefits_hub.readahead import read_ahead
 
 TOKEN_PATH = "/oauth/v2/token"  # noqa: S105 - a URL path, not a secret
 API_PATH = "/admin/v2"
 TOKEN_SCOPE = "admin_api_v2"  # noqa: S105 - an OAuth scope name
 MAX_PAGE_SIZE = 500
+T = TypeVar("T")
 # Employee numbers per filtered list call: about 1.6 KB of query string, well inside any URL limit.
 LOOKUP_BATCH = 200
 
@@ -104,27 +104,22 @@ class PlanSourceHook(VendorApiHook):
 
     def iter_subscriber_lines(self, per_page: int = MAX_PAGE_SIZE) -> Iterator[tuple[Any, bytes]]:
         """Every subscriber as PlanSource sent it: its employee number and its JSON object's bytes (one
-        line), to be staged as they came; page by page, the next page on its way meanwhile. A page that
-        is not the shape PlanSource documents is refused, saying so."""
-        for lines in read_ahead(self._subscriber_line_pages(per_page), name="plansource-subscribers"):
-            yield from lines
+        line), to be staged as they came; pages fetched as :meth:`_pages_in_order` fetches them. A page
+        that is not the shape PlanSource documents is refused, saying so."""
+        size = min(per_page, MAX_PAGE_SIZE)
 
-    def _subscriber_line_pages(self, per_page: int) -> Iterator[list[tuple[Any, bytes]]]:
-        page = 1
-        while True:
-            data = self.call(
-                "GET", "/subscribers", params={"page": page, "per_page": per_page}, received=_subscriber_lines
-            )
+        def fetch(page: int) -> codec.ReceivedItems:
+            params = {"page": page, "per_page": size}
+            data = self.call("GET", "/subscribers", params=params, received=_subscriber_lines)
             if isinstance(data, codec.ReceivedItems):
-                lines, more = data.items, data.more
-            else:  # not kept as bytes (a page msgspec cannot read): decoded as usual, refused if not a page
-                records = self._page_records(data, "subscribers", "/subscribers")
-                lines = [(record.get("employee_number"), codec.dumps(record)) for record in records]
-                more = bool(data.get("links", {}).get("next"))
-            yield lines
-            if not more or not lines:
-                return
-            page += 1
+                return data
+            # Not kept as bytes (a page msgspec cannot read): decoded as usual, refused if not a page.
+            records = self._page_records(data, "subscribers", "/subscribers")
+            lines = [(record.get("employee_number"), codec.dumps(record)) for record in records]
+            return codec.ReceivedItems(lines, bool(data.get("links", {}).get("next")), data.get("total"))
+
+        for page in self._pages_in_order(fetch, size, lambda data: (len(data.items), data.more, data.total)):
+            yield from page.items
 
     def create_subscribers(self, subscribers: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return self.call("POST", "/subscribers", json={"subscribers": subscribers})["results"]
@@ -158,13 +153,8 @@ class PlanSourceHook(VendorApiHook):
         include_test: bool = False,
         per_page: int = MAX_PAGE_SIZE,
     ) -> Iterator[dict[str, Any]]:
-        """Each page of payroll coverage changes in [start_date, end_date] as PlanSource sent it, in order.
-
-        The first page says how many records there are. Up to that count, the next page is already asked
-        for while this one is decoded and handed on (two requests in flight), so a million records take
-        about PlanSource's time per page rather than PlanSource's time plus ours. Past the count (records
-        added meanwhile) ``links.next`` is followed a page at a time; no page past the end is asked for.
-        """
+        """Each page of payroll coverage changes in [start_date, end_date] as PlanSource sent it, in order,
+        fetched as :meth:`_pages_in_order` fetches them."""
         size = min(per_page, MAX_PAGE_SIZE)
 
         def fetch(page: int) -> Any:
@@ -180,12 +170,30 @@ class PlanSourceHook(VendorApiHook):
                 "GET", "/payroll_coverages_subscribers", params=params, received=codec.received_data
             )
 
+        def shape(data: Any) -> tuple[int, bool, Any]:
+            records = self._page_records(data, "payroll_coverages", "/payroll_coverages_subscribers")
+            return len(records), bool(data.get("links", {}).get("next")), data.get("total")
+
+        yield from self._pages_in_order(fetch, size, shape)
+
+    @staticmethod
+    def _pages_in_order(
+        fetch: Callable[[int], T], size: int, shape: Callable[[T], tuple[int, bool, Any]]
+    ) -> Iterator[T]:
+        """Each page ``fetch`` gets, in order, until one is empty or links to no next one (``shape``: a
+        page's record count, whether it links on, and the total it says, refusing a page not the shape
+        PlanSource documents).
+
+        The first page says how many records there are. Up to that count, the next page is already asked
+        for while this one is decoded and handed on (two requests in flight), so a million records take
+        about PlanSource's time per page rather than PlanSource's time plus ours. Past the count (records
+        added meanwhile) ``links.next`` is followed a page at a time; no page past the end is asked for.
+        """
         data = fetch(1)
-        records = self._page_records(data, "payroll_coverages", "/payroll_coverages_subscribers")
+        records, more, total = shape(data)
         yield data
-        if not data.get("links", {}).get("next") or not records:
+        if not more or not records:
             return
-        total = data.get("total")
         pages = -(-total // size) if isinstance(total, int) and not isinstance(total, bool) else 1
         pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="plansource-pages")
         ahead = {n: pool.submit(fetch, n) for n in range(2, min(3, pages) + 1)}
@@ -196,9 +204,9 @@ class PlanSourceHook(VendorApiHook):
                 data = asked.result() if asked is not None else fetch(page)
                 if page + 2 <= pages:
                     ahead[page + 2] = pool.submit(fetch, page + 2)
-                records = self._page_records(data, "payroll_coverages", "/payroll_coverages_subscribers")
+                records, more, _total = shape(data)
                 yield data
-                if not data.get("links", {}).get("next") or not records:
+                if not more or not records:
                     return
                 page += 1
         finally:

@@ -19,9 +19,12 @@ def test_lookup_by_employee_number(sandbox: Any) -> None:
 
 
 def test_pages_through_every_subscriber_each_as_the_bytes_it_came_as(sandbox: Any) -> None:
+    asked_before = _requests(sandbox, "subscribers")
     lines = list(PlanSourceHook().iter_subscriber_lines(per_page=50))
     numbers = [number for number, _line in lines]
     assert len(numbers) == len(set(numbers)) == 199  # everyone but the seeded new hire
+    assert numbers == sorted(numbers)  # in order, though fetched two pages at a time
+    assert _requests(sandbox, "subscribers") - asked_before == 4  # no page past the end asked for
     # Staged as they are: each line one whole subscriber, under its own number, as PlanSource holds it.
     assert all(b"\n" not in line for _number, line in lines)
     staged = {number: codec.loads(line) for number, line in lines}
@@ -30,13 +33,14 @@ def test_pages_through_every_subscriber_each_as_the_bytes_it_came_as(sandbox: An
 
 
 def test_coverage_pages_come_in_order_with_the_bytes_received_and_none_past_the_end(sandbox: Any) -> None:
-    asked_before = _coverage_requests(sandbox)
+    asked_before = _requests(sandbox, "payroll_coverages_subscribers")
     pages = list(PlanSourceHook().iter_payroll_coverage_pages("2020-01-01", "2030-12-31", per_page=100))
     # Fetched two at a time, handed on in order: every record once, each page the one it says it is.
     assert [page["page"] for page in pages] == list(range(1, len(pages) + 1)) and len(pages) > 2
     ids = [c["id"] for page in pages for c in page["payroll_coverages"]]
     assert len(ids) == len(set(ids)) == pages[0]["total"]
-    assert _coverage_requests(sandbox) - asked_before == len(pages)  # no page past the end asked for
+    asked = _requests(sandbox, "payroll_coverages_subscribers") - asked_before
+    assert asked == len(pages)  # no page past the end asked for
     # The import stages each page as these bytes: they must decode to exactly the page it was given.
     assert all(isinstance(page, codec.Received) for page in pages)
     assert all(codec.loads(page.raw) == page and b"\n" not in page.raw for page in pages)
@@ -52,9 +56,9 @@ def test_a_page_that_fails_for_good_stops_the_pages_there(sandbox: Any, faults: 
     assert failed.value.status == 500
 
 
-def _coverage_requests(sandbox: Any) -> int:
+def _requests(sandbox: Any, path: str) -> int:
     stats = requests.get(f"{sandbox.plansource_url}/sandbox/stats", timeout=5).json()["data"]
-    return sum(n for path, n in stats["requests_by_path"].items() if "payroll_coverages" in path)
+    return int(stats["requests_by_path"].get(f"GET /admin/v2/{path}", 0))
 
 
 def test_retries_5xx_bursts_with_backoff(sandbox: Any, faults: Any) -> None:
@@ -130,11 +134,8 @@ def test_connection_test(sandbox: Any) -> None:
 
 
 def test_many_lookups_take_one_filtered_list_call_per_batch(sandbox: Any) -> None:
-    import requests
-
     def list_calls() -> int:
-        stats = requests.get(f"{sandbox.plansource_url}/sandbox/stats", timeout=10).json()["data"]
-        return int(stats["requests_by_path"].get("GET /admin/v2/subscribers", 0))
+        return _requests(sandbox, "subscribers")
 
     numbers = [f"E{n:06d}" for n in range(1, 201)] + ["E999999"]  # 200 in PlanSource (but the new hire)
     before = list_calls()
