@@ -180,8 +180,8 @@ class ReceivedItems(NamedTuple):
 @functools.cache
 def _page_decoders(key: str, order_key: str) -> tuple[msgspec.json.Decoder, msgspec.json.Decoder]:
     """Two decoders of a page: its objects as bytes (with the links and the total), and each object's
-    ``order_key`` alone. Two passes at C speed cost less than a call per object (1.1 us a subscriber
-    against 2.7)."""
+    ``order_key`` alone. Two passes at C speed cost less than a call per object (0.8 us a subscriber
+    against 2.7, on a made page of 500)."""
     item = msgspec.defstruct("Item", [("value", Any, None)], rename={"value": order_key})
 
     def envelope(items: Any, *extra: tuple[str, Any, Any]) -> msgspec.json.Decoder:
