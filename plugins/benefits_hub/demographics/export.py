@@ -154,8 +154,9 @@ class DemographicExport(Integration):
                 ps_file = listing.result()
             elif hcm_file.rows <= PER_EMPLOYEE_LOOKUP_LIMIT:
                 numbers = (row["person_number"] for row in staging.read_records(hcm_file.manifest))
-                found = (found for _n, found in plansource.lookup_many(numbers) if found is not None)
-                ps_file = self._stage_plansource((p.get("employee_number"), codec.dumps(p)) for p in found)
+                lookups = plansource.lookup_many(numbers)
+                held = (subscriber for _n, subscriber in lookups if subscriber is not None)
+                ps_file = self._stage_plansource((s.get("employee_number"), codec.dumps(s)) for s in held)
             else:
                 ps_file = self._stage_plansource(plansource.iter_subscriber_lines())
         self.log_counts(hcm_file.rows, ps_file.rows, window)
