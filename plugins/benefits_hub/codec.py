@@ -162,10 +162,14 @@ def received_data(answer: bytes) -> Received | None:
     if not isinstance(data, dict):
         return None
     received = Received(data)
-    # JSON holds no raw line break inside a string, so one between tokens (a pretty-printed answer) is
-    # whitespace: a space keeps the object on one JSON line.
-    received.raw = raw.replace(b"\n", b" ").replace(b"\r", b" ") if b"\n" in raw or b"\r" in raw else raw
+    received.raw = _one_line(raw)
     return received
+
+
+def _one_line(raw: bytes) -> bytes:
+    """A JSON value's bytes on one line. JSON holds no raw line break inside a string, so one between
+    tokens (a pretty-printed answer) is whitespace: a space keeps the value on one JSON line."""
+    return raw.replace(b"\n", b" ").replace(b"\r", b" ") if b"\n" in raw or b"\r" in raw else raw
 
 
 class ReceivedItems(NamedTuple):
@@ -207,8 +211,8 @@ def received_items(answer: bytes, key: str, order_key: str) -> ReceivedItems | N
     except msgspec.MsgspecError:
         return None
     lines = list(map(bytes, data.items or ()))
-    if b"\n" in answer or b"\r" in answer:  # whitespace between tokens (JSON text holds none raw)
-        lines = [line.replace(b"\n", b" ").replace(b"\r", b" ") for line in lines]
+    if b"\n" in answer or b"\r" in answer:  # a pretty-printed page (most have no line break at all)
+        lines = list(map(_one_line, lines))
     keys = [item.value for item in keyed.items or ()]
     links = data.links
     more = bool(links.get("next")) if isinstance(links, dict) else False
